@@ -1,0 +1,52 @@
+"""Input checks shared by every public function: clear errors that name the problem."""
+
+from __future__ import annotations
+
+import numpy as np
+
+AXES_LETTERS = "TCZYX"
+
+
+def check_image(image, *, name: str = "image", ndim=None, allow_nan: bool = False,
+                min_size: int = 1) -> np.ndarray:
+    """Return ``image`` as a numpy array after checking it is usable.
+
+    Raises a ``ValueError`` naming ``name`` when the array is empty, has the wrong
+    number of dimensions, is not numeric, or holds NaN / infinite values.
+    """
+    arr = np.asarray(image)
+    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
+        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    if arr.size == 0 or min(arr.shape, default=0) < min_size:
+        raise ValueError(f"{name} is empty (shape {arr.shape})")
+    if ndim is not None:
+        allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
+        if arr.ndim not in allowed:
+            want = " or ".join(f"{d}D" for d in allowed)
+            raise ValueError(f"{name} must be {want}, got {arr.ndim}D array of shape {arr.shape}")
+    if not allow_nan and np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
+        n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
+        raise ValueError(f"{name} contains {n_bad} NaN or infinite values")
+    return arr
+
+
+def check_axes(axes: str | None, ndim: int, *, name: str = "axes") -> str | None:
+    """Validate an axes string such as ``"ZYX"`` against an array's ``ndim``."""
+    if axes is None:
+        return None
+    if not isinstance(axes, str):
+        raise TypeError(f"{name} must be a string such as 'ZYX', got {type(axes).__name__}")
+    axes = axes.upper()
+    bad = [a for a in axes if a not in AXES_LETTERS]
+    if bad:
+        raise ValueError(f"{name}={axes!r} has unknown letters {bad}; use letters from {AXES_LETTERS!r}")
+    if len(set(axes)) != len(axes):
+        raise ValueError(f"{name}={axes!r} repeats a letter")
+    if len(axes) != ndim:
+        raise ValueError(f"{name}={axes!r} has {len(axes)} letters but the data has {ndim} dimensions")
+    return axes
+
+
+def check_same_shape(a, b, *, names=("a", "b")) -> None:
+    if np.shape(a) != np.shape(b):
+        raise ValueError(f"{names[0]} shape {np.shape(a)} does not match {names[1]} shape {np.shape(b)}")

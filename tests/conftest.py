@@ -1,0 +1,30 @@
+"""Shared test fixtures: where the real data lives, and skipping clearly when it is absent."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+# ../shared/data beside the checkout (CI has it there too); MIRE_DATA overrides.
+DATA_DIR = Path(os.environ.get("MIRE_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
+
+
+def data_path(*parts: str) -> Path:
+    """Path to a file of the shared data set, or skip the test saying what is missing."""
+    p = DATA_DIR.joinpath(*parts)
+    if not p.exists():
+        pytest.skip(f"shared data not found: {p} (set MIRE_DATA to the folder holding shared/data)")
+    return p
+
+
+@pytest.fixture
+def shared_data():
+    return data_path
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(0)
