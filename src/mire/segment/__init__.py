@@ -1,0 +1,1 @@
+"""EM segmentation: targets, watershed, agglomeration, proofreading."""

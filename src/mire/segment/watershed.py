@@ -1,0 +1,194 @@
+"""Seeded watershed: over-segment a boundary map (or affinities) into fragments.
+
+Seeds are the maxima of the distance transform of the thresholded boundary map: the centres of
+the cells, far from every membrane. The watershed then floods a height map mixing the boundary map
+with that distance (as in elf / the CREMI pipelines), so fragments follow membranes and, inside a
+cell, split along "necks" rather than along noise.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from scipy import ndimage as ndi
+from skimage.segmentation import watershed as _sk_watershed
+
+from mire._validate import check_image
+
+__all__ = ["distance_seeds", "seeded_watershed", "affinities_to_boundaries", "check_boundary_map"]
+
+
+def check_boundary_map(boundary, *, name: str = "boundary map", ndim=(2, 3)) -> np.ndarray:
+    """Return a float32 boundary map after checking it (finite, 2D/3D, values in [0, 1])."""
+    arr = check_image(boundary, name=name, ndim=ndim)
+    arr = np.asarray(arr, dtype=np.float32)
+    lo, hi = float(arr.min()), float(arr.max())
+    if lo < -1e-6 or hi > 1 + 1e-6:
+        raise ValueError(f"{name} must hold probabilities in [0, 1], got values in [{lo:.4g}, {hi:.4g}]"
+                         " (scale an 8-bit map by 1/255 first)")
+    return arr
+
+
+def affinities_to_boundaries(affs) -> np.ndarray:
+    """Boundary map from nearest-neighbour affinities: 1 - the mean affinity of each voxel's edges.
+
+    Each nearest-neighbour edge touches two voxels; both get it (the edge from ``v`` to ``v - e_c``
+    stored in ``affs[c][v]`` and the one from ``v + e_c`` to ``v``), so a membrane between two cells
+    is marked on both sides, symmetric like :func:`mire.segment.boundaries`. Only the first ``ndim``
+    channels (the nearest neighbours, :func:`mire.segment.nearest_offsets` order) are used.
+
+    Parameters
+    ----------
+    affs : (C, Z, Y, X) or (C, Y, X) float array, C >= ndim
+
+    Returns
+    -------
+    float32 array of the spatial shape.
+
+    Examples
+    --------
+    >>> affs = np.ones((2, 2, 3), np.float32)
+    >>> affs[1][:, 2] = 0           # cut between x=1 and x=2
+    >>> affinities_to_boundaries(affs).round(3)
+    array([[0.   , 0.333, 0.5  ],
+           [0.   , 0.333, 0.5  ]], dtype=float32)
+    """
+    affs = check_image(affs, name="affinities", ndim=(3, 4))
+    ndim = affs.ndim - 1
+    if affs.shape[0] < ndim:
+        raise ValueError(f"affinities have {affs.shape[0]} channels; a {ndim}D volume needs at least {ndim}"
+                         " nearest-neighbour channels (axis 0 of the array)")
+    total = np.zeros(affs.shape[1:], dtype=np.float64)
+    count = np.zeros(affs.shape[1:], dtype=np.float64)
+    for c in range(ndim):
+        a = np.asarray(affs[c], dtype=np.float64)
+        lo = tuple(slice(1, None) if i == c else slice(None) for i in range(ndim))
+        hi = tuple(slice(None, -1) if i == c else slice(None) for i in range(ndim))
+        # edge (v - e_c, v) is stored at v; credit it to both of its voxels
+        total[lo] += a[lo]
+        count[lo] += 1
+        total[hi] += a[lo]
+        count[hi] += 1
+    return (1.0 - total / np.maximum(count, 1)).astype(np.float32)
+
+
+def _anisotropic_size(min_distance: float, sampling) -> tuple[int, ...]:
+    return tuple(max(1, int(2 * np.floor(min_distance / s) + 1)) for s in sampling)
+
+
+def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.0, sigma: float = 1.0,
+                   sampling=None, mask=None):
+    """Seeds at the maxima of the distance transform of ``boundary < threshold``.
+
+    Parameters
+    ----------
+    boundary : (Z, Y, X) or (Y, X) float array in [0, 1]
+    threshold : float
+        Voxels below it are cell interior.
+    min_distance : float
+        Maxima closer than this (in ``sampling`` units) are merged: one seed per window of
+        ``2 * min_distance + 1``. Larger values give fewer, bigger fragments.
+    sigma : float
+        Gaussian smoothing of the distance transform before finding maxima: removes the
+        spurious ridges that a noisy boundary map creates. 0 to disable.
+    sampling : sequence of float, optional
+        Voxel size per axis (e.g. ``(5, 1, 1)`` for ssTEM), used by the distance transform.
+    mask : bool array, optional
+        Only put seeds where ``mask`` is True.
+
+    Returns
+    -------
+    (seeds, distance) : int32 label array of connected seed plateaus (0 elsewhere), and the
+    smoothed distance transform (float32).
+
+    Examples
+    --------
+    >>> b = np.zeros((9, 20), np.float32); b[:, 9:11] = 1
+    >>> seeds, _ = distance_seeds(b, min_distance=2, sigma=0)
+    >>> int(seeds.max())
+    2
+    """
+    b = check_boundary_map(boundary)
+    sampling = tuple(float(s) for s in sampling) if sampling is not None else (1.0,) * b.ndim
+    if len(sampling) != b.ndim:
+        raise ValueError(f"sampling has {len(sampling)} values for a {b.ndim}D boundary map")
+    interior = b < threshold
+    if mask is not None:
+        interior &= np.asarray(mask, dtype=bool)
+    dist = ndi.distance_transform_edt(interior, sampling=sampling).astype(np.float32)
+    if sigma > 0:
+        dist = ndi.gaussian_filter(dist, sigma=[sigma / s for s in sampling])
+    # Plateau maxima of a maximum filter: vectorized, and a flat ridge gives one connected seed
+    # rather than many (what skimage's peak_local_max would need extra work for).
+    maxima = (dist == ndi.maximum_filter(dist, size=_anisotropic_size(min_distance, sampling))) & interior
+    maxima &= dist > 0
+    seeds, _ = ndi.label(maxima, structure=ndi.generate_binary_structure(b.ndim, b.ndim))
+    return seeds.astype(np.int32), dist
+
+
+def _watershed_one(b, *, threshold, min_distance, sigma, sampling, alpha, mask, seeds):
+    dist = None
+    if seeds is None:
+        seeds, dist = distance_seeds(b, threshold=threshold, min_distance=min_distance, sigma=sigma,
+                                     sampling=sampling, mask=mask)
+    if alpha < 1 and dist is not None and dist.max() > 0:
+        height = alpha * b + (1 - alpha) * (1 - dist / dist.max())
+    else:
+        height = b
+    return _sk_watershed(height, markers=seeds, mask=mask).astype(np.uint32)
+
+
+def seeded_watershed(boundary, *, threshold: float = 0.5, min_distance: float = 3.0, sigma: float = 1.0,
+                     alpha: float = 0.9, per_slice: bool = False, sampling=None, seeds=None, mask=None):
+    """Over-segment a boundary map into fragments with a distance-transform seeded watershed.
+
+    Parameters
+    ----------
+    boundary : (Z, Y, X) or (Y, X) float array in [0, 1]
+        Membrane / boundary probability (1 on membranes).
+    threshold, min_distance, sigma, sampling
+        Seed placement, see :func:`distance_seeds`.
+    alpha : float
+        Height map flooded = ``alpha * boundary + (1 - alpha) * (1 - normalized distance)``;
+        1 floods the boundary map alone.
+    per_slice : bool
+        Run a 2D watershed on each z-slice (ssTEM with thick sections); fragment ids stay unique.
+    seeds : int array, optional
+        Your own markers (0 = no seed); skips the distance transform.
+    mask : bool array, optional
+        Voxels outside it get label 0.
+
+    Returns
+    -------
+    uint32 fragment labels of ``boundary.shape``, 1..N with no gaps in 3D mode.
+
+    Examples
+    --------
+    >>> b = np.zeros((9, 20), np.float32); b[:, 9:11] = 1
+    >>> frag = seeded_watershed(b, min_distance=2)
+    >>> np.unique(frag[:, :9]).tolist(), np.unique(frag[:, 11:]).tolist()
+    ([1], [2])
+    """
+    b = check_boundary_map(boundary)
+    if mask is not None:
+        mask = np.asarray(mask, dtype=bool)
+        if mask.shape != b.shape:
+            raise ValueError(f"mask shape {mask.shape} does not match boundary map shape {b.shape}")
+    if seeds is not None:
+        seeds = np.asarray(seeds)
+        if seeds.shape != b.shape:
+            raise ValueError(f"seeds shape {seeds.shape} does not match boundary map shape {b.shape}")
+    kw = dict(threshold=threshold, min_distance=min_distance, sigma=sigma, alpha=alpha)
+    if not per_slice:
+        return _watershed_one(b, sampling=sampling, mask=mask, seeds=seeds, **kw)
+    if b.ndim != 3:
+        raise ValueError(f"per_slice=True needs a 3D (Z, Y, X) boundary map, got {b.ndim}D")
+    out = np.zeros(b.shape, dtype=np.uint32)
+    offset = 0
+    for z in range(b.shape[0]):
+        sl = _watershed_one(b[z], sampling=None if sampling is None else tuple(sampling)[1:],
+                            mask=None if mask is None else mask[z], seeds=None if seeds is None else seeds[z],
+                            **kw)
+        nz = sl > 0
+        out[z][nz] = sl[nz] + offset
+        offset = int(out[z].max()) if nz.any() else offset
+    return out
