@@ -1,0 +1,160 @@
+"""U-Net and encoder-decoder (no skips) for 2D images and 3D stacks.
+
+Both are one class, :class:`UNet`, with ``skips=True`` or ``False``; :class:`EncoderDecoder` is the
+skip-less "baseline CNN" of Ishii et al. 2020. Every option is a plain JSON-able value and the
+model keeps them in ``model.config``, so the config can be saved beside the weights and the same
+network rebuilt with :func:`mire.nets.build_model`.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from mire.nets.layers import CONV_KINDS, NORMS, ConvBlock, DepthToSpace, SpaceToDepth, as_tuple, conv_cls
+
+
+def _pools(pool, depth: int, ndim: int) -> list[tuple[int, ...]]:
+    """One pooling factor per down-sampling step (``depth - 1`` of them)."""
+    if isinstance(pool, int) or (len(pool) == ndim and all(isinstance(p, int) for p in pool)):
+        return [as_tuple(pool, ndim, name="pool")] * (depth - 1)
+    pools = [as_tuple(p, ndim, name="pool") for p in pool]
+    if len(pools) != depth - 1:
+        raise ValueError(f"pool lists {len(pools)} factors but depth={depth} needs {depth - 1}")
+    return pools
+
+
+class UNet(nn.Module):
+    """A 2D/3D U-Net (or encoder-decoder with ``skips=False``) for image-to-image regression.
+
+    Parameters
+    ----------
+    ndim : {2, 3}
+        Spatial dimensions.
+    in_channels, out_channels : int
+        Input and output channels (e.g. 1 -> 1 for restoration, 1 -> 3 for affinities).
+    depth : int
+        Number of resolution levels (encoder blocks); ``depth - 1`` poolings.
+    base_channels : int
+        Channels at the first level; multiplied by ``channel_growth`` at each level.
+    convs_per_block : int
+        Convolutions per encoder/decoder block.
+    norm : {"batch", "group", "instance", "none"}
+    activation : {"relu", "leaky_relu", "elu", "gelu", "silu"}
+    kernel : int or tuple
+        Convolution kernel, e.g. ``(1, 3, 3)`` for stacks with a coarse Z step.
+    pool : int, tuple, or list of tuples
+        Pooling factor per level, e.g. ``(1, 2, 2)`` to never pool along Z.
+    conv : {"full", "factorized", "separable"}
+        Convolution kind (see :func:`mire.nets.layers.conv`); ``"factorized"`` is ~2x cheaper in 3D.
+    stem : int or tuple
+        Space-to-depth factor applied first (and undone by a pixel-shuffle at the end): the
+        convolutions then run on ``prod(stem)`` times fewer positions. 1 disables it.
+    residual : bool
+        Predict a correction added to the input (needs ``in_channels == out_channels``).
+    skips : bool
+        Concatenate encoder features into the decoder (U-Net) or not (encoder-decoder).
+    channel_growth : float
+        Channel multiplier per level.
+    max_channels : int, optional
+        Cap on the channels of the deepest levels (keeps deep presets affordable).
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = UNet(ndim=3, depth=3, base_channels=8, pool=(1, 2, 2))
+    >>> net(torch.zeros(1, 1, 4, 32, 32)).shape
+    torch.Size([1, 1, 4, 32, 32])
+    >>> net.size_multiple
+    (1, 4, 4)
+    """
+
+    def __init__(self, *, ndim: int = 3, in_channels: int = 1, out_channels: int = 1, depth: int = 3,
+                 base_channels: int = 16, convs_per_block: int = 2, norm: str = "batch",
+                 activation: str = "relu", kernel=3, pool=2, conv: str = "full", stem=1,
+                 residual: bool = False, skips: bool = True, channel_growth: float = 2.0,
+                 max_channels: int | None = None):
+        super().__init__()
+        if ndim not in (2, 3):
+            raise ValueError(f"ndim must be 2 or 3, got {ndim}")
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown normalization {norm!r}; choose from {NORMS}")
+        if conv not in CONV_KINDS:
+            raise ValueError(f"unknown conv kind {conv!r}; choose from {CONV_KINDS}")
+        if residual and in_channels != out_channels:
+            raise ValueError(f"residual=True needs in_channels == out_channels, got {in_channels} and {out_channels}")
+        kernel_t = as_tuple(kernel, ndim, name="kernel")
+        stem_t = as_tuple(stem, ndim, name="stem")
+        pools = _pools(pool, depth, ndim)
+        # JSON-able record of everything needed to rebuild this network
+        self.config = {
+            "arch": "unet" if skips else "encoder_decoder", "ndim": ndim, "in_channels": in_channels,
+            "out_channels": out_channels, "depth": depth, "base_channels": base_channels,
+            "convs_per_block": convs_per_block, "norm": norm, "activation": activation,
+            "kernel": list(kernel_t), "pool": [list(p) for p in pools], "conv": conv, "stem": list(stem_t),
+            "residual": residual, "channel_growth": channel_growth,
+            "max_channels": max_channels,
+        }
+        self.ndim, self.residual, self.skips = ndim, residual, skips
+        self.in_channels, self.out_channels = in_channels, out_channels
+        self.size_multiple = tuple(s * math.prod(p[i] for p in pools) for i, s in enumerate(stem_t))
+
+        chans = [int(round(base_channels * channel_growth ** i)) for i in range(depth)]
+        if max_channels is not None:
+            chans = [min(c, int(max_channels)) for c in chans]
+        block = dict(ndim=ndim, n_convs=convs_per_block, kernel=kernel_t, norm=norm, act=activation, conv_kind=conv)
+        Conv = conv_cls(ndim)
+        Pool = {2: nn.MaxPool2d, 3: nn.MaxPool3d}[ndim]
+        Up = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[ndim]
+
+        self.stem_in = SpaceToDepth(stem_t) if math.prod(stem_t) > 1 else nn.Identity()
+        self.stem_out = DepthToSpace(stem_t) if math.prod(stem_t) > 1 else nn.Identity()
+        first_in = in_channels * math.prod(stem_t)
+        self.encoders = nn.ModuleList(
+            [ConvBlock(first_in if i == 0 else chans[i - 1], chans[i], **block) for i in range(depth)])
+        self.pools = nn.ModuleList([Pool(p, p) if math.prod(p) > 1 else nn.Identity() for p in pools])
+        # transposed conv with kernel == stride: a learned, overlap-free upsampling (no checkerboard)
+        self.ups = nn.ModuleList([Up(chans[i + 1], chans[i], pools[i], stride=pools[i]) for i in range(depth - 1)])
+        self.decoders = nn.ModuleList(
+            [ConvBlock(chans[i] * (2 if skips else 1), chans[i], **block) for i in range(depth - 1)])
+        self.head = Conv(chans[0], out_channels * math.prod(stem_t), 1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        shape = tuple(x.shape[2:])
+        if len(shape) != self.ndim or any(s % m for s, m in zip(shape, self.size_multiple)):
+            raise ValueError(f"input spatial shape {shape} must be {self.ndim}D with sizes divisible by "
+                             f"{self.size_multiple} (pad it, or use mire.learn.predict_tiled)")
+        h = self.stem_in(x)
+        feats = []
+        for i, enc in enumerate(self.encoders):
+            if i > 0:
+                h = self.pools[i - 1](h)
+            h = enc(h)
+            feats.append(h)
+        for i in reversed(range(len(self.decoders))):
+            h = self.ups[i](h)
+            if self.skips:
+                h = torch.cat([h, feats[i]], dim=1)
+            h = self.decoders[i](h)
+        out = self.stem_out(self.head(h))
+        return out + x if self.residual else out
+
+
+class EncoderDecoder(UNet):
+    """The encoder-decoder without skip connections (the paper's "baseline CNN"); see :class:`UNet`.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = EncoderDecoder(ndim=2, depth=3, base_channels=8)
+    >>> net(torch.zeros(2, 1, 16, 16)).shape
+    torch.Size([2, 1, 16, 16])
+    """
+
+    def __init__(self, **kwargs):
+        kwargs.pop("skips", None)
+        super().__init__(skips=False, **kwargs)
