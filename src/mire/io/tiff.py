@@ -1,0 +1,185 @@
+"""TIFF reading and writing: ImageJ hyperstacks, OME-TIFF and plain multi-page TIFF.
+
+Axes and pixel size are read from whichever metadata the file carries (ImageJ
+``spacing``/``unit`` plus the resolution tags, OME ``PhysicalSize*``, or tifffile's own
+JSON description) and written in the most widely readable form that can hold them:
+ImageJ when the axes follow ImageJ's fixed ``TZCYX`` order and the dtype is one ImageJ
+knows, OME-TIFF otherwise.
+"""
+
+from __future__ import annotations
+
+import os
+import xml.etree.ElementTree as ET
+
+import numpy as np
+
+from mire.io.atomic import atomic_path
+from mire.io.errors import CorruptFileError
+from mire.io.image import SPATIAL, Image, file_axes, unit_to_um
+
+IMAGEJ_ORDER = "TZCYX"
+IMAGEJ_DTYPES = {np.dtype(t) for t in ("uint8", "uint16", "int16", "float32")}
+CANONICAL = "TCZYX"  # OME-TIFF / OME-Zarr storage order
+
+
+def is_ome_name(path) -> bool:
+    name = os.fspath(path).lower()
+    return name.endswith((".ome.tif", ".ome.tiff"))
+
+
+def read_tiff(path, *, lazy: bool = False) -> Image:
+    """Read the first image series of a TIFF file with its axes and pixel size.
+
+    Raises :class:`CorruptFileError` (naming the file) for truncated or undecodable files:
+    tifffile alone returns silently fewer pages when the IFD chain is cut short.
+    """
+    import tifffile
+
+    try:
+        tf = tifffile.TiffFile(path)
+    except Exception as exc:  # tifffile raises TiffFileError, struct.error, ValueError...
+        raise CorruptFileError(f"{path}: not a readable TIFF file ({exc})") from None
+    try:
+        series = tf.series[0]
+        _check_complete(tf, series, path)
+        axes = file_axes(series.axes, len(series.shape))
+        pixel_size = _pixel_size(tf, axes)
+        if lazy:
+            import dask.array as da
+            import zarr
+
+            # The zarr view reads pages on demand; it keeps the file open while in use.
+            data = da.from_zarr(zarr.open(series.aszarr(), mode="r"))
+        else:
+            data = series.asarray()
+    except CorruptFileError:
+        tf.close()
+        raise
+    except Exception as exc:
+        tf.close()
+        raise CorruptFileError(f"{path}: TIFF file is truncated or damaged ({type(exc).__name__}: {exc})") from None
+    if not lazy:
+        tf.close()
+    return Image(data, axes, pixel_size)
+
+
+def _check_complete(tf, series, path) -> None:
+    size = os.path.getsize(path)
+    if tf.is_imagej:
+        expected = (tf.imagej_metadata or {}).get("images")
+        planes = int(np.prod(series.shape[:-3 if series.axes.endswith("S") else -2], dtype=np.int64))
+        if expected and int(expected) != planes:
+            raise CorruptFileError(
+                f"{path}: TIFF file is truncated or damaged: ImageJ metadata says {expected} images "
+                f"but only {planes} can be found"
+            )
+    if series.dataoffset is not None:  # contiguous data (ImageJ, uncompressed)
+        if series.dataoffset + series.nbytes > size:
+            raise CorruptFileError(f"{path}: TIFF file is truncated: pixel data end past the file's {size} bytes")
+        return
+    for i, page in enumerate(series.pages):
+        if page is None:
+            raise CorruptFileError(f"{path}: TIFF file is truncated or damaged: page {i} is missing")
+        ends = [o + n for o, n in zip(page.dataoffsets, page.databytecounts) if n]
+        if ends and max(ends) > size:
+            raise CorruptFileError(
+                f"{path}: TIFF file is truncated: page {i} needs {max(ends)} bytes, the file has {size}"
+            )
+
+
+def _pixel_size(tf, axes) -> dict | None:
+    if axes is None:
+        return None
+    if tf.is_ome:
+        sizes = _ome_pixel_size(tf.ome_metadata)
+    elif tf.is_imagej:
+        sizes = _imagej_pixel_size(tf)
+    elif tf.is_shaped:
+        meta = tf.shaped_metadata[0] if tf.shaped_metadata else {}
+        sizes = {k: float(v) for k, v in (meta.get("pixel_size") or {}).items()}
+    else:
+        # Plain TIFF resolution tags usually hold a 72-dpi placeholder, not a pixel size.
+        sizes = {}
+    sizes = {a: sizes[a] for a in axes if a in SPATIAL and a in sizes}
+    return sizes or None
+
+
+def _imagej_pixel_size(tf) -> dict:
+    meta = tf.imagej_metadata or {}
+    factor = unit_to_um(meta["unit"]) if meta.get("unit") else None
+    if factor is None:  # no unit or 'pixel': ImageJ is calibrated in pixels only
+        return {}
+    sizes = {}
+    tags = tf.pages.first.tags
+    for axis, tag in (("X", "XResolution"), ("Y", "YResolution")):
+        if tag in tags:
+            num, den = tags[tag].value
+            if num and (num, den) != (1, 1):
+                sizes[axis] = den / num * factor
+    if meta.get("spacing"):
+        sizes["Z"] = float(meta["spacing"]) * factor
+    return sizes
+
+
+def _ome_pixel_size(xml: str | None) -> dict:
+    if not xml:
+        return {}
+    try:
+        root = ET.fromstring(xml)
+    except ET.ParseError:
+        return {}
+    pixels = next((el for el in root.iter() if el.tag.rsplit("}", 1)[-1] == "Pixels"), None)
+    if pixels is None:
+        return {}
+    sizes = {}
+    for axis in "XYZ":
+        value = pixels.get(f"PhysicalSize{axis}")
+        factor = unit_to_um(pixels.get(f"PhysicalSize{axis}Unit", "µm"))
+        if value is not None and factor is not None:
+            sizes[axis] = float(value) * factor
+    return sizes
+
+
+def _is_subsequence(axes: str, order: str) -> bool:
+    it = iter(order)
+    return all(a in it for a in axes)
+
+
+def write_tiff(path, data: np.ndarray, *, axes=None, pixel_size=None, compression="zlib") -> None:
+    """Write ``data`` as ImageJ TIFF, OME-TIFF, or (no axes) plain TIFF, atomically.
+
+    ImageJ is used when ``axes`` is in ImageJ's ``TZCYX`` order and the dtype is uint8,
+    uint16, int16 or float32 (and the name is not ``*.ome.tif``). Otherwise OME-TIFF; if
+    ``Y`` and ``X`` are not the last two axes, the data are stored transposed to ``TCZYX``
+    order (OME-TIFF cannot hold planes that are not YX), and read back in that order.
+    """
+    import tifffile
+
+    kwargs = dict(photometric="minisblack", compression=compression)
+    if axes is None:
+        # tifffile's JSON description keeps the shape; nothing claims to know the axes.
+        kind, meta = "plain", {}
+    elif not is_ome_name(path) and data.dtype in IMAGEJ_DTYPES and _is_subsequence(axes, IMAGEJ_ORDER) \
+            and axes.endswith("YX"):
+        kind = "imagej"
+        meta = {"axes": axes}
+        if pixel_size:
+            meta["unit"] = "um"
+            if "Z" in pixel_size:
+                meta["spacing"] = pixel_size["Z"]
+            if "X" in pixel_size or "Y" in pixel_size:
+                # Resolution tags are pixels per unit; a missing axis stays uncalibrated (1).
+                kwargs["resolution"] = (1 / pixel_size.get("X", 1.0), 1 / pixel_size.get("Y", 1.0))
+    else:
+        kind = "ome"
+        if not axes.endswith("YX"):
+            order = [axes.index(a) for a in CANONICAL if a in axes]
+            data = data.transpose(order)
+            axes = "".join(axes[i] for i in order)
+        meta = {"axes": axes}
+        for a, v in (pixel_size or {}).items():
+            meta[f"PhysicalSize{a}"] = v
+            meta[f"PhysicalSize{a}Unit"] = "µm"
+    with atomic_path(path) as tmp:
+        tifffile.imwrite(tmp, data, imagej=kind == "imagej", ome=kind == "ome", metadata=meta, **kwargs)
