@@ -1,1 +1,31 @@
-"""EM segmentation: targets, watershed, agglomeration, proofreading."""
+"""EM segmentation: training targets, watershed, agglomeration, proofreading and the pipelines.
+
+Boundary maps are 1 on membranes; affinities are 1 between voxels of one object. Agglomeration
+scores and thresholds are boundary scores (``1 - affinity``, as in waterz).
+"""
+
+from mire.segment.agglomerate import (
+    Agglomeration,
+    RegionGraph,
+    agglomerate,
+    merge_small,
+    region_graph,
+    segmentation_at,
+)
+from mire.segment.pipeline import (
+    baseline_boundary_map,
+    baseline_segmentation,
+    segment_affinities,
+    segment_boundaries,
+)
+from mire.segment.proofread import Proofreader, load_log, merge, replay, save_log, split
+from mire.segment.targets import affinities, boundaries, ignore_mask, nearest_offsets
+from mire.segment.watershed import affinities_to_boundaries, distance_seeds, seeded_watershed
+
+__all__ = [
+    "boundaries", "affinities", "ignore_mask", "nearest_offsets",
+    "seeded_watershed", "distance_seeds", "affinities_to_boundaries",
+    "RegionGraph", "Agglomeration", "region_graph", "agglomerate", "segmentation_at", "merge_small",
+    "Proofreader", "merge", "split", "replay", "save_log", "load_log",
+    "segment_boundaries", "segment_affinities", "baseline_boundary_map", "baseline_segmentation",
+]

@@ -28,8 +28,8 @@ def check_boundary_map(boundary, *, name: str = "boundary map", ndim=(2, 3)) -> 
     return arr
 
 
-def affinities_to_boundaries(affs) -> np.ndarray:
-    """Boundary map from nearest-neighbour affinities: 1 - the mean affinity of each voxel's edges.
+def affinities_to_boundaries(affs, *, reduce: str = "mean") -> np.ndarray:
+    """Boundary map from nearest-neighbour affinities: 1 - the mean (or min) affinity of each voxel's edges.
 
     Each nearest-neighbour edge touches two voxels; both get it (the edge from ``v`` to ``v - e_c``
     stored in ``affs[c][v]`` and the one from ``v + e_c`` to ``v``), so a membrane between two cells
@@ -39,6 +39,10 @@ def affinities_to_boundaries(affs) -> np.ndarray:
     Parameters
     ----------
     affs : (C, Z, Y, X) or (C, Y, X) float array, C >= ndim
+    reduce : {"mean", "max"}
+        ``"mean"``: 1 - mean affinity of the voxel's edges (smooth; a single cut edge only gives
+        ``1 / (2 ndim)``). ``"max"``: 1 - the weakest edge, so a cut marks both voxels fully: on
+        affinities made from labels this gives exactly :func:`mire.segment.boundaries`.
 
     Returns
     -------
@@ -53,21 +57,26 @@ def affinities_to_boundaries(affs) -> np.ndarray:
            [0.   , 0.333, 0.5  ]], dtype=float32)
     """
     affs = check_image(affs, name="affinities", ndim=(3, 4))
+    if reduce not in ("mean", "max"):
+        raise ValueError(f"reduce must be 'mean' or 'max', got {reduce!r}")
     ndim = affs.ndim - 1
     if affs.shape[0] < ndim:
         raise ValueError(f"affinities have {affs.shape[0]} channels; a {ndim}D volume needs at least {ndim}"
                          " nearest-neighbour channels (axis 0 of the array)")
     total = np.zeros(affs.shape[1:], dtype=np.float64)
     count = np.zeros(affs.shape[1:], dtype=np.float64)
+    weakest = np.ones(affs.shape[1:], dtype=np.float64)
     for c in range(ndim):
         a = np.asarray(affs[c], dtype=np.float64)
         lo = tuple(slice(1, None) if i == c else slice(None) for i in range(ndim))
         hi = tuple(slice(None, -1) if i == c else slice(None) for i in range(ndim))
         # edge (v - e_c, v) is stored at v; credit it to both of its voxels
-        total[lo] += a[lo]
-        count[lo] += 1
-        total[hi] += a[lo]
-        count[hi] += 1
+        for side in (lo, hi):
+            total[side] += a[lo]
+            count[side] += 1
+            np.minimum(weakest[side], a[lo], out=weakest[side])
+    if reduce == "max":
+        return (1.0 - weakest).astype(np.float32)
     return (1.0 - total / np.maximum(count, 1)).astype(np.float32)
 
 
