@@ -9,6 +9,8 @@ knows, OME-TIFF otherwise.
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import xml.etree.ElementTree as ET
 
@@ -36,12 +38,22 @@ def read_tiff(path, *, lazy: bool = False) -> Image:
     """
     import tifffile
 
+    with _tifffile_errors() as logged:
+        try:
+            tf = tifffile.TiffFile(path)
+        except Exception as exc:  # tifffile raises TiffFileError, struct.error, ValueError...
+            raise CorruptFileError(f"{path}: not a readable TIFF file ({exc})") from None
+        try:
+            series = tf.series[0]
+        except Exception:
+            series = None
     try:
-        tf = tifffile.TiffFile(path)
-    except Exception as exc:  # tifffile raises TiffFileError, struct.error, ValueError...
-        raise CorruptFileError(f"{path}: not a readable TIFF file ({exc})") from None
-    try:
-        series = tf.series[0]
+        if logged:
+            # tifffile logs (rather than raises) broken tags and IFDs and carries on with
+            # what it could parse, which would silently return wrong metadata or fewer pages.
+            raise CorruptFileError(f"{path}: TIFF file is truncated or damaged ({logged[0]})")
+        if series is None:
+            raise CorruptFileError(f"{path}: TIFF file holds no image")
         _check_complete(tf, series, path)
         axes = file_axes(series.axes, len(series.shape))
         pixel_size = _pixel_size(tf, axes)
@@ -62,6 +74,24 @@ def read_tiff(path, *, lazy: bool = False) -> Image:
     if not lazy:
         tf.close()
     return Image(data, axes, pixel_size)
+
+
+@contextlib.contextmanager
+def _tifffile_errors():
+    """Collect the messages tifffile logs at ERROR level while the block runs."""
+    messages: list[str] = []
+
+    class _Collect(logging.Handler):
+        def emit(self, record):
+            messages.append(record.getMessage())
+
+    handler = _Collect(level=logging.ERROR)
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
 
 
 def _check_complete(tf, series, path) -> None:
