@@ -1,0 +1,53 @@
+"""Shared plumbing of the training scripts: a time budget, resumable runs, export of the best checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import threading
+from pathlib import Path
+
+
+def parse_args(name: str, description: str):
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--run-dir", default=str(Path.home() / ".cache" / "mire" / "runs" / name),
+                   help="checkpoints (resumed when present)")
+    p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
+    p.add_argument("--epochs", type=int, default=None)
+    p.add_argument("--steps", type=int, default=None, help="steps per epoch")
+    p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    p.add_argument("--export", default=None,
+                   help="only export the best checkpoint of --run-dir to this model path (no training)")
+    return p.parse_args()
+
+
+def time_budget(minutes):
+    """A threading.Event set after ``minutes`` (None: never): train() then checkpoints and returns."""
+    event = threading.Event()
+    if minutes:
+        timer = threading.Timer(minutes * 60, event.set)
+        timer.daemon = True
+        timer.start()
+    return event
+
+
+def export_best(run_dir, out, *, axes, training: dict, metrics: dict | None = None, name=None):
+    """Turn ``run_dir/best.*`` into a :class:`mire.restore.learned.Restorer` file at ``out``."""
+    from mire.learn import load_tensors, read_json
+    from mire.restore.learned import Restorer
+
+    run_dir = Path(run_dir)
+    info = read_json(run_dir / "best.json")
+    restorer = Restorer(info["config"], axes=axes)
+    restorer.model.load_state_dict(load_tensors(run_dir / "best.safetensors"))
+    hist = info["history"]
+    restorer.metadata["training"] = {**training, "steps": hist["step"], "best_step": hist["best"]["step"],
+                                     "seconds": round(hist["seconds"], 1),
+                                     "validation": hist["val"][-1] if hist["val"] else None}
+    if metrics:
+        restorer.metadata["metrics"] = metrics
+    if name:
+        restorer.metadata["name"] = name
+    restorer.save(out)
+    print(f"exported {run_dir}/best (step {hist['best']['step']}) -> {out}.safetensors / .json")
+    print(json.dumps(restorer.metadata["training"], indent=1))

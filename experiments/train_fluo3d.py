@@ -1,0 +1,59 @@
+"""Train the shipped 3D fluorescence neurite restorer (``fluo3d-neurite-restore``).
+
+Paper-2020 protocol (Ishii et al. 2020): clean DIADEM OP_1..OP_4 stacks degraded on the fly by
+``mire.optics.simulate`` with a random one of the 9 conditions (Gaussian blur sigma 0.4/0.8/1.2,
+Gaussian noise SD peak/14, peak/7, 3 peak/14) per patch; L1 loss, Adam 1e-3 decayed by 0.9 per
+epoch. The network is the CPU-fast U-Net ("fast" preset: 2x2x2 space-to-depth stem, factorized
+convs, residual). OP_5..OP_6 are kept for experiments/paper2020_table2.py.
+
+Resumable: rerun the same command to continue from the last checkpoint.
+
+    nice -n 10 python experiments/train_fluo3d.py --minutes 65
+    python experiments/train_fluo3d.py --export src/mire/models/fluo3d-neurite-restore
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import torch  # noqa: E402
+
+from _training import export_best, parse_args, time_budget  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "diadem_op_neurons"
+CONFIG = {"arch": "unet", "ndim": 3, "depth": 3, "base_channels": 16, "convs_per_block": 2, "norm": "batch",
+          "activation": "relu", "kernel": 3, "pool": 2, "conv": "factorized", "stem": 2, "residual": True}
+PATCH, BATCH = (16, 64, 64), 4
+TRAINING = {"data": "DIADEM OP_1..OP_4 (diadem_op_neurons)", "protocol": "paper-2020 simulate, random condition per patch",
+            "conditions": "N1-B1..N3-B3", "loss": "l1", "optimizer": "adam", "lr": 1e-3, "lr_decay": 0.9,
+            "patch": list(PATCH), "batch_size": BATCH}
+
+
+def main():
+    args = parse_args("fluo3d", __doc__)
+    if args.export:
+        export_best(args.run_dir, args.export, axes="ZYX", training=TRAINING, name="fluo3d-neurite-restore")
+        return
+    torch.set_num_threads(args.threads)
+    from mire.learn import simulate_sampler, train
+    from mire.nets import build_model, count_parameters
+
+    files = [DATA / f"OP_{i}.tif" for i in (1, 2, 3, 4)]
+    sampler = simulate_sampler(files, patch=PATCH, seed=0)
+    val = simulate_sampler(files, patch=PATCH, seed=1)
+    torch.manual_seed(0)
+    model = build_model(CONFIG)
+    print(f"model: {count_parameters(model)} parameters, config {CONFIG}", flush=True)
+    hist = train(model, sampler, epochs=args.epochs or 20, steps_per_epoch=args.steps or 150, batch_size=BATCH,
+                 val=val, checkpoint_dir=args.run_dir, resume=True, seed=0, progress=False,
+                 stop_event=time_budget(args.minutes),
+                 callback=lambda s, l: print(f"step {s} loss {l:.4f}", flush=True) if s % 25 == 0 else None)
+    print("epoch losses", [round(v, 4) for v in hist["loss"]])
+    print("validation", hist["val"][-3:], "best", hist["best"], "stopped" if hist["stopped"] else "done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,65 @@
+"""Train the shipped 2D widefield denoiser (``widefield2d-denoise``) on real W2S pairs.
+
+W2S (8-bit export) FOVs 1..24, all 3 channels: a single noisy frame (avg1) -> the 400-frame average
+(avg400). Noisy and target were min-max stretched independently, so each is normalized by its own
+percentiles (CARE convention). L1 loss, Adam 1e-3 decayed by 0.9 per epoch, CPU-fast 2D U-Net
+("fast" preset: 2x2 space-to-depth stem, residual). FOVs 25..30 are held out for
+experiments/paper2020_table2.py.
+
+    nice -n 10 python experiments/train_widefield2d.py --minutes 65
+    python experiments/train_widefield2d.py --export src/mire/models/widefield2d-denoise
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from _training import export_best, parse_args, time_budget  # noqa: E402
+
+DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "w2s_widefield_denoising_8bit"
+CONFIG = {"arch": "unet", "ndim": 2, "depth": 3, "base_channels": 24, "convs_per_block": 2, "norm": "batch",
+          "activation": "relu", "kernel": 3, "pool": 2, "conv": "full", "stem": 2, "residual": True}
+PATCH, BATCH = (96, 96), 4
+TRAIN_FOVS = slice(0, 24)  # rows 0..23 = FOVs 001..024 (fov_ids.txt)
+TRAINING = {"data": "W2S 8-bit FOVs 1..24, channels 0..2 (w2s_widefield_denoising_8bit)",
+            "protocol": "real pairs avg1 -> avg400, each normalized by its own percentiles (1, 99.8)",
+            "loss": "l1", "optimizer": "adam", "lr": 1e-3, "lr_decay": 0.9, "patch": list(PATCH),
+            "batch_size": BATCH}
+
+
+def main():
+    args = parse_args("widefield2d", __doc__)
+    if args.export:
+        export_best(args.run_dir, args.export, axes="YX", training=TRAINING, name="widefield2d-denoise")
+        return
+    torch.set_num_threads(args.threads)
+    import tifffile
+
+    from mire.learn import PatchSampler, train
+    from mire.nets import build_model, count_parameters
+
+    noisy = tifffile.imread(DATA / "noisy_avg1.tif")[TRAIN_FOVS]  # 19 MB each: fine in memory
+    clean = tifffile.imread(DATA / "target_avg400.tif")[TRAIN_FOVS]
+    # one (noisy, clean) group per image, so each gets its own percentiles
+    groups = [(noisy[i, c], clean[i, c]) for i in range(noisy.shape[0]) for c in range(noisy.shape[1])]
+    sampler = PatchSampler(groups, patch=PATCH, seed=0)
+    val = PatchSampler(groups, patch=PATCH, seed=1)
+    torch.manual_seed(0)
+    model = build_model(CONFIG)
+    print(f"model: {count_parameters(model)} parameters, config {CONFIG}", flush=True)
+    hist = train(model, sampler, epochs=args.epochs or 20, steps_per_epoch=args.steps or 150, batch_size=BATCH,
+                 val=val, checkpoint_dir=args.run_dir, resume=True, seed=0, progress=False,
+                 stop_event=time_budget(args.minutes),
+                 callback=lambda s, l: print(f"step {s} loss {l:.4f}", flush=True) if s % 25 == 0 else None)
+    print("epoch losses", [round(v, 4) for v in hist["loss"]])
+    print("validation", hist["val"][-3:], "best", hist["best"], "stopped" if hist["stopped"] else "done", flush=True)
+
+
+if __name__ == "__main__":
+    main()

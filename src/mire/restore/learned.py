@@ -1,0 +1,346 @@
+"""Learned restoration: a trained network wrapped as an estimator (train / predict / save / load).
+
+``Restorer`` keeps a network from :mod:`mire.nets` together with everything needed to apply it
+correctly: its axes, how inputs are normalized, and how it was trained. Files are
+``<path>.safetensors`` (weights) + ``<path>.json`` (metadata); no pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mire._validate import check_axes, check_image
+
+FORMAT = "mire-restorer"
+FORMAT_VERSION = 1
+_SPATIAL = "ZYX"
+_LOOP = "TC"
+
+
+def _stem(path) -> Path:
+    p = Path(path)
+    for suffix in (".safetensors", ".json"):
+        if p.name.endswith(suffix):
+            return p.with_name(p.name[: -len(suffix)])
+    return p
+
+
+def _digest(state: dict) -> str:
+    """SHA-256 over the weights (names, shapes, values): ties a metadata file to its weights file."""
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+class Restorer:
+    """A restoration network with its axes, normalization and training record.
+
+    Parameters
+    ----------
+    config : dict or str, optional
+        Network config (see :func:`mire.nets.build_model`) or preset name (``"fast"``, the
+        default, or ``"paper"``).
+    ndim : {2, 3}
+        Spatial dimensions when ``config`` does not say.
+    axes : str, optional
+        The model's spatial axes: ``"ZYX"`` (3D) or ``"YX"`` (2D); default from ``ndim``.
+    percentiles : (float, float)
+        Inputs are mapped from these percentiles to [0, 1] before the network and back after.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> r = Restorer("tiny", ndim=2)
+    >>> noisy = np.random.default_rng(0).random((40, 40)).astype(np.float32)
+    >>> r.predict(noisy, axes="YX").shape
+    (40, 40)
+    """
+
+    def __init__(self, config=None, *, ndim: int = 3, axes: str | None = None, percentiles=(1.0, 99.8)):
+        from mire.nets import build_model
+
+        if isinstance(config, dict) and "ndim" in config:
+            ndim = int(config["ndim"])
+            self.model = build_model(config)
+        else:
+            self.model = build_model(config, ndim=ndim)
+        axes = axes or _SPATIAL[-ndim:]
+        axes = check_axes(axes, ndim, name="model axes")
+        if axes != _SPATIAL[-ndim:]:
+            raise ValueError(f"model axes must be {_SPATIAL[-ndim:]!r} for a {ndim}D network, got {axes!r}")
+        self.axes = axes
+        self.model.eval()
+        from mire import __version__
+
+        self.metadata = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "name": None, "axes": axes,
+            "normalization": {"method": "percentile", "percentiles": [float(p) for p in percentiles]},
+            "network": self.model.config, "training": None, "metrics": {}, "mire_version": __version__,
+        }
+
+    # ------------------------------------------------------------------ training
+    def train(self, *, noisy=None, clean=None, mode: str | None = None, patch=None, epochs: int = 10,
+              steps_per_epoch: int = 100, batch_size: int = 4, lr: float = 1e-3, lr_decay: float = 0.9,
+              loss="l1", conditions=None, val=None, checkpoint_dir=None, resume: bool = True, seed: int = 0,
+              device=None, progress: bool = True, callback=None, stop_event=None) -> dict:
+        """Train (or fine-tune: the current weights are the start) on pairs, simulation or noise alone.
+
+        Parameters
+        ----------
+        noisy, clean : array-like, path, or list of them
+            ``noisy`` + ``clean``: supervised pairs. ``clean`` alone: degraded on the fly by the
+            paper-2020 protocol (:func:`mire.learn.simulate_sampler`, random condition per
+            patch). ``noisy`` alone: Noise2Void (:func:`mire.learn.noise2void_sampler`). Arrays
+            may have extra leading axes (e.g. Z for a 2D model): they are sampled like images.
+        mode : {"pairs", "simulate", "noise2void"}, optional
+            Inferred from which data are given.
+        patch : tuple of int, optional
+            Default (16, 64, 64) in 3D, (96, 96) in 2D.
+        epochs, steps_per_epoch, batch_size, lr, lr_decay, loss, val, checkpoint_dir, resume, seed,
+        device, progress, callback, stop_event
+            See :func:`mire.learn.train`.
+        conditions : list of str, optional
+            Simulation conditions (default all nine).
+
+        Returns
+        -------
+        history : dict (see :func:`mire.learn.train`)
+        """
+        from mire.learn import noise2void_sampler, pairs_sampler, simulate_sampler
+        from mire.learn import train as train_loop
+
+        if mode is None:
+            mode = "pairs" if noisy is not None and clean is not None else "simulate" if clean is not None else "noise2void"
+        if mode not in ("pairs", "simulate", "noise2void"):
+            raise ValueError(f"mode must be 'pairs', 'simulate' or 'noise2void', got {mode!r}")
+        need = {"pairs": (noisy, clean), "simulate": (clean,), "noise2void": (noisy,)}[mode]
+        if any(d is None for d in need):
+            raise ValueError(f"mode {mode!r} needs " + {"pairs": "noisy and clean", "simulate": "clean",
+                                                          "noise2void": "noisy"}[mode] + " images")
+        ndim = self.model.ndim
+        patch = tuple(patch) if patch is not None else ((16, 64, 64) if ndim == 3 else (96, 96))
+        if len(patch) != ndim:
+            raise ValueError(f"patch {patch} must have {ndim} sizes for this {ndim}D model")
+        bad = [p for p, m in zip(patch, self.model.size_multiple) if p % m]
+        if bad:
+            raise ValueError(f"patch {patch} must be divisible by the network's size multiple {self.model.size_multiple}")
+        pct = self.metadata["normalization"]["percentiles"]
+        if mode == "pairs":
+            sampler = pairs_sampler(noisy, clean, patch=patch, seed=seed, percentiles=pct)
+        elif mode == "simulate":
+            sampler = simulate_sampler(clean, patch=patch, conditions=conditions, seed=seed, percentiles=pct)
+        else:
+            sampler = noise2void_sampler(noisy, patch=patch, seed=seed, percentiles=pct)
+        history = train_loop(self.model, sampler, loss=loss, lr=lr, lr_decay=lr_decay, epochs=epochs,
+                             steps_per_epoch=steps_per_epoch, batch_size=batch_size, val=val,
+                             checkpoint_dir=checkpoint_dir, resume=resume, seed=seed, device=device,
+                             progress=progress, callback=callback, stop_event=stop_event)
+        previous = self.metadata.get("training")
+        self.metadata["training"] = {
+            "mode": mode, "patch": list(patch), "epochs": epochs, "steps_per_epoch": steps_per_epoch,
+            "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay, "loss": loss if isinstance(loss, str) else "custom",
+            "conditions": list(conditions) if conditions else None, "steps": history["step"],
+            "final_loss": history["loss"][-1] if history["loss"] else None,
+            "validation": history["val"][-1] if history["val"] else None,
+            "fine_tuned_from": previous,
+        }
+        self.model.eval()
+        return history
+
+    # ---------------------------------------------------------------- prediction
+    def _plan(self, shape, axes):
+        """Split image axes into loop axes (looped over) and the model's spatial axes."""
+        ndim = len(shape)
+        if axes is None:
+            if ndim != len(self.axes):
+                raise ValueError(f"image is {ndim}D but the model's axes are {self.axes!r}: pass axes= "
+                                 f"(e.g. {'C' + self.axes!r} or {'Z' + self.axes!r})")
+            axes = self.axes
+        axes = check_axes(axes, ndim)
+        model_axes = self.axes
+        if not axes.endswith(model_axes):
+            spatial = "".join(a for a in axes if a in _SPATIAL)
+            raise ValueError(f"image axes {axes!r} do not fit the model's {model_axes!r} "
+                             f"(a {len(model_axes)}D model needs {model_axes!r} as the last axes"
+                             + (f"; a 3D model cannot restore a {spatial} image" if len(spatial) < len(model_axes) else "")
+                             + ")")
+        loop = axes[: len(axes) - len(model_axes)]
+        bad = [a for a in loop if a not in _LOOP + "Z"]
+        if bad:
+            raise ValueError(f"image axes {axes!r}: cannot loop over {bad}")
+        return axes, loop
+
+    def predict(self, image, *, axes: str | None = None, tile=None, overlap=None, batch_size: int = 1,
+                device=None, out=None) -> np.ndarray:
+        """Restore ``image``; returns float32 of the same shape, on the input's intensity scale.
+
+        Parameters
+        ----------
+        image : array-like
+            2D/3D image, optionally with leading ``T``/``C`` axes (looped over); numpy, memmap,
+            zarr or dask (read tile by tile). A 2D model applied to a ``ZYX`` stack restores it
+            slice by slice.
+        axes : str, optional
+            Axes of ``image`` (e.g. ``"CZYX"``); default the model's own axes.
+        tile, overlap : int or tuple, optional
+            Tile size and overlap per spatial axis (see :func:`mire.learn.predict_tiled`);
+            default: the whole image when small, else 48x256x256 (3D) / 1024x1024 (2D) tiles.
+        batch_size : int
+            Tiles per forward pass.
+        device : str or torch.device, optional
+            Default: CUDA when available.
+        out : array-like, optional
+            Preallocated output (e.g. a zarr array for very large data).
+
+        Notes
+        -----
+        Normalization is global (percentiles over the whole input, per channel), so tiles and
+        slices share one intensity mapping and the output goes back to the input's scale.
+        """
+        from mire._torch import default_device
+        from mire.learn import percentile_range, predict_tiled
+
+        lazy = not isinstance(image, np.ndarray) and hasattr(image, "shape") and hasattr(image, "__getitem__")
+        if not lazy:
+            image = check_image(image, name="image", ndim=(2, 3, 4, 5))
+        elif len(image.shape) < 2 or 0 in image.shape:
+            raise ValueError(f"image must be a non-empty 2D-5D array, got shape {tuple(image.shape)}")
+        shape = tuple(image.shape)
+        axes, loop = self._plan(shape, axes)
+        device = torch.device(device) if device is not None else default_device()
+        self.model.to(device).eval()
+        nsp = len(self.axes)
+        spatial = shape[len(loop):]
+        if tile is None:
+            tile = spatial if np.prod(spatial) <= 2**22 else ((48, 256, 256) if nsp == 3 else (1024, 1024))
+        if overlap is None:
+            tile_t = (tile,) * nsp if isinstance(tile, int) else tuple(tile)
+            overlap = tuple(min(16, t // 4) if t < s else 0 for t, s in zip(tile_t, spatial))
+        if out is None:
+            out = np.zeros(shape, dtype=np.float32)
+        pct = self.metadata["normalization"]["percentiles"]
+        c_axis = loop.find("C")
+        n_channels = shape[c_axis] if c_axis >= 0 else 1
+        ranges = []
+        for c in range(n_channels):
+            sel = tuple(c if i == c_axis else slice(None) for i in range(len(shape)))
+            ranges.append(percentile_range(image[sel] if c_axis >= 0 else image, percentiles=pct))
+        for idx in np.ndindex(*shape[: len(loop)]):
+            lo, hi = ranges[idx[c_axis]] if c_axis >= 0 else ranges[0]
+            predict_tiled(self.model, _Lead(image, idx), tile=tile, overlap=overlap, batch_size=batch_size,
+                          device=device, out=_Lead(out, idx),
+                          preprocess=lambda x, lo=lo, hi=hi: ((x - lo) / (hi - lo)).astype(np.float32),
+                          postprocess=lambda y, lo=lo, hi=hi: y * (hi - lo) + lo)
+        return out
+
+    # ------------------------------------------------------------------- files
+    def save(self, path) -> Path:
+        """Write ``<path>.safetensors`` (weights) and ``<path>.json`` (metadata), each atomically.
+
+        Returns the path stem.
+        """
+        from mire import __version__
+        from mire.learn import save_tensors, write_json
+
+        stem = _stem(path)
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        meta = dict(self.metadata, network=self.model.config, axes=self.axes, mire_version=__version__,
+                    weights_sha256=_digest(state))
+        save_tensors(stem.with_name(stem.name + ".safetensors"), state, {"format": FORMAT})
+        write_json(stem.with_name(stem.name + ".json"), meta)
+        return stem
+
+    @classmethod
+    def load(cls, name_or_path) -> "Restorer":
+        """Load a shipped model by name (see :func:`mire.models.available`) or a saved one by path.
+
+        Raises
+        ------
+        FileNotFoundError
+            Neither a shipped name nor an existing file.
+        ValueError
+            Corrupted / truncated weights, invalid metadata, or weights that do not match the
+            metadata (the message names the file and what is wrong).
+        """
+        from mire import models
+        from mire.learn import load_tensors, read_json
+
+        name = str(name_or_path)
+        if name in models.available():
+            stem = models.model_path(name)
+        else:
+            stem = _stem(name_or_path)
+            meta_path = stem.with_name(stem.name + ".json")
+            if not meta_path.exists():
+                shipped = ", ".join(models.available()) or "none"
+                raise FileNotFoundError(f"no model {name!r}: neither a shipped model (available: {shipped}) "
+                                        f"nor a file {meta_path}")
+        meta_path = stem.with_name(stem.name + ".json")
+        weights_path = stem.with_name(stem.name + ".safetensors")
+        meta = read_json(meta_path)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{meta_path} is not a mire restorer model (format {meta.get('format')!r})")
+        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+            raise ValueError(f"{meta_path} has format version {meta['format_version']}; this mire reads "
+                             f"<= {FORMAT_VERSION}: upgrade mire")
+        for key in ("network", "axes", "normalization"):
+            if key not in meta:
+                raise ValueError(f"{meta_path} lacks the {key!r} entry")
+        try:
+            restorer = cls(meta["network"], axes=meta["axes"], percentiles=meta["normalization"]["percentiles"])
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{meta_path}: invalid network description: {exc}") from None
+        state = load_tensors(weights_path)
+        want = meta.get("weights_sha256")
+        if want is not None and _digest(state) != want:
+            raise ValueError(f"{weights_path} does not match {meta_path} (weights checksum differs): "
+                             "the files come from different models or were modified")
+        try:
+            restorer.model.load_state_dict(state)
+        except RuntimeError as exc:
+            first = str(exc).split("\n\t")[1:3]
+            raise ValueError(f"{weights_path} does not fit the network described in {meta_path}: "
+                             + "; ".join(s.strip() for s in first)) from None
+        restorer.metadata.update({k: v for k, v in meta.items() if k != "weights_sha256"})
+        restorer.model.eval()
+        return restorer
+
+    def __repr__(self):
+        from mire.nets import count_parameters
+
+        name = self.metadata.get("name") or "unnamed"
+        return (f"Restorer({name!r}, axes={self.axes!r}, arch={self.model.config['arch']!r}, "
+                f"parameters={count_parameters(self.model)})")
+
+
+class _Lead:
+    """View of ``array[idx]`` with a leading singleton channel axis, sliced lazily (for tiling)."""
+
+    def __init__(self, array, idx):
+        self.array, self.idx = array, tuple(idx)
+        self.shape = (1,) + tuple(array.shape[len(self.idx):])
+
+    def __getitem__(self, key):
+        key = key if isinstance(key, tuple) else (key,)
+        # key[0] selects the (single) channel; the rest are spatial slices
+        return np.asarray(self.array[self.idx + key[1:]])[None]
+
+    def __setitem__(self, key, value):
+        key = key if isinstance(key, tuple) else (key,)
+        self.array[self.idx + key[1:]] = np.asarray(value)[0]
+
+    @property
+    def dtype(self):
+        return self.array.dtype
+
+
+__all__ = ["Restorer"]
