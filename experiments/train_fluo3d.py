@@ -21,7 +21,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
 
-from _training import export_best, parse_args, time_budget  # noqa: E402
+from train_common import export_best, parse_args, time_budget  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "diadem_op_neurons"
 CONFIG = {"arch": "unet", "ndim": 3, "depth": 3, "base_channels": 16, "convs_per_block": 2, "norm": "batch",

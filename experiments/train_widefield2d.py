@@ -20,7 +20,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from _training import export_best, parse_args, time_budget  # noqa: E402
+from train_common import export_best, parse_args, time_budget  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "w2s_widefield_denoising_8bit"
 CONFIG = {"arch": "unet", "ndim": 2, "depth": 3, "base_channels": 24, "convs_per_block": 2, "norm": "batch",
