@@ -90,3 +90,13 @@ def test_corrupt_file(tmp_path):
     (tmp_path / "bad.h5").write_bytes(b"\x89HDF\r\n" + b"\0" * 50)
     with pytest.raises(CorruptFileError, match=r"bad\.h5: not a readable HDF5 file"):
         imread(f"{tmp_path}/bad.h5:/x")
+
+
+def test_dask_input_is_stored_blockwise(tmp_path, rng):
+    import dask.array as da
+
+    data = rng.random((5, 20, 30)).astype(np.float32)
+    imwrite(f"{tmp_path}/a.h5:/d", da.from_array(data, chunks=(2, 10, 10)), axes="ZYX", pixel_size=0.5)
+    im = read_image(f"{tmp_path}/a.h5:/d")
+    np.testing.assert_array_equal(im.data, data)
+    assert im.pixel_size == {"Z": 0.5, "Y": 0.5, "X": 0.5}

@@ -108,3 +108,14 @@ def test_plain_zarr_array_and_group_without_multiscales(tmp_path):
     group.create_array("raw", shape=(2, 2), dtype="uint8")
     with pytest.raises(CorruptFileError, match=r"g\.zarr: zarr group has no OME 'multiscales' metadata \(arrays: \['raw'\]\)"):
         imread(tmp_path / "g.zarr")
+
+
+def test_dask_input_is_written_blockwise_with_the_same_pyramid(tmp_path, rng):
+    import dask.array as da
+
+    data = rng.integers(0, 4000, (3, 131, 141), dtype=np.uint16)  # odd sizes: edge padding path
+    lazy = da.from_array(data, chunks=(1, 40, 50))
+    imwrite(tmp_path / "np.ome.zarr", data, axes="ZYX", levels=3)
+    imwrite(tmp_path / "da.ome.zarr", lazy, axes="ZYX", levels=3)
+    for k in range(3):
+        np.testing.assert_array_equal(imread(tmp_path / "da.ome.zarr", level=k), imread(tmp_path / "np.ome.zarr", level=k))

@@ -133,7 +133,8 @@ def imwrite(path, data, *, axes=None, pixel_size=None, compression=_DEFAULT, lev
         uint16, int16 or float32, else OME-TIFF), ``.ome.tif``, ``.ome.zarr`` / ``.zarr``,
         ``file.h5:/dataset`` or ``.png``.
     data : array-like
-        Numeric pixels (NaN allowed).
+        Numeric pixels (NaN allowed). A dask array is written block by block to OME-Zarr
+        and HDF5 (so it may be larger than memory) and computed first for TIFF / PNG.
     axes : str, optional
         One letter per dimension from ``"TCZYX"``. Required for OME-Zarr above 2D.
         OME-TIFF and OME-Zarr store planes in ``TCZYX`` order; data in another order
@@ -159,7 +160,10 @@ def imwrite(path, data, *, axes=None, pixel_size=None, compression=_DEFAULT, lev
     3
     """
     fmt = write_format(path)
-    arr = check_image(data, name=f"data for {path}", allow_nan=True)
+    if fmt in ("omezarr", "hdf5") and type(data).__module__.startswith("dask"):
+        arr = _check_lazy(data, name=f"data for {path}")  # stays lazy: written block by block
+    else:
+        arr = check_image(data, name=f"data for {path}", allow_nan=True)
     try:
         axes = check_axes(axes, arr.ndim)
     except ValueError as exc:
@@ -184,6 +188,15 @@ def imwrite(path, data, *, axes=None, pixel_size=None, compression=_DEFAULT, lev
         from mire.io.slices import write_png
 
         write_png(path, arr, axes=axes, pixel_size=sizes)
+
+
+def _check_lazy(data, *, name):
+    """The checks of ``check_image`` that need no pixels (dtype, emptiness) for a dask array."""
+    if not (np.issubdtype(data.dtype, np.number) or data.dtype == bool):
+        raise TypeError(f"{name} must be a numeric array, got dtype {data.dtype}")
+    if data.size == 0:
+        raise ValueError(f"{name} is empty (shape {data.shape})")
+    return data
 
 
 def iminfo(path) -> dict:

@@ -126,10 +126,10 @@ def read_hdf5(path, *, lazy: bool = False) -> Image:
     return Image(data, axes, pixel_size)
 
 
-def write_hdf5(path, data: np.ndarray, *, axes=None, pixel_size=None, compression="gzip", chunks=None) -> None:
+def write_hdf5(path, data, *, axes=None, pixel_size=None, compression="gzip", chunks=None) -> None:
     """Write ``data`` to ``file.h5:/dataset`` (default ``/data``), replacing that dataset.
 
-    Other datasets of an existing file are kept. The write goes to a copy of the file that
+    ``data`` may be a dask array (written block by block). Other datasets of an existing file are kept. The write goes to a copy of the file that
     replaces the original only once complete, so a failure never damages the original.
     """
     import h5py
@@ -146,7 +146,14 @@ def write_hdf5(path, data: np.ndarray, *, axes=None, pixel_size=None, compressio
         with f:
             if dataset in f:
                 del f[dataset]
-            ds = f.create_dataset(dataset, data=data, compression=compression, chunks=chunks)
+            if type(data).__module__.startswith("dask"):  # stream blocks, never the whole array
+                import dask.array as da
+
+                ds = f.create_dataset(dataset, shape=data.shape, dtype=data.dtype, compression=compression,
+                                      chunks=chunks)
+                da.store(data, ds, lock=True)
+            else:
+                ds = f.create_dataset(dataset, data=data, compression=compression, chunks=chunks)
             if axes is not None:
                 ds.attrs["axes"] = axes
             if pixel_size:

@@ -34,22 +34,36 @@ def _codec(compression):
     raise ValueError(f"unknown OME-Zarr compression {compression!r}; use 'zstd', 'blosc', 'zlib' or None")
 
 
-def _halve(a: np.ndarray, axes_idx, method: str) -> np.ndarray:
-    """Downsample by 2 along ``axes_idx`` (mean of 2x2 blocks, or every other pixel)."""
-    if method == "nearest":  # label images: averaging would invent labels
+def _halve(a, axes_idx, method: str):
+    """Downsample a numpy or dask array by 2 along ``axes_idx``.
+
+    "mean" averages 2x2 blocks (odd sizes: the last pixel is averaged with itself);
+    "nearest" keeps every other pixel, for label images where averaging invents labels.
+    """
+    if method == "nearest":
         sl = tuple(slice(None, None, 2) if i in axes_idx else slice(None) for i in range(a.ndim))
         return a[sl]
+    xp = _namespace(a)
     out = a.astype(np.float64)
     for i in axes_idx:
         if out.shape[i] % 2:
             # Repeat the edge so an odd last block is not darkened by zero padding.
-            pad = [(0, 1) if j == i else (0, 0) for j in range(out.ndim)]
-            out = np.pad(out, pad, mode="edge")
-        shape = out.shape[:i] + (out.shape[i] // 2, 2) + out.shape[i + 1:]
-        out = out.reshape(shape).mean(axis=i + 1)
+            out = xp.pad(out, [(0, 1) if j == i else (0, 0) for j in range(out.ndim)], mode="edge")
+        even = tuple(slice(0, None, 2) if j == i else slice(None) for j in range(out.ndim))
+        odd = tuple(slice(1, None, 2) if j == i else slice(None) for j in range(out.ndim))
+        # Strided halves work the same on numpy and dask (no reshape across dask chunks).
+        out = (out[even] + out[odd]) / 2
     if np.issubdtype(a.dtype, np.integer) or a.dtype == bool:
         out = np.rint(out)
     return out.astype(a.dtype)
+
+
+def _namespace(a):
+    if type(a).__module__.startswith("dask"):
+        import dask.array as da
+
+        return da
+    return np
 
 
 def build_pyramid(data: np.ndarray, axes: str, *, levels=None, method: str = "mean") -> list:
@@ -78,13 +92,14 @@ def _default_chunks(shape, axes):
     return tuple(min(n, limits[a]) for n, a in zip(shape, axes))
 
 
-def write_omezarr(path, data: np.ndarray, *, axes=None, pixel_size=None, compression="zstd",
+def write_omezarr(path, data, *, axes=None, pixel_size=None, compression="zstd",
                   levels=None, chunks=None, downscale: str = "mean") -> None:
     """Write an OME-Zarr multiscale image atomically (a temporary folder renamed into place).
 
     Axes are stored in NGFF order (``TCZYX`` subsequence): data given in another order are
     transposed first. Level ``k`` halves Y and X ``k`` times; its ``scale`` transform is
-    the pixel size (micrometres) times ``2**k`` on those axes.
+    the pixel size (micrometres) times ``2**k`` on those axes. ``data`` may be a dask
+    array: the pyramid is then built and written block by block, never whole in memory.
     """
     import warnings
 
