@@ -265,27 +265,40 @@ def _label_array(labels, name: str) -> np.ndarray:
     return arr
 
 
-def _compact_or_offset(flat: np.ndarray, budget: int):
-    """Map labels to 0..n-1 cheaply: ``(index, n, values_of)``.
+def _dense_index(flat: np.ndarray, budget: int, *, writable: bool):
+    """Map labels to indices in 0..n-1: ``(index, n, values_of, all_present)``.
 
-    When the label values span a small range, ``label - min`` is already a dense enough
-    index (one subtraction, no sort); otherwise - sparse ids, uint64 hashes - sort once
-    with ``np.unique``. ``values_of(idx)`` turns indices back into label values.
+    When the label values span at most ``budget`` values, ``label - min`` is the index
+    (one subtraction, no sort; some indices may be unused); labels starting at 0 are used
+    as they are unless a ``writable`` int64 copy is wanted. Otherwise - sparse ids, uint64
+    hashes - one ``np.unique`` sort gives a compact index. ``values_of(idx)`` turns indices
+    back into label values.
     """
     lo, hi = flat.min(), flat.max()
     span = int(hi) - int(lo) + 1  # Python ints: no overflow for uint64 / int64 extremes
     if span <= budget:
         dtype = flat.dtype
+        if lo == 0 and not writable:
+            return flat, span, lambda idx: idx.astype(dtype), False
         if dtype.kind == "u":
             # Subtract in the unsigned dtype (cannot wrap: flat >= lo), then widen.
             index = (flat - lo if lo else flat).astype(np.int64)
-            return index, span, lambda idx: idx.astype(dtype) + lo
+            return index, span, lambda idx: idx.astype(dtype) + lo, False
         index = flat.astype(np.int64)  # widen first: int8 -128..127 would wrap when shifted
         if lo:
             index -= np.int64(lo)
-        return index, span, lambda idx: (idx + np.int64(lo)).astype(dtype)
+        return index, span, lambda idx: (idx + np.int64(lo)).astype(dtype), False
     values, index = np.unique(flat, return_inverse=True)
-    return index.reshape(-1).astype(np.int64, copy=False), len(values), lambda idx: values[idx]
+    return index.reshape(-1).astype(np.int64, copy=False), len(values), lambda idx: values[idx], True
+
+
+def _drop_unused(index: np.ndarray, n: int, values_of):
+    """Renumber an offset index so only labels that occur get a slot (no sort: a lookup table)."""
+    present = np.zeros(n, bool)
+    present[index] = True
+    used = np.flatnonzero(present)
+    lut = np.cumsum(present, dtype=np.int64) - 1
+    return np.take(lut, index), len(used), lambda idx: values_of(used[idx])
 
 
 def contingency_table(gt, seg) -> ContingencyTable:
@@ -333,15 +346,24 @@ def contingency_table(gt, seg) -> ContingencyTable:
     # A dense bincount over the key space costs 8 bytes per possible (gt, seg) pair, so only
     # use it while that is no bigger than the volume itself (or 32 MB for small volumes).
     budget = max(n, 1 << 22)
-    gi, n_g, g_values = _compact_or_offset(g, budget)
-    si, n_s, s_values = _compact_or_offset(s, budget)
-    if n_g * n_s > np.iinfo(np.int64).max // 2:
-        # Both spans are huge only when both hold sparse ids: compact both by sorting.
-        gi, n_g, g_values = _compact_or_offset(g, 0)
-        si, n_s, s_values = _compact_or_offset(s, 0)
+    gi, n_g, g_values, g_compact = _dense_index(g, budget, writable=True)  # becomes the key
+    si, n_s, s_values, s_compact = _dense_index(s, budget, writable=False)
+    # Ids with gaps (merged / split / relabelled volumes) can make the key space too big for
+    # a bincount; renumbering the ids that occur (a lookup table, ~2 passes) is much cheaper
+    # than sorting the keys. Renumber the side with the larger span first; often one is enough.
+    for side in sorted(("g", "s"), key=lambda k: -(n_g if k == "g" else n_s)):
+        if n_g * n_s <= budget:
+            break
+        if side == "g" and not g_compact:
+            gi, n_g, g_values = _drop_unused(gi, n_g, g_values)
+        elif side == "s" and not s_compact:
+            si, n_s, s_values = _drop_unused(si, n_s, s_values)
+    if n_g * n_s > np.iinfo(np.int64).max:
+        raise ValueError(f"too many labels to pair: {n_g} in gt times {n_s} in seg overflows int64 keys")
     key = gi
     key *= n_s
-    key += si
+    # unsafe casting only lets uint64 seg indices (all < n_s here) be added to int64 keys
+    np.add(key, si, out=key, casting="unsafe")
     del si
     if n_g * n_s <= budget:
         counts = np.bincount(key, minlength=n_g * n_s)
