@@ -1,0 +1,120 @@
+"""Network shapes, presets, configs and the fast conv layouts against torch references."""
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from mire.nets import DepthToSpace, EncoderDecoder, PRESETS, SpaceToDepth, UNet, build_model, count_parameters
+from mire.nets.layers import AxialConv3d, PlaneConv3d
+
+
+@pytest.mark.parametrize("kw,shape,multiple", [
+    (dict(ndim=2, depth=3, base_channels=4), (2, 1, 16, 24), (4, 4)),
+    (dict(ndim=3, depth=3, base_channels=4), (1, 1, 8, 8, 12), (4, 4, 4)),
+    # anisotropic: never pool along Z, in-plane kernels only
+    (dict(ndim=3, depth=3, base_channels=4, pool=(1, 2, 2), kernel=(1, 3, 3)), (1, 1, 3, 8, 8), (1, 4, 4)),
+    (dict(ndim=3, depth=2, base_channels=4, stem=(1, 2, 2), pool=(1, 2, 2), conv="factorized"), (1, 1, 5, 8, 8), (1, 4, 4)),
+    (dict(ndim=2, depth=2, base_channels=4, stem=2, conv="separable", norm="group"), (1, 1, 8, 8), (4, 4)),
+    (dict(ndim=3, depth=2, base_channels=4, norm="instance", activation="gelu"), (2, 1, 4, 4, 4), (2, 2, 2)),
+])
+def test_output_shape_and_size_multiple(kw, shape, multiple):
+    net = UNet(**kw).eval()
+    assert net.size_multiple == multiple
+    with torch.no_grad():
+        assert net(torch.randn(shape)).shape == shape
+
+
+def test_channels_and_encoder_decoder_has_no_skips():
+    net = EncoderDecoder(ndim=2, in_channels=2, out_channels=3, depth=3, base_channels=4, norm="none")
+    assert net(torch.randn(1, 2, 8, 8)).shape == (1, 3, 8, 8)
+    unet = UNet(ndim=2, in_channels=2, out_channels=3, depth=3, base_channels=4, norm="none")
+    # the decoders of a U-Net take the concatenated skip: twice the input channels
+    assert unet.decoders[0][0].in_channels == 2 * net.decoders[0][0].in_channels == 8
+    assert net.config["arch"] == "encoder_decoder" and unet.config["arch"] == "unet"
+
+
+def test_residual_predicts_a_correction():
+    net = UNet(ndim=2, depth=2, base_channels=4, residual=True, norm="none")
+    nn.init.zeros_(net.head.weight)
+    nn.init.zeros_(net.head.bias)
+    x = torch.randn(1, 1, 8, 8)
+    assert torch.equal(net(x), x)
+    with pytest.raises(ValueError, match="in_channels == out_channels"):
+        UNet(ndim=2, out_channels=2, residual=True)
+
+
+def test_bad_input_size_and_options_are_named():
+    net = UNet(ndim=2, depth=3, base_channels=4)
+    with pytest.raises(ValueError, match=r"divisible by \(4, 4\)"):
+        net(torch.zeros(1, 1, 10, 8))
+    with pytest.raises(ValueError, match="normalization"):
+        UNet(norm="layer")
+    with pytest.raises(ValueError, match="activation"):
+        UNet(ndim=2, activation="swish")
+    with pytest.raises(ValueError, match="pool lists 1 factors"):
+        UNet(ndim=2, depth=3, pool=[(2, 2)])
+    with pytest.raises(ValueError, match="unknown preset"):
+        build_model("huge")
+    with pytest.raises(ValueError, match="invalid network config"):
+        build_model({"arch": "unet", "ndim": 2, "widht": 3})
+
+
+def test_space_to_depth_matches_pixel_unshuffle_and_inverts():
+    x = torch.arange(2 * 3 * 4 * 6.0).reshape(2, 3, 4, 6)
+    s2d = SpaceToDepth((2, 2))(x)
+    assert torch.equal(s2d, nn.functional.pixel_unshuffle(x, 2))
+    x3 = torch.randn(1, 2, 4, 6, 8)
+    f = (2, 3, 2)
+    y = SpaceToDepth(f)(x3)
+    assert y.shape == (1, 2 * 12, 2, 2, 4)
+    assert torch.equal(DepthToSpace(f)(y), x3)
+
+
+def test_fast_3d_convs_equal_conv3d():
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 5, 6, 7)
+    plane, axial = PlaneConv3d(3, 4, (3, 3)), AxialConv3d(3, 4, 3)
+    ref_p = nn.Conv3d(3, 4, (1, 3, 3), padding=(0, 1, 1))
+    ref_a = nn.Conv3d(3, 4, (3, 1, 1), padding=(1, 0, 0))
+    with torch.no_grad():
+        ref_p.weight.copy_(plane.conv.weight[:, :, None])
+        ref_p.bias.copy_(plane.conv.bias)
+        ref_a.weight.copy_(axial.conv.weight[..., None])
+        ref_a.bias.copy_(axial.conv.bias)
+        torch.testing.assert_close(plane(x), ref_p(x), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(axial(x), ref_a(x), atol=1e-5, rtol=1e-5)
+
+
+def test_config_round_trip_rebuilds_identical_network():
+    torch.manual_seed(0)
+    net = build_model("fast", ndim=3, base_channels=4)
+    twin = build_model(net.config)
+    twin.load_state_dict(net.state_dict())
+    assert twin.config == net.config
+    x = torch.randn(1, 1, 8, 16, 16)
+    net.eval(), twin.eval()
+    with torch.no_grad():
+        assert torch.equal(net(x), twin(x))
+    import json
+
+    assert json.loads(json.dumps(net.config)) == net.config  # JSON-able
+
+
+def test_paper_preset_architecture():
+    net = build_model("paper", ndim=2)
+    assert PRESETS["paper"]["convs_per_block"] == 3
+    assert len(net.encoders) == 7
+    for block in list(net.encoders) + list(net.decoders):
+        convs = [m for m in block if isinstance(m, nn.Conv2d)]
+        assert len(convs) == 3
+        assert sum(isinstance(m, nn.BatchNorm2d) for m in block) == 3
+        assert sum(isinstance(m, nn.ReLU) for m in block) == 3
+
+
+def test_count_parameters_by_hand():
+    # depth 1: one block of one 3x3 conv 1->2 (no bias with batch norm: 18) + BN (4) + 1x1 head 2->1 (3)
+    net = UNet(ndim=2, depth=1, base_channels=2, convs_per_block=1)
+    assert count_parameters(net) == 18 + 4 + 3
+    net.head.weight.requires_grad_(False)
+    assert count_parameters(net) == 23 and count_parameters(net, trainable_only=False) == 25
