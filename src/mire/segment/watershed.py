@@ -130,6 +130,17 @@ def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.
     # rather than many (what skimage's peak_local_max would need extra work for).
     maxima = (dist == ndi.maximum_filter(dist, size=_anisotropic_size(min_distance, sampling))) & interior
     maxima &= dist > 0
+    # The window can hide a thin cell's maximum behind a fatter neighbour's: give every connected
+    # piece of interior that got no seed one at its own distance maximum, so no cell is flooded
+    # from a neighbour (a merge that no agglomeration can undo).
+    pieces, n_pieces = ndi.label(interior)
+    if n_pieces:
+        seeded = np.zeros(n_pieces + 1, dtype=bool)
+        seeded[pieces[maxima]] = True
+        missing = np.flatnonzero(~seeded[1:]) + 1
+        if missing.size:
+            for pos in ndi.maximum_position(dist, pieces, missing):
+                maxima[pos] = True
     seeds, _ = ndi.label(maxima, structure=ndi.generate_binary_structure(b.ndim, b.ndim))
     return seeds.astype(np.int32), dist
 
