@@ -142,6 +142,10 @@ def test_bad_images():
         simulate(np.ones((0, 5)))
     with pytest.raises(ValueError, match="non-negative"):
         simulate(-np.ones((8, 8)), condition=None, noise="poisson")
+    with pytest.raises(ValueError, match="fraction of the image peak, but the peak .max. is -1"):
+        simulate(-np.ones((8, 8)), condition="N1-B1")
+    # an explicit SD does not need the peak
+    assert simulate(-np.ones((8, 8)), condition="N1-B1", noise_sigma=0.0).shape == (8, 8)
 
 
 def test_paper_input_psnr_on_op1(shared_data):

@@ -181,8 +181,10 @@ def simulate(image, *, condition: str | None = "N2-B2", seed=0, blur_sigma=None,
         return out
     peak = float(img.max())
     level = None if cond_frac is None else cond_frac * peak  # the condition's noise SD
-    if level is not None and noise != "gaussian" and gain is None and peak <= 0:
-        raise ValueError(f"cannot scale Poisson noise to the image peak {peak:g}; give gain explicitly")
+    explicit = noise_sigma is not None and (noise == "gaussian" or gain is not None)
+    if level is not None and peak <= 0 and not explicit:
+        raise ValueError(f"the condition's noise is a fraction of the image peak, but the peak (max) is {peak:g}; "
+                         "give noise_sigma (and gain) explicitly")
     if noise == "gaussian":
         sd = noise_sigma if noise_sigma is not None else level
         if sd is None:
