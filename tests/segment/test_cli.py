@@ -1,0 +1,68 @@
+"""``mire segment`` and ``mire proofread`` through typer's CliRunner."""
+
+import numpy as np
+import tifffile
+from typer.testing import CliRunner
+
+from mire.cli import app
+from mire.data import em_cells
+from mire.metrics import adapted_rand_error
+from mire.segment import Proofreader, affinities
+
+runner = CliRunner()
+
+
+def _cells(tmp_path):
+    _, lab = em_cells((6, 48, 48), seed=0)
+    path = tmp_path / "membranes.tif"
+    tifffile.imwrite(path, ((lab == 0) * 255).astype(np.uint8))  # an 8-bit probability map
+    return lab, path
+
+
+def test_segment_boundaries_several_thresholds(tmp_path):
+    lab, path = _cells(tmp_path)
+    out = tmp_path / "seg.tif"
+    res = runner.invoke(app, ["segment", str(path), str(out), "--boundaries", "-t", "0.0,0.5",
+                              "--scoring", "quantile:0"])
+    assert res.exit_code == 0, res.output
+    low, high = tifffile.imread(tmp_path / "seg_t0.tif"), tifffile.imread(tmp_path / "seg_t0.5.tif")
+    assert adapted_rand_error(lab, high)[0] == 0.0
+    assert adapted_rand_error(lab, low)[0] > 0.0
+    assert not out.exists()
+
+
+def test_segment_affinities(tmp_path):
+    lab, _ = _cells(tmp_path)
+    affs, _ = affinities(lab)
+    path = tmp_path / "affs.tif"
+    tifffile.imwrite(path, affs)
+    out = tmp_path / "seg.tif"
+    res = runner.invoke(app, ["segment", str(path), str(out), "--affinities", "-t", "0.5", "--min-distance", "2"])
+    assert res.exit_code == 0, res.output
+    assert adapted_rand_error(lab, tifffile.imread(out))[0] < 0.02
+
+
+def test_segment_cli_errors(tmp_path):
+    _, path = _cells(tmp_path)
+    res = runner.invoke(app, ["segment", str(path), str(tmp_path / "o.tif")])
+    assert res.exit_code == 2 and "--boundaries or --affinities" in res.output
+    res = runner.invoke(app, ["segment", str(tmp_path / "nope.tif"), str(tmp_path / "o.tif"), "--boundaries"])
+    assert res.exit_code == 2 and "not found" in res.output
+    res = runner.invoke(app, ["segment", str(path), str(tmp_path / "o.tif"), "--boundaries", "-t", "a,b"])
+    assert res.exit_code == 2 and "comma" in res.output
+
+
+def test_proofread_applies_log(tmp_path):
+    lab, bpath = _cells(tmp_path)
+    seg_path = tmp_path / "seg.tif"
+    tifffile.imwrite(seg_path, lab.astype(np.uint32))
+    pr = Proofreader(lab, boundary=(lab == 0).astype(np.float32))
+    pr.merge([1, 2, 3])
+    pr.split(1, [tuple(np.argwhere(lab == 1)[0]), tuple(np.argwhere(lab == 2)[0])])
+    log = pr.save_log(tmp_path / "edits.json")
+    out = tmp_path / "edited.tif"
+    res = runner.invoke(app, ["proofread", str(seg_path), str(log), str(out), "--boundary", str(bpath)])
+    assert res.exit_code == 0, res.output
+    np.testing.assert_array_equal(tifffile.imread(out), pr.seg)
+    res = runner.invoke(app, ["proofread", str(seg_path), str(tmp_path / "none.json"), str(out)])
+    assert res.exit_code == 2 and "not found" in res.output
