@@ -14,7 +14,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from scipy import sparse
+from scipy import ndimage, sparse
 
 from mire._validate import check_image, check_same_shape
 
@@ -116,13 +116,14 @@ def _window_weights(width: int, gaussian: bool) -> np.ndarray:
 def _local_mean_valid(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Weighted local means over the windows lying fully inside ``x`` ('valid' positions).
 
-    A separable correlation written as a sum of shifted slices: it yields only the valid
-    positions (no padding to crop) and, along the outer axes, runs 5-10x faster than
-    ``scipy.ndimage.uniform_filter1d``, which filters one strided line at a time.
+    Separable: along the outer (strided) axes a sum of shifted slices, which yields only
+    the valid positions and runs 2-3x faster than ``scipy.ndimage.uniform_filter1d`` there;
+    along the last (contiguous) axis scipy's 1D filter, which is faster on contiguous data.
     """
     width = len(weights)
+    r = width // 2
     uniform = bool(np.all(weights == weights[0]))
-    for axis in range(x.ndim):
+    for axis in range(x.ndim - 1):
         n = x.shape[axis] - width + 1
         index = [slice(None)] * x.ndim
 
@@ -138,7 +139,10 @@ def _local_mean_valid(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
                 out += weights[k] * shifted(k)
         x = out
     if uniform:
-        x *= weights[0] ** x.ndim  # the 1/width of every axis, applied once
+        x = ndimage.uniform_filter1d(x, width, axis=-1, mode="constant")[..., r:x.shape[-1] - r]
+        x *= weights[0] ** (x.ndim - 1)  # the 1/width of the outer axes, applied once
+    else:
+        x = ndimage.correlate1d(x, weights, axis=-1, mode="constant")[..., r:x.shape[-1] - r]
     return x
 
 
