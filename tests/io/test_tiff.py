@@ -144,3 +144,14 @@ def test_not_a_tiff(tmp_path):
     bad.write_text("hello, not an image")
     with pytest.raises(CorruptFileError, match="text.tif: not a readable TIFF"):
         imread(bad)
+
+
+def test_damaged_compressed_data(tmp_path, rng):
+    data = (rng.random((5, 64, 64)) * 1000).astype(np.uint16)
+    imwrite(tmp_path / "z.tif", data, axes="ZYX")  # zlib
+    raw = bytearray((tmp_path / "z.tif").read_bytes())
+    mid = len(raw) // 2
+    raw[mid:mid + 50] = bytes(50)
+    (tmp_path / "bad.tif").write_bytes(bytes(raw))
+    with pytest.raises(CorruptFileError, match=r"bad\.tif: TIFF file is truncated or damaged \("):
+        imread(tmp_path / "bad.tif")

@@ -44,16 +44,16 @@ def read_tiff(path, *, lazy: bool = False) -> Image:
         except Exception as exc:  # tifffile raises TiffFileError, struct.error, ValueError...
             raise CorruptFileError(f"{path}: not a readable TIFF file ({exc})") from None
         try:
-            series = tf.series[0]
-        except Exception:
-            series = None
+            series, no_series = tf.series[0], None
+        except Exception as exc:
+            series, no_series = None, f"{type(exc).__name__}: {exc}"
     try:
         if logged:
             # tifffile logs (rather than raises) broken tags and IFDs and carries on with
             # what it could parse, which would silently return wrong metadata or fewer pages.
             raise CorruptFileError(f"{path}: TIFF file is truncated or damaged ({logged[0]})")
         if series is None:
-            raise CorruptFileError(f"{path}: TIFF file holds no image")
+            raise CorruptFileError(f"{path}: TIFF file holds no readable image ({no_series})")
         _check_complete(tf, series, path)
         axes = file_axes(series.axes, len(series.shape))
         pixel_size = _pixel_size(tf, axes)
