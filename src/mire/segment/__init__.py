@@ -12,6 +12,15 @@ from mire.segment.agglomerate import (
     region_graph,
     segmentation_at,
 )
+from mire.segment.augment import (
+    augment_em,
+    blur_sections,
+    contrast_jitter,
+    elastic_deform,
+    flip_transpose,
+    misalign,
+    missing_sections,
+)
 from mire.segment.pipeline import (
     baseline_boundary_map,
     baseline_segmentation,
@@ -28,4 +37,6 @@ __all__ = [
     "RegionGraph", "Agglomeration", "region_graph", "agglomerate", "segmentation_at", "merge_small",
     "Proofreader", "merge", "split", "replay", "save_log", "load_log",
     "segment_boundaries", "segment_affinities", "baseline_boundary_map", "baseline_segmentation",
+    "augment_em", "flip_transpose", "missing_sections", "contrast_jitter", "blur_sections", "misalign",
+    "elastic_deform",
 ]
