@@ -15,11 +15,16 @@ def image_stats(data) -> dict[str, float]:
     Reading the file lazily and reducing per chunk keeps memory at a few chunks, so this
     works on OME-Zarr / HDF5 volumes larger than RAM.
     """
+    import sys
+
     import dask.array as da
     import numpy as np
+    from dask.diagnostics import ProgressBar
 
     arr = data if isinstance(data, da.Array) else da.from_array(np.asarray(data), chunks="auto")
-    lo, hi, mean = da.compute(arr.min(), arr.max(), arr.mean(dtype=np.float64))
+    # On stderr, and only when it runs for more than a second: stdout stays clean for --json.
+    with ProgressBar(minimum=1.0, out=sys.stderr):
+        lo, hi, mean = da.compute(arr.min(), arr.max(), arr.mean(dtype=np.float64))
     return {"min": float(lo), "max": float(hi), "mean": float(mean)}
 
 

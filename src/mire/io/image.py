@@ -48,13 +48,18 @@ class Image:
     --------
     >>> import numpy as np
     >>> im = Image(np.zeros((2, 3)), "YX", {"Y": 0.5, "X": 0.5})
-    >>> im.shape, im.axes
-    ((2, 3), 'YX')
+    >>> im
+    Image(shape=(2, 3), dtype=float64, axes='YX', pixel_size={'Y': 0.5, 'X': 0.5}, data=numpy)
     """
 
-    data: object
+    data: object = field(repr=False)
     axes: str | None = None
     pixel_size: dict | None = field(default=None)
+
+    def __repr__(self) -> str:  # never print the pixels of a (possibly huge) array
+        kind = type(self.data).__module__.split(".")[0]
+        return (f"Image(shape={self.shape}, dtype={self.dtype}, axes={self.axes!r}, "
+                f"pixel_size={self.pixel_size!r}, data={kind})")
 
     @property
     def shape(self) -> tuple:
