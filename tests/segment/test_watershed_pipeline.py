@@ -121,3 +121,13 @@ def test_mask_and_seed_shape_mismatch():
         seeded_watershed(np.zeros((8, 8)), mask=np.ones((8, 9), bool))
     with pytest.raises(ValueError, match="does not match"):
         seeded_watershed(np.zeros((8, 8)), seeds=np.ones((7, 8), int))
+
+
+def test_per_slice_pipeline_keeps_slices_apart():
+    b = np.zeros((3, 12, 40), np.float32)
+    b[:, :, 19:21] = 1
+    seg = segment_boundaries(b, threshold=0.9, per_slice=True, min_distance=3)
+    # z-faces score 0 here: a 3D agglomeration would fuse the slices into 2 objects
+    assert np.unique(seg).size == 6
+    for z in range(2):
+        assert len(np.intersect1d(np.unique(seg[z]), np.unique(seg[z + 1]))) == 0

@@ -93,15 +93,22 @@ def _check_inputs(fragments, boundary, affinities):
     return frag, boundary, affinities
 
 
-def face_scores(fragments, *, boundary=None, affinities=None):
+def _axes(ndim: int, per_slice: bool):
+    if per_slice and ndim != 3:
+        raise ValueError(f"per_slice=True needs a 3D (Z, Y, X) volume, got {ndim}D")
+    return range(1, ndim) if per_slice else range(ndim)
+
+
+def face_scores(fragments, *, boundary=None, affinities=None, per_slice: bool = False):
     """Every nearest-neighbour face between two different non-zero fragments, and its score.
 
     Returns ``(a, b, score)`` arrays with ``a < b`` (fragment ids) and the face's boundary score
-    (``0`` everywhere when neither a boundary map nor affinities are given).
+    (``0`` everywhere when neither a boundary map nor affinities are given). ``per_slice=True``
+    keeps only in-plane (Y, X) faces: slices of a 2D-per-slice segmentation stay apart.
     """
     frag, boundary, affinities = _check_inputs(fragments, boundary, affinities)
     us, vs, ws = [], [], []
-    for ax in range(frag.ndim):
+    for ax in _axes(frag.ndim, per_slice):
         lo = tuple(slice(None, -1) if i == ax else slice(None) for i in range(frag.ndim))
         hi = tuple(slice(1, None) if i == ax else slice(None) for i in range(frag.ndim))
         fu, fv = frag[lo], frag[hi]
@@ -133,7 +140,8 @@ def _group_faces(a, b):
     return edges, inverse.ravel()
 
 
-def region_graph(fragments, *, boundary=None, affinities=None, quantiles=(0.5, 0.75)) -> RegionGraph:
+def region_graph(fragments, *, boundary=None, affinities=None, quantiles=(0.5, 0.75),
+                 per_slice: bool = False) -> RegionGraph:
     """Region-adjacency graph of ``fragments`` with contact area, mean and quantile boundary scores.
 
     Parameters
@@ -146,6 +154,8 @@ def region_graph(fragments, *, boundary=None, affinities=None, quantiles=(0.5, 0
         Affinities with the nearest-neighbour channels first; a face scores ``1 - affinity``.
     quantiles : sequence of float
         Exact face-score quantiles to gather per edge (e.g. 0.5 = median, 0.75).
+    per_slice : bool
+        Only in-plane adjacency (2D-per-slice segmentation of a (Z, Y, X) stack).
 
     Returns
     -------
@@ -159,7 +169,7 @@ def region_graph(fragments, *, boundary=None, affinities=None, quantiles=(0.5, 0
     >>> g.edges.tolist(), g.count.tolist(), g.mean.round(3).tolist()
     ([[1, 2]], [1], [0.4])
     """
-    a, b, w = face_scores(fragments, boundary=boundary, affinities=affinities)
+    a, b, w = face_scores(fragments, boundary=boundary, affinities=affinities, per_slice=per_slice)
     graph, _, _ = _graph_from_faces(a, b, w, np.asarray(fragments), quantiles)
     return graph
 
@@ -236,7 +246,7 @@ def _roots(parent: np.ndarray) -> np.ndarray:
 
 
 def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,), scoring: str = "mean",
-                nbins: int = 256, quantiles=(0.5, 0.75)) -> Agglomeration:
+                nbins: int = 256, quantiles=(0.5, 0.75), per_slice: bool = False) -> Agglomeration:
     """Merge fragments greedily, lowest boundary score first, at one or several thresholds in one run.
 
     Parameters
@@ -255,6 +265,8 @@ def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,),
         Histogram bins for quantile scoring.
     quantiles : sequence of float
         Exact quantiles gathered in the returned fragment ``graph`` (see :func:`region_graph`).
+    per_slice : bool
+        Merge only within z-slices (in-plane faces): the 2D pipeline for thick-section ssTEM.
 
     Returns
     -------
@@ -282,7 +294,7 @@ def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,),
     if int(nbins) != nbins or nbins < 2:
         raise ValueError(f"nbins must be an integer >= 2, got {nbins}")
     frag, boundary, affinities = _check_inputs(fragments, boundary, affinities)
-    a_f, b_f, w = face_scores(frag, boundary=boundary, affinities=affinities)
+    a_f, b_f, w = face_scores(frag, boundary=boundary, affinities=affinities, per_slice=per_slice)
     max_id = int(frag.max())
     graph, edges, inv = _graph_from_faces(a_f, b_f, w, frag, quantiles)
     n_e = len(edges)
@@ -399,13 +411,15 @@ def segmentation_at(fragments, history, threshold: float) -> np.ndarray:
     return _roots(parent).astype(frag.dtype)[frag]
 
 
-def merge_small(segmentation, *, min_size: int, boundary=None, affinities=None, max_rounds: int = 50):
+def merge_small(segmentation, *, min_size: int, boundary=None, affinities=None, per_slice: bool = False,
+                max_rounds: int = 50):
     """Merge every region smaller than ``min_size`` voxels into its strongest neighbour.
 
     The strongest neighbour is the one with the lowest mean boundary score (with neither a boundary
     map nor affinities: the largest contact area). Regions are merged in vectorized rounds (one
     region-graph pass each) until no small region has a neighbour; a merged group is named by its
     largest member, so big regions keep their ids. Isolated small regions are kept.
+    ``per_slice=True``: only in-plane neighbours count (2D-per-slice segmentations).
 
     Examples
     --------
@@ -418,7 +432,7 @@ def merge_small(segmentation, *, min_size: int, boundary=None, affinities=None, 
     seg, boundary, affinities = _check_inputs(segmentation, boundary, affinities)
     seg = seg.copy()
     for _ in range(max_rounds):
-        g = region_graph(seg, boundary=boundary, affinities=affinities, quantiles=())
+        g = region_graph(seg, boundary=boundary, affinities=affinities, quantiles=(), per_slice=per_slice)
         sizes = g.sizes
         if len(g.edges) == 0:
             break

@@ -25,10 +25,10 @@ def _thresholds(threshold):
     return single, thr
 
 
-def _finish(frag, result, single, min_size, evidence, return_fragments, return_result):
+def _finish(frag, result, single, min_size, evidence, return_fragments, return_result, per_slice=False):
     segs = result.segmentations
     if min_size:
-        segs = [merge_small(s, min_size=min_size, **evidence) for s in segs]
+        segs = [merge_small(s, min_size=min_size, per_slice=per_slice, **evidence) for s in segs]
     out = segs[0] if single else segs
     if return_result:
         result.segmentations = segs
@@ -78,8 +78,9 @@ def segment_boundaries(boundary_map, *, threshold=0.5, seed_threshold: float = 0
     single, thr = _thresholds(threshold)
     frag = seeded_watershed(b, threshold=seed_threshold, min_distance=min_distance, sigma=sigma, alpha=alpha,
                             per_slice=per_slice, sampling=sampling)
-    result = agglomerate(frag, boundary=b, thresholds=thr, scoring=scoring)
-    return _finish(frag, result, single, min_size, {"boundary": b}, return_fragments, return_result)
+    # per_slice: slices are segmented independently, so only in-plane faces may merge fragments
+    result = agglomerate(frag, boundary=b, thresholds=thr, scoring=scoring, per_slice=per_slice)
+    return _finish(frag, result, single, min_size, {"boundary": b}, return_fragments, return_result, per_slice)
 
 
 def segment_affinities(affs, *, thresholds=(0.5,), seed_threshold: float = 0.5, min_distance: float = 3.0,
