@@ -308,16 +308,21 @@ def _drop_unused(index: np.ndarray, n: int, values_of):
 def contingency_table(gt, seg) -> ContingencyTable:
     """Sparse table of voxel overlaps between two label images.
 
-    Built in one pass: each voxel gets the int64 key ``gt_index * n_seg + seg_index`` and
-    the keys are counted with a single ``np.bincount`` (or, when the key space is larger
-    than the volume, one sort). No label is ignored here: the metrics drop ignored ground
-    truth rows from the table, so one table serves all of them.
+    Each voxel gets the int64 key ``gt_index * n_seg + seg_index`` and the keys are
+    counted with a single ``np.bincount``, with no Python loop over labels. The indices are
+    the labels themselves (minus the smallest) when they are dense; ids with gaps are first
+    renumbered through a lookup table, and only sparse ids spanning more values than there
+    are voxels (hashes, uint64 ids) are sorted with ``np.unique``. On a 250^3 volume,
+    :func:`segmentation_scores` built on it runs about 6x faster than scikit-image's
+    ``adapted_rand_error`` + ``variation_of_information``, with 1.7x less peak memory
+    (``benchmarks/bench_label_metrics.py``). No label is ignored here: the metrics drop
+    the rows of ignored ground-truth labels, so one table serves all of them.
 
     Parameters
     ----------
     gt, seg : array_like of int or bool
         Label images of the same shape. Any integer dtype, including uint64 ids above
-        2**63 and negative labels.
+        2**63 and negative labels; bool images count as labels 0 and 1 (reported as uint8).
 
     Returns
     -------
