@@ -1,0 +1,127 @@
+"""Patch samplers: streaming reads, paired augmentation, determinism, blind-spot masking, simulation."""
+
+import numpy as np
+import pytest
+
+from mire.learn import PatchSampler, blind_spot_mask, noise2void_sampler, pairs_sampler, percentile_range, simulate_sampler
+
+
+class CountingArray:
+    """Array-like that records how many elements are read (to prove streaming)."""
+
+    def __init__(self, array):
+        self.array, self.read = array, 0
+        self.shape, self.dtype, self.ndim = array.shape, array.dtype, array.ndim
+
+    def __getitem__(self, key):
+        out = np.asarray(self.array[key])
+        self.read += out.size
+        return out
+
+
+def test_sampler_streams_from_memmap(tmp_path):
+    path = tmp_path / "big.npy"
+    mm = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(64, 256, 256))
+    mm[:] = 7
+    mm.flush()
+    counted = CountingArray(np.load(path, mmap_mode="r"))
+    assert isinstance(counted.array, np.memmap)
+    s = PatchSampler([(counted, counted)], patch=(8, 16, 16), normalize=[[(0, 10), (0, 10)]])
+    x, y, mask = s.batch(0, batch_size=3)
+    # exactly the 3 patches of both arrays were read: 2 * 3 * 2048 of the 4.2 M elements
+    assert counted.read == 2 * 3 * 8 * 16 * 16
+    assert x.shape == (3, 1, 8, 16, 16) and float(x.mean()) == pytest.approx(0.7)
+
+
+def test_sampler_opens_npy_path_as_memmap(tmp_path):
+    np.save(tmp_path / "a.npy", np.zeros((20, 20), np.float32))
+    s = PatchSampler([(tmp_path / "a.npy", tmp_path / "a.npy")], patch=(8, 8), normalize=False)
+    assert isinstance(s.groups[0][0], np.memmap)
+    with pytest.raises(FileNotFoundError, match="missing.tif"):
+        PatchSampler([(tmp_path / "missing.tif",)], patch=(8, 8))
+
+
+def test_same_augmentation_for_input_and_target():
+    img = np.random.default_rng(0).random((40, 40)).astype(np.float32)
+    s = pairs_sampler(img, img.copy(), patch=(16, 16), seed=3)
+    for step in range(5):
+        x, y, _ = s.batch(step, batch_size=4)
+        assert np.array_equal(x.numpy(), y.numpy())
+    # the patches are windows of the image, flipped / rotated in the plane (not all untransformed)
+    x = s.batch(0, batch_size=8)[0].numpy()[:, 0]
+    lo, hi = s.ranges[0][0]
+    windows = np.stack([(img[i:i + 16, j:j + 16] - lo) / (hi - lo) for i in range(25) for j in range(25)])
+
+    def found(q):
+        return np.abs(windows - q).max(axis=(1, 2)).min() < 1e-5
+
+    assert all(any(found(np.rot90(q, k)) for k in range(4) for q in (p, p[::-1])) for p in x)
+    assert not all(found(p) for p in x)
+
+
+def test_batches_are_deterministic_per_step():
+    img = np.random.default_rng(0).random((32, 32))
+    s = pairs_sampler(img, img, patch=(8, 8), seed=1)
+    a, b, c = s.batch(4, 2)[0], s.batch(4, 2)[0], s.batch(5, 2)[0]
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    other = pairs_sampler(img, img, patch=(8, 8), seed=2)
+    assert not np.array_equal(a, other.batch(4, 2)[0])
+
+
+def test_leading_axes_are_sampled_and_bad_shapes_named():
+    stack = np.stack([np.full((16, 16), v, np.float32) for v in range(5)])  # 5 slices, a 2D patch
+    s = PatchSampler([(stack, stack)], patch=(8, 8), normalize=False, augment=False)
+    vals = {float(s.batch(i, 1)[0][0, 0, 0, 0]) for i in range(30)}
+    assert vals == {0.0, 1.0, 2.0, 3.0, 4.0}
+    with pytest.raises(ValueError, match="smaller than the patch"):
+        PatchSampler([(stack,)], patch=(32, 8))
+    with pytest.raises(ValueError, match="differ in shape"):
+        PatchSampler([(stack, stack[:2])], patch=(8, 8))
+
+
+def test_blind_spot_mask_never_leaks():
+    img = np.arange(12 * 12, dtype=np.float64).reshape(12, 12)  # every value unique
+    rng = np.random.default_rng(0)
+    for _ in range(20):
+        masked, mask = blind_spot_mask(img, rng, fraction=0.5, radius=2)
+        sel = mask > 0
+        assert sel.sum() == 72
+        assert np.all(masked[sel] != img[sel])  # never the pixel's own value, borders included
+        assert np.array_equal(masked[~sel], img[~sel])
+        # the replacement comes from within the radius
+        pos = np.argwhere(sel)
+        src = np.stack(np.unravel_index(masked[sel].astype(int), img.shape), 1)
+        assert np.abs(src - pos).max() <= 2
+    vol = np.arange(6 * 8 * 8.0).reshape(6, 8, 8)
+    masked, mask = blind_spot_mask(vol, rng, fraction=0.3, radius=1)
+    assert np.all(masked[mask > 0] != vol[mask > 0])
+
+
+def test_noise2void_sampler_masks_loss_pixels_only():
+    noisy = np.random.default_rng(1).random((48, 48))
+    x, y, mask = noise2void_sampler(noisy, patch=(32, 32), fraction=0.02).batch(0, 3)
+    assert mask.shape == (3, 1, 32, 32) and int(mask.sum()) == 3 * 20
+    diff = (x != y).numpy()
+    assert diff[mask.numpy() == 0].sum() == 0 and diff[mask.numpy() > 0].all()
+
+
+def test_simulate_sampler_noise_matches_protocol():
+    clean = np.zeros((24, 48, 48))
+    clean[12, 24, 24] = 100.0  # peak 100: the flat background shows the pure noise
+    s = simulate_sampler(clean, patch=(8, 16, 16), conditions=["N2-B1"], augment=False)
+    assert s.ranges[0][0] == (0.0, 100.0)  # percentiles of a flat image fall back to min/max
+    ex = s.make_example
+    lo, hi = ex.stats[0]["N2-B1"]
+    x, y, _ = s.batch(0, batch_size=16)
+    noise = (x - y).numpy() * (hi - lo)  # back to clean-normalized units (peak = 1)
+    assert np.std(noise) == pytest.approx(1 / 7, rel=0.05)
+    # input normalized like Restorer.predict normalizes a degraded stack: by its own percentiles
+    assert lo < 0 < hi
+
+
+def test_percentile_range_reads_a_bounded_subsample():
+    counted = CountingArray(np.arange(200 * 200, dtype=np.float64).reshape(200, 200))
+    lo, hi = percentile_range(counted, percentiles=(0, 100), max_elements=1000)
+    assert counted.read <= 1600
+    assert lo == 0 and hi > 0.95 * 40000
+    assert percentile_range(np.full((4, 4), 3.0)) == (3.0, 4.0)  # flat: unit range, no division by 0
