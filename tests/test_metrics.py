@@ -143,7 +143,8 @@ def _dense_counts(gt, seg):
     return out, gl, sl
 
 
-@pytest.mark.parametrize("case", ["small", "negative", "int8_extremes", "sparse_ids", "uint64_top", "many_pairs"])
+@pytest.mark.parametrize("case", ["small", "negative", "int8_extremes", "sparse_ids", "uint64_top",
+                                  "gappy_ids", "many_pairs"])
 def test_contingency_table_matches_dense_count(rng, case):
     if case == "small":
         gt, seg = rng.integers(0, 5, (7, 9)), rng.integers(0, 4, (7, 9)).astype(np.uint16)
@@ -158,7 +159,10 @@ def test_contingency_table_matches_dense_count(rng, case):
     elif case == "uint64_top":  # ids above 2**63 must not wrap
         gt = (np.uint64(2 ** 64 - 1) - rng.integers(0, 4, 300).astype(np.uint64))
         seg = rng.integers(0, 2, 300).astype(np.uint64) * np.uint64(2 ** 63 + 5)
-    else:  # spans fit, their product does not: key counted by sorting
+    elif case == "gappy_ids":  # key space too big until the ids in use are renumbered
+        gt = rng.integers(0, 30, 400) * 100_000
+        seg = rng.integers(0, 2000, 400)
+    else:  # spans fit, their product does not even after renumbering: keys sorted
         gt = rng.integers(0, 3000, 5000)
         seg = rng.integers(0, 3000, 5000)
     table = M.contingency_table(gt, seg)
@@ -167,6 +171,12 @@ def test_contingency_table_matches_dense_count(rng, case):
     np.testing.assert_array_equal(table.gt_labels, gl)
     np.testing.assert_array_equal(table.seg_labels, sl)
     assert table.gt_labels.dtype == np.asarray(gt).dtype
+
+
+def test_contingency_table_bool_labels():
+    t = M.contingency_table(np.array([True, True, False]), np.array([1, 2, 2]))
+    np.testing.assert_array_equal(t.counts.toarray(), [[0, 1], [1, 1]])
+    np.testing.assert_array_equal(t.gt_labels, [0, 1])
 
 
 def test_contingency_table_docstring_case():
