@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import warnings
 
 import numpy as np
 import pytest
@@ -119,3 +120,25 @@ def test_dask_input_is_written_blockwise_with_the_same_pyramid(tmp_path, rng):
     imwrite(tmp_path / "da.ome.zarr", lazy, axes="ZYX", levels=3)
     for k in range(3):
         np.testing.assert_array_equal(imread(tmp_path / "da.ome.zarr", level=k), imread(tmp_path / "np.ome.zarr", level=k))
+
+
+def test_reads_ngff_04_on_zarr_v2_with_nanometres(tmp_path):
+    """Stores written by other tools (NGFF 0.4, zarr v2, units other than µm) read correctly."""
+    import zarr
+    from ome_zarr.format import FormatV04
+    from ome_zarr.writer import write_multiscale
+
+    data = np.arange(2 * 64 * 64, dtype=np.uint16).reshape(2, 64, 64)
+    group = zarr.open_group(str(tmp_path / "v04.zarr"), mode="w", zarr_format=2)
+    axes = [{"name": "c", "type": "channel"}, {"name": "y", "type": "space", "unit": "nanometer"},
+            {"name": "x", "type": "space", "unit": "nanometer"}]
+    with warnings.catch_warnings():  # ome_zarr deprecates explicit transforms; other tools still write them
+        warnings.simplefilter("ignore", DeprecationWarning)
+        write_multiscale([data, data[:, ::2, ::2]], group, fmt=FormatV04(), axes=axes,
+                         coordinate_transformations=[[{"type": "scale", "scale": [1, 40.0, 40.0]}],
+                                                     [{"type": "scale", "scale": [1, 80.0, 80.0]}]])
+    assert (tmp_path / "v04.zarr" / ".zattrs").exists()
+    im = read_image(tmp_path / "v04.zarr", level=1)
+    assert im.axes == "CYX" and im.pixel_size == pytest.approx({"Y": 0.08, "X": 0.08})
+    np.testing.assert_array_equal(im.data, data[:, ::2, ::2])
+    assert iminfo(tmp_path / "v04.zarr")["levels"] == 2
