@@ -96,12 +96,14 @@ class SimulatedExamples:
 
 
 def simulate_sampler(clean, *, patch, conditions=None, seed: int = 0, augment: bool = True,
-                     percentiles=PERCENTILES):
+                     percentiles=PERCENTILES, stats_size=(32, 256, 256)):
     """Patches of clean images degraded on the fly by the paper-2020 protocol (random condition each).
 
     Each patch is read with a margin of 3 blur sigmas, degraded by
     :func:`mire.optics.simulate` (Gaussian blur then Gaussian noise of SD ``fraction * peak``,
     ``peak`` = the maximum of the whole clean image), and cropped: fast and border-artifact free.
+    The percentiles that normalize the network input are estimated once per image and condition
+    by degrading a central crop of ``stats_size``.
 
     Examples
     --------
@@ -121,7 +123,7 @@ def simulate_sampler(clean, *, patch, conditions=None, seed: int = 0, augment: b
                            percentiles=percentiles)
     sampler.make_example = SimulatedExamples(sampler.groups, sampler.ranges, conditions=conditions,
                                              margin=margin, ndim=len(sampler.patch), percentiles=percentiles,
-                                             seed=seed)
+                                             stats_size=stats_size, seed=seed)
     return sampler
 
 
