@@ -109,9 +109,11 @@ def evaluate(
 ):
     """Score PRED against GT and print a table (or JSON with --json).
 
-    Label metrics follow the EM protocol: GT label 0 (unlabelled) is not scored, and
-    adapted Rand error, precision, recall and VOI split/merge come from one contingency table.
-    In the JSON output an infinite PSNR (identical images) is written as null.
+    Label metrics follow the EM protocol: GT label 0 (unlabelled) is not scored.
+
+    JSON keys: psnr, ssim, arand_error/precision/recall, voi_split/merge, cremi_score, fg_precision/recall.
+
+    An infinite PSNR (identical images) is written as null in the JSON output.
     """
     from mire.io import imread
 
