@@ -21,6 +21,7 @@ from mire.segment.augment import (
     misalign,
     missing_sections,
 )
+from mire.segment.learned import Segmenter
 from mire.segment.pipeline import (
     baseline_boundary_map,
     baseline_segmentation,
@@ -38,5 +39,5 @@ __all__ = [
     "Proofreader", "merge", "split", "replay", "save_log", "load_log",
     "segment_boundaries", "segment_affinities", "baseline_boundary_map", "baseline_segmentation",
     "augment_em", "flip_transpose", "missing_sections", "contrast_jitter", "blur_sections", "misalign",
-    "elastic_deform",
+    "elastic_deform", "Segmenter",
 ]

@@ -246,7 +246,7 @@ def _roots(parent: np.ndarray) -> np.ndarray:
 
 
 def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,), scoring: str = "mean",
-                nbins: int = 256, quantiles=(0.5, 0.75), per_slice: bool = False) -> Agglomeration:
+                nbins: int = 256, quantiles=(), per_slice: bool = False) -> Agglomeration:
     """Merge fragments greedily, lowest boundary score first, at one or several thresholds in one run.
 
     Parameters
@@ -264,7 +264,8 @@ def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,),
     nbins : int
         Histogram bins for quantile scoring.
     quantiles : sequence of float
-        Exact quantiles gathered in the returned fragment ``graph`` (see :func:`region_graph`).
+        Exact quantiles to gather in the returned fragment ``graph`` (see :func:`region_graph`); none by
+        default (they cost a sort of all faces).
     per_slice : bool
         Merge only within z-slices (in-plane faces): the 2D pipeline for thick-section ssTEM.
 

@@ -1,0 +1,338 @@
+"""Learned EM segmentation: a boundary or affinity network wrapped as an estimator.
+
+``Segmenter`` trains a :mod:`mire.nets` U-Net on (image, instance labels) with the targets of
+:mod:`mire.segment.targets` (masked binary cross-entropy), predicts boundary maps or affinities
+tile by tile (:func:`mire.learn.predict_tiled`), and segments them with the post-processing of
+:mod:`mire.segment.pipeline`, whose parameters are stored with the model. Files are
+``<path>.safetensors`` (weights) + ``<path>.json`` (metadata), no pickle, like
+:class:`mire.restore.Restorer`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from mire._validate import check_image
+from mire.segment.targets import _check_offsets, affinities, boundaries, check_labels, ignore_mask
+
+__all__ = ["Segmenter"]
+
+FORMAT = "mire-segmenter"
+FORMAT_VERSION = 1
+TARGETS = ("boundaries", "affinities")
+DEFAULT_POST = {"threshold": 0.5, "scoring": None, "min_size": 0, "min_distance": 3.0, "seed_threshold": 0.5,
+                "sigma": 1.0, "per_slice": False}
+
+
+def _stem(path) -> Path:
+    p = Path(path)
+    for suffix in (".safetensors", ".json"):
+        if p.name.endswith(suffix):
+            return p.with_name(p.name[: -len(suffix)])
+    return p
+
+
+def _digest(state: dict) -> str:
+    h = hashlib.sha256()
+    for k in sorted(state):
+        t = state[k].detach().cpu().contiguous()
+        h.update(k.encode())
+        h.update(str(tuple(t.shape)).encode())
+        h.update(t.numpy().tobytes())
+    return h.hexdigest()
+
+
+class Segmenter:
+    """A boundary or affinity network with its normalization and post-processing.
+
+    Parameters
+    ----------
+    config : dict or str, optional
+        Network config or preset (see :func:`mire.nets.build_model`); default ``"fast"``.
+    ndim : {2, 3}
+        2: a membrane network applied slice by slice (ssTEM, ISBI 2012); 3: a volume network.
+    target : {"boundaries", "affinities"}
+    offsets : sequence of int tuples, optional
+        Affinity offsets (nearest neighbours first); default the nearest neighbours.
+    percentiles : (float, float)
+        Input intensity percentiles mapped to [0, 1].
+    boundary_width : int
+        Half-width of the boundary targets (see :func:`mire.segment.boundaries`).
+
+    Examples
+    --------
+    >>> from mire.data import em_cells
+    >>> image, labels = em_cells((64, 64), seed=0)
+    >>> seg = Segmenter("tiny", ndim=2)
+    >>> hist = seg.train(image, labels, patch=(32, 32), epochs=1, steps_per_epoch=2, progress=False)
+    >>> seg.predict(image).shape, seg.segment(image).shape
+    ((64, 64), (64, 64))
+    """
+
+    def __init__(self, config=None, *, ndim: int = 3, target: str = "boundaries", offsets=None,
+                 percentiles=(1.0, 99.8), boundary_width: int = 1):
+        from mire import __version__
+        from mire.nets import build_model
+
+        if target not in TARGETS:
+            raise ValueError(f"target must be one of {TARGETS}, got {target!r}")
+        if isinstance(config, dict) and "ndim" in config:
+            ndim = int(config["ndim"])
+        if ndim not in (2, 3):
+            raise ValueError(f"ndim must be 2 or 3, got {ndim}")
+        offsets = _check_offsets(offsets, ndim) if target == "affinities" else None
+        out_channels = len(offsets) if offsets else 1
+        # a segmentation net predicts logits of a new quantity: never a residual on the input
+        overrides = {"ndim": ndim, "in_channels": 1, "out_channels": out_channels, "residual": False}
+        if isinstance(config, dict):
+            self.model = build_model({**config, **overrides})
+        else:
+            self.model = build_model(config, **overrides)
+        self.model.eval()
+        self.ndim = ndim
+        self.metadata = {
+            "format": FORMAT, "format_version": FORMAT_VERSION, "name": None, "axes": "ZYX"[-ndim:],
+            "target": target, "offsets": [list(o) for o in offsets] if offsets else None,
+            "boundary_width": int(boundary_width),
+            "normalization": {"method": "percentile", "percentiles": [float(p) for p in percentiles]},
+            "postprocess": dict(DEFAULT_POST, per_slice=ndim == 2), "network": self.model.config,
+            "training": None, "metrics": {}, "mire_version": __version__,
+        }
+
+    @property
+    def target(self) -> str:
+        return self.metadata["target"]
+
+    @property
+    def offsets(self):
+        o = self.metadata["offsets"]
+        return None if o is None else [tuple(x) for x in o]
+
+    # ------------------------------------------------------------------ training
+    def _make_example(self, ignore_label, em_augment):
+        from mire.segment.augment import blur_sections, contrast_jitter, misalign, missing_sections
+
+        width = self.metadata["boundary_width"]
+
+        def make(crops, rng, group_index):
+            img, lab = crops[0], np.rint(crops[1]).astype(np.int64)
+            if em_augment:
+                img = np.clip(img, 0, 1)
+                img, _ = contrast_jitter(img, rng=rng, per_section=img.ndim == 3)
+                if img.ndim == 3 and self.ndim == 3:
+                    img, _ = missing_sections(img, rng=rng, p=0.03)
+                    img, _ = blur_sections(img, rng=rng, p=0.03)
+                    if rng.random() < 0.1:
+                        img, lab = misalign(img, lab, rng=rng, max_shift=4)
+            if self.target == "boundaries":
+                y = boundaries(lab, width=width, ignore_label=ignore_label)[None]
+                mask = None if ignore_label is None else ignore_mask(lab, ignore_label=ignore_label)[None]
+                mask = None if mask is None else mask.astype(np.float32)
+            else:
+                y, mask = affinities(lab, offsets=self.offsets, ignore_label=ignore_label)
+            return img[None].astype(np.float32), y, mask
+
+        return make
+
+    def train(self, images, labels, *, patch=None, epochs: int = 10, steps_per_epoch: int = 100,
+              batch_size: int = 4, lr: float = 1e-3, lr_decay: float = 0.9, ignore_label: int | None = None,
+              em_augment: bool = True, val=None, checkpoint_dir=None, resume: bool = True, seed: int = 0,
+              device=None, progress: bool = True, callback=None, stop_event=None) -> dict:
+        """Train (or fine-tune) on images and their instance labels.
+
+        Parameters
+        ----------
+        images, labels : array-like or path, or lists of them
+            Raw EM and instance labels of the same shape (0 = membrane/background). A 2D model
+            samples 2D patches from the z-slices of a stack.
+        patch : tuple of int, optional
+            Default (16, 64, 64) in 3D, (128, 128) in 2D.
+        ignore_label : int, optional
+            Label of unannotated voxels, left out of the loss.
+        em_augment : bool
+            Contrast jitter (and for 3D: missing / blurred sections, misalignment) on top of the
+            sampler's flips and rotations (:mod:`mire.segment.augment`).
+        other parameters
+            See :func:`mire.learn.train`; the loss is binary cross-entropy on logits, masked.
+
+        Returns
+        -------
+        history : dict (see :func:`mire.learn.train`)
+        """
+        from mire.learn import PatchSampler, percentile_range
+        from mire.learn import train as train_loop
+
+        imgs = list(images) if isinstance(images, (list, tuple)) else [images]
+        labs = list(labels) if isinstance(labels, (list, tuple)) else [labels]
+        if len(imgs) != len(labs):
+            raise ValueError(f"{len(imgs)} images but {len(labs)} label volumes")
+        groups = []
+        for k, (im, lb) in enumerate(zip(imgs, labs)):
+            if isinstance(im, (str, Path)) or isinstance(lb, (str, Path)):
+                from mire.io import imread
+
+                im = imread(im) if isinstance(im, (str, Path)) else im
+                lb = imread(lb) if isinstance(lb, (str, Path)) else lb
+            im = check_image(im, name=f"image {k}", ndim=(2, 3))
+            lb = check_labels(lb, name=f"labels {k}")
+            if im.shape != lb.shape:
+                raise ValueError(f"labels {k} shape {lb.shape} does not match image {k} shape {im.shape}")
+            if im.ndim < self.ndim:
+                raise ValueError(f"image {k} is {im.ndim}D; this {self.ndim}D model needs {self.ndim}D data")
+            groups.append((im, lb.astype(np.float32)))
+        patch = tuple(patch) if patch is not None else ((16, 64, 64) if self.ndim == 3 else (128, 128))
+        if len(patch) != self.ndim:
+            raise ValueError(f"patch {patch} must have {self.ndim} sizes for this {self.ndim}D model")
+        bad = [p for p, m in zip(patch, self.model.size_multiple) if p % m]
+        if bad:
+            raise ValueError(f"patch {patch} must be divisible by the network's size multiple "
+                             f"{self.model.size_multiple}")
+        pct = self.metadata["normalization"]["percentiles"]
+        # images by their own percentiles; labels untouched (lo 0, hi 1 is the identity)
+        ranges = [[percentile_range(g[0], percentiles=pct), (0.0, 1.0)] for g in groups]
+        sampler = PatchSampler(groups, patch=patch, make_example=self._make_example(ignore_label, em_augment),
+                               normalize=ranges, seed=seed)
+        history = train_loop(self.model, sampler, loss="bce", lr=lr, lr_decay=lr_decay, epochs=epochs,
+                             steps_per_epoch=steps_per_epoch, batch_size=batch_size, val=val,
+                             checkpoint_dir=checkpoint_dir, resume=resume, seed=seed, device=device,
+                             progress=progress, callback=callback, stop_event=stop_event)
+        self.metadata["training"] = {
+            "patch": list(patch), "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
+            "lr": lr, "lr_decay": lr_decay, "loss": "bce", "ignore_label": ignore_label, "em_augment": em_augment,
+            "steps": history["step"], "final_loss": history["loss"][-1] if history["loss"] else None,
+            "fine_tuned_from": self.metadata.get("training"),
+        }
+        self.model.eval()
+        return history
+
+    # ---------------------------------------------------------------- prediction
+    def predict(self, image, *, tile=None, overlap=None, batch_size: int = 1, device=None) -> np.ndarray:
+        """Boundary probabilities (``image.shape``) or affinities (``(C, *image.shape)``), float32 in [0, 1].
+
+        A 2D model applied to a (Z, Y, X) stack predicts slice by slice (affinities then have the
+        2D channels only). Normalization uses the percentiles of the whole input.
+        """
+        from mire._torch import default_device
+        from mire.learn import percentile_range, predict_tiled
+
+        img = check_image(image, name="image", ndim=(2, 3))
+        if img.ndim < self.ndim:
+            raise ValueError(f"image is {img.ndim}D; this {self.ndim}D model needs a {self.ndim}D image")
+        device = torch.device(device) if device is not None else default_device()
+        self.model.to(device).eval()
+        lo, hi = percentile_range(img, percentiles=self.metadata["normalization"]["percentiles"])
+        if img.ndim == self.ndim:
+            stack, spatial = img[None], img.shape
+        else:  # a 2D model over a (Z, Y, X) stack: slice by slice
+            stack, spatial = img, img.shape[1:]
+        n_out = int(self.model.config["out_channels"])
+        out = np.zeros((len(stack), n_out) + tuple(spatial), np.float32)
+        if tile is None:
+            tile = spatial if np.prod(spatial) <= 2**22 else ((48, 256, 256) if self.ndim == 3 else (1024, 1024))
+        if overlap is None:
+            tile_t = (tile,) * self.ndim if isinstance(tile, int) else tuple(tile)
+            overlap = tuple(min(16, t // 4) if t < s else 0 for t, s in zip(tile_t, spatial))
+        for k in range(len(stack)):
+            predict_tiled(self.model, stack[k][None], tile=tile, overlap=overlap, batch_size=batch_size,
+                          device=device, out=out[k],
+                          preprocess=lambda x: ((x - lo) / (hi - lo)).astype(np.float32))
+        # tiles are blended as logits, then squashed once
+        out = (1.0 / (1.0 + np.exp(-out))).astype(np.float32)
+        if self.target == "boundaries":
+            out = out[:, 0]
+            return out[0] if img.ndim == self.ndim else out
+        if img.ndim == self.ndim:
+            return out[0]
+        return np.moveaxis(out, 1, 0)  # (C, Z, Y, X) for a 2D model over a stack
+
+    def segment(self, image, *, return_probabilities: bool = False, **postprocess):
+        """Predict and post-process into instance labels.
+
+        ``postprocess`` overrides the stored parameters (``threshold``, ``scoring``, ``min_size``,
+        ``min_distance``, ``seed_threshold``, ``sigma``, ``per_slice``); a list of thresholds
+        returns a list of segmentations.
+        """
+        from mire.segment.pipeline import segment_affinities, segment_boundaries
+
+        params = dict(self.metadata["postprocess"])
+        unknown = set(postprocess) - set(params)
+        if unknown:
+            raise TypeError(f"unknown post-processing option(s) {sorted(unknown)}; use {sorted(params)}")
+        params.update(postprocess)
+        prob = self.predict(image)
+        kw = {k: params[k] for k in ("min_size", "min_distance", "seed_threshold", "sigma")}
+        if self.target == "boundaries":
+            seg = segment_boundaries(prob, threshold=params["threshold"], scoring=params["scoring"] or "mean",
+                                     per_slice=bool(params["per_slice"]) and prob.ndim == 3, **kw)
+        else:
+            if self.ndim == 2 and np.ndim(image) == 3:
+                raise ValueError("a 2D affinity model over a stack: segment the slices one by one")
+            seg = segment_affinities(prob, thresholds=params["threshold"],
+                                     scoring=params["scoring"] or "quantile:0.75", **kw)
+        return (seg, prob) if return_probabilities else seg
+
+    # ------------------------------------------------------------------- files
+    def save(self, path) -> Path:
+        """Write ``<path>.safetensors`` and ``<path>.json`` atomically; returns the stem."""
+        from mire import __version__
+        from mire.learn import save_tensors, write_json
+
+        stem = _stem(path)
+        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
+        meta = dict(self.metadata, network=self.model.config, mire_version=__version__,
+                    weights_sha256=_digest(state))
+        save_tensors(stem.with_name(stem.name + ".safetensors"), state, {"format": FORMAT})
+        write_json(stem.with_name(stem.name + ".json"), meta)
+        return stem
+
+    @classmethod
+    def load(cls, name_or_path) -> "Segmenter":
+        """Load a shipped model by name (:func:`mire.models.available`) or a saved one by path."""
+        from mire import models
+        from mire.learn import load_tensors, read_json
+
+        name = str(name_or_path)
+        if name in models.available():
+            stem = models.model_path(name)
+        else:
+            stem = _stem(name_or_path)
+            if not stem.with_name(stem.name + ".json").exists():
+                shipped = ", ".join(models.available()) or "none"
+                raise FileNotFoundError(f"no model {name!r}: neither a shipped model (available: {shipped}) "
+                                        f"nor a file {stem.with_name(stem.name + '.json')}")
+        meta_path = stem.with_name(stem.name + ".json")
+        weights_path = stem.with_name(stem.name + ".safetensors")
+        meta = read_json(meta_path)
+        if meta.get("format") != FORMAT:
+            raise ValueError(f"{meta_path} is not a mire segmenter model (format {meta.get('format')!r})")
+        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
+            raise ValueError(f"{meta_path} has format version {meta['format_version']}; upgrade mire")
+        for key in ("network", "target", "normalization", "postprocess"):
+            if key not in meta:
+                raise ValueError(f"{meta_path} lacks the {key!r} entry")
+        try:
+            seg = cls(meta["network"], target=meta["target"], offsets=meta.get("offsets"),
+                      percentiles=meta["normalization"]["percentiles"],
+                      boundary_width=meta.get("boundary_width", 1))
+        except (ValueError, TypeError, KeyError) as exc:
+            raise ValueError(f"{meta_path}: invalid network description: {exc}") from None
+        state = load_tensors(weights_path)
+        if meta.get("weights_sha256") is not None and _digest(state) != meta["weights_sha256"]:
+            raise ValueError(f"{weights_path} does not match {meta_path} (weights checksum differs)")
+        try:
+            seg.model.load_state_dict(state)
+        except RuntimeError as exc:
+            raise ValueError(f"{weights_path} does not fit the network described in {meta_path}: {exc}") from None
+        seg.metadata.update({k: v for k, v in meta.items() if k != "weights_sha256"})
+        seg.model.eval()
+        return seg
+
+    def __repr__(self):
+        from mire.nets import count_parameters
+
+        return (f"Segmenter({self.metadata.get('name') or 'unnamed'!r}, target={self.target!r}, ndim={self.ndim}, "
+                f"parameters={count_parameters(self.model)})")

@@ -1,0 +1,77 @@
+"""Segmenter: targets fed to the network, prediction shapes, save/load, clear errors."""
+
+import json
+
+import numpy as np
+import pytest
+
+from mire.data import em_cells
+from mire.segment import Segmenter, affinities, boundaries
+
+
+@pytest.fixture(scope="module")
+def cells2d():
+    return em_cells((48, 48), seed=0)
+
+
+def test_examples_are_the_label_targets(cells2d):
+    image, labels = cells2d
+    rng = np.random.default_rng(0)
+    seg = Segmenter("tiny", ndim=2)
+    x, y, mask = seg._make_example(None, False)([image / 255.0, labels.astype(np.float32)], rng, 0)
+    np.testing.assert_array_equal(y[0], boundaries(labels))
+    assert x.shape == (1, 48, 48) and mask is None
+    seg = Segmenter("tiny", ndim=2, target="affinities", offsets=[(-1, 0), (0, -1), (0, -3)])
+    x, y, mask = seg._make_example(None, False)([image / 255.0, labels.astype(np.float32)], rng, 0)
+    want, want_mask = affinities(labels, offsets=[(-1, 0), (0, -1), (0, -3)])
+    np.testing.assert_array_equal(y, want)
+    np.testing.assert_array_equal(mask, want_mask)
+    assert seg.model.config["out_channels"] == 3 and seg.model.config["residual"] is False
+
+
+def test_train_predict_segment_save_load(cells2d, tmp_path):
+    image, labels = cells2d
+    seg = Segmenter("tiny", ndim=2)
+    hist = seg.train(image, labels, patch=(32, 32), epochs=1, steps_per_epoch=2, batch_size=2, progress=False)
+    assert hist["step"] == 2 and np.isfinite(hist["loss"][-1])
+    prob = seg.predict(image)
+    assert prob.shape == image.shape and prob.dtype == np.float32 and 0 <= prob.min() <= prob.max() <= 1
+    stack = np.stack([image, image[::-1]])
+    pstack = seg.predict(stack)  # 2D model over a stack: slice by slice
+    np.testing.assert_allclose(pstack[0], prob, atol=1e-6)
+    labels_out = seg.segment(image, threshold=[0.3, 0.6])
+    assert len(labels_out) == 2 and labels_out[0].shape == image.shape
+    stem = seg.save(tmp_path / "membranes")
+    meta = json.loads((tmp_path / "membranes.json").read_text())
+    assert meta["format"] == "mire-segmenter" and meta["target"] == "boundaries"
+    assert meta["training"]["steps"] == 2 and meta["postprocess"]["per_slice"] is True
+    again = Segmenter.load(stem)
+    np.testing.assert_array_equal(again.predict(image), prob)
+
+
+def test_3d_affinity_model_shapes():
+    image, labels = em_cells((8, 32, 32), seed=1)
+    seg = Segmenter("tiny", ndim=3, target="affinities")
+    seg.train(image, labels, patch=(8, 16, 16), epochs=1, steps_per_epoch=1, batch_size=1, progress=False)
+    affs = seg.predict(image)
+    assert affs.shape == (3, 8, 32, 32)
+    assert seg.segment(image).shape == image.shape
+
+
+def test_segmenter_errors(cells2d, tmp_path):
+    image, labels = cells2d
+    seg = Segmenter("tiny", ndim=2)
+    with pytest.raises(ValueError, match="does not match image 0 shape"):
+        seg.train(image, labels[:-1], patch=(32, 32), epochs=1, steps_per_epoch=1, progress=False)
+    with pytest.raises(ValueError, match="target"):
+        Segmenter("tiny", target="masks")
+    with pytest.raises(ValueError, match="2D"):
+        Segmenter("tiny", ndim=3).predict(image)
+    with pytest.raises(TypeError, match="post-processing"):
+        seg.segment(image, thresold=0.5)
+    with pytest.raises(FileNotFoundError, match="no model"):
+        Segmenter.load(tmp_path / "missing")
+    stem = seg.save(tmp_path / "m")
+    (tmp_path / "m.safetensors").write_bytes(b"garbage")
+    with pytest.raises(ValueError, match="corrupted|truncated"):
+        Segmenter.load(stem)
