@@ -1,0 +1,19 @@
+"""Single-image restoration: model-based deconvolution (TV, Richardson-Lucy, Wiener) and learned restorers.
+
+Every solver uses the forward model of :mod:`mire.optics` (the PSF blur ``Blur``) on an extended
+domain, so borders carry no wrap-around; numpy arrays in and out, torch inside (GPU when present).
+"""
+
+from mire.restore._weight import choose_tv_weight
+from mire.restore.richardson_lucy import richardson_lucy
+from mire.restore.tv import tv_deconvolve
+from mire.restore.wiener import wiener
+
+__all__ = ["tv_deconvolve", "choose_tv_weight", "richardson_lucy", "wiener"]
+
+try:  # the trained-network restorer lives in its own module (written separately)
+    from mire.restore.learned import Restorer  # noqa: F401
+
+    __all__ += ["Restorer"]
+except ImportError:
+    pass

@@ -1,0 +1,163 @@
+"""Pieces shared by the restoration solvers: input checks, scaling, the extended domain, finite differences.
+
+The solvers all work on an *extended* ("valid") domain: the unknown object is larger than the
+image by the PSF support, and only the pixels whose whole blur footprint lies inside it are
+compared with the data. So no solver assumes anything about what lies outside the field of view
+(no wrap-around, no dark border), which is what makes deconvolved borders clean.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+import torch
+
+from mire._validate import check_image
+
+
+def check_inputs(image, psf, *, name: str = "image"):
+    """Validate ``image`` (2D or 3D, finite) and turn ``psf`` (array or spec string) into a kernel."""
+    from mire.optics.psf import parse_psf
+
+    img = check_image(image, name=name, ndim=(2, 3))
+    if psf is None:
+        raise ValueError("psf is required: give an array, 'gaussian:SIGMA', 'gaussian:SZ,SY,SX' or a file path")
+    if isinstance(psf, str):
+        kernel = parse_psf(psf, ndim=img.ndim)
+    else:
+        kernel = check_image(psf, name="psf").astype(np.float64)
+        if kernel.ndim != img.ndim:
+            raise ValueError(f"psf is {kernel.ndim}D but the image is {img.ndim}D (shape {img.shape})")
+        total = kernel.sum()
+        if not total > 0:
+            raise ValueError("psf sums to zero or less: it must be a non-negative kernel with positive sum")
+        kernel = kernel / total
+    if any(k > 2 * n + 1 for k, n in zip(kernel.shape, img.shape)):
+        raise ValueError(f"psf shape {kernel.shape} is much larger than the image {img.shape}; crop the PSF")
+    return img, kernel
+
+
+def compute_dtype(image: np.ndarray) -> torch.dtype:
+    """Compute in the input's float precision; integers and float16 use float32 (like scikit-image)."""
+    return torch.float64 if image.dtype == np.float64 else torch.float32
+
+
+def intensity_scale(image: np.ndarray) -> float:
+    """Scale that maps the image to about [0, 1], so weights mean the same for 8-bit and 16-bit data."""
+    s = float(np.max(np.abs(image)))
+    return s if s > 0 else 1.0
+
+
+def normalize_spacing(spacing, ndim: int) -> tuple:
+    """Voxel spacing relative to the finest axis (``None``: isotropic)."""
+    if spacing is None:
+        return (1.0,) * ndim
+    sp = np.broadcast_to(np.asarray(spacing, dtype=float), (ndim,))
+    if not np.all(np.isfinite(sp)) or np.any(sp <= 0):
+        raise ValueError(f"spacing must be positive numbers, one per axis, got {spacing}")
+    return tuple(float(v) for v in sp / sp.min())
+
+
+class ExtendedDomain:
+    """Geometry of the unknown: ``image.shape + psf.shape - 1`` rounded up to fast FFT sizes.
+
+    ``window`` is where the image sits inside the extended grid: a circular convolution on the
+    extended grid, read in the window, equals the linear ("valid") convolution, because no output
+    in the window reaches across the wrap.
+    """
+
+    def __init__(self, shape, psf_shape):
+        self.shape = tuple(int(n) for n in shape)
+        k = np.asarray(psf_shape)
+        self.grid = tuple(scipy.fft.next_fast_len(int(n + kk - 1), real=True) for n, kk in zip(self.shape, k))
+        offset = k - 1 - k // 2
+        self.window = tuple(slice(int(o), int(o) + n) for o, n in zip(offset, self.shape))
+
+    def embed(self, image: torch.Tensor, fill: str = "edge") -> torch.Tensor:
+        """Put ``image`` in the window and fill the rest by edge replication (a neutral starting guess)."""
+        pads = []
+        for n, g, w in zip(self.shape, self.grid, self.window):
+            pads.append((w.start, g - n - w.start))
+        out = image
+        for axis, (lo, hi) in enumerate(pads):
+            if lo or hi:
+                idx = torch.clamp(torch.arange(-lo, image.shape[axis] + hi, device=image.device),
+                                  0, image.shape[axis] - 1)
+                out = torch.index_select(out, axis, idx)
+        return out.contiguous()
+
+    def mask(self, *, dtype, device) -> torch.Tensor:
+        m = torch.zeros(self.grid, dtype=dtype, device=device)
+        m[self.window] = 1
+        return m
+
+
+# --- periodic finite differences (the TV regulariser), scaled by the voxel spacing -------------
+
+def grad(x: torch.Tensor, spacing) -> torch.Tensor:
+    """Forward differences on a periodic grid, one channel per axis, divided by the spacing."""
+    return torch.stack([(torch.roll(x, -1, dims=a) - x) / h for a, h in enumerate(spacing)])
+
+
+def grad_adjoint(g: torch.Tensor, spacing) -> torch.Tensor:
+    """Exact adjoint of :func:`grad` (minus the divergence)."""
+    out = torch.zeros_like(g[0])
+    for a, h in enumerate(spacing):
+        out += (torch.roll(g[a], 1, dims=a) - g[a]) / h
+    return out
+
+
+def laplacian_symbol(grid, spacing, *, dtype, device) -> torch.Tensor:
+    """Fourier symbol of ``grad_adjoint(grad(.))`` on ``grid`` (rfft layout, last axis halved)."""
+    d = len(grid)
+    sym = torch.zeros(tuple(grid[:-1]) + (grid[-1] // 2 + 1,), dtype=dtype, device=device)
+    for a, (n, h) in enumerate(zip(grid, spacing)):
+        k = torch.arange(n if a < d - 1 else n // 2 + 1, dtype=dtype, device=device)
+        lam = (2 - 2 * torch.cos(2 * np.pi * k / n)) / h**2
+        shape = [1] * d
+        shape[a] = -1
+        sym = sym + lam.reshape(shape)
+    return sym
+
+
+def tv_norm(gx: torch.Tensor) -> torch.Tensor:
+    """Isotropic total variation of a gradient field: sum of the per-voxel gradient magnitude."""
+    return torch.sqrt((gx * gx).sum(0)).sum()
+
+
+def progress_bar(enabled: bool, total: int, description: str):
+    """A rich progress bar, or a do-nothing stand-in."""
+    if not enabled:
+        return _NoProgress()
+    from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn
+
+    prog = Progress(TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
+                    TimeRemainingColumn(), transient=True)
+    return _RichProgress(prog, total, description)
+
+
+class _NoProgress:
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        return False
+
+    def advance(self, n: int = 1):
+        pass
+
+
+class _RichProgress:
+    def __init__(self, prog, total, description):
+        self.prog, self.total, self.description = prog, total, description
+
+    def __enter__(self):
+        self.prog.__enter__()
+        self.task = self.prog.add_task(self.description, total=self.total)
+        return self
+
+    def __exit__(self, *exc):
+        return self.prog.__exit__(*exc)
+
+    def advance(self, n: int = 1):
+        self.prog.advance(self.task, n)
