@@ -45,7 +45,7 @@ def test_segment_affinities(tmp_path):
 def test_segment_cli_errors(tmp_path):
     _, path = _cells(tmp_path)
     res = runner.invoke(app, ["segment", str(path), str(tmp_path / "o.tif")])
-    assert res.exit_code == 2 and "--boundaries or --affinities" in res.output
+    assert res.exit_code == 2 and "exactly one of" in res.output
     res = runner.invoke(app, ["segment", str(tmp_path / "nope.tif"), str(tmp_path / "o.tif"), "--boundaries"])
     assert res.exit_code == 2 and "not found" in res.output
     res = runner.invoke(app, ["segment", str(path), str(tmp_path / "o.tif"), "--boundaries", "-t", "a,b"])
@@ -66,3 +66,24 @@ def test_proofread_applies_log(tmp_path):
     np.testing.assert_array_equal(tifffile.imread(out), pr.seg)
     res = runner.invoke(app, ["proofread", str(seg_path), str(tmp_path / "none.json"), str(out)])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_train_segment_then_segment_with_model(tmp_path):
+    from mire.data import em_cells
+
+    image, lab = em_cells((48, 48), seed=1)
+    ip, lp = tmp_path / "img.tif", tmp_path / "lab.tif"
+    tifffile.imwrite(ip, image)
+    tifffile.imwrite(lp, lab)
+    stem = tmp_path / "membranes"
+    res = runner.invoke(app, ["train-segment", "-i", str(ip), "-l", str(lp), "-o", str(stem), "--ndim", "2",
+                              "--preset", "tiny", "--epochs", "1", "--steps", "2", "--batch-size", "2",
+                              "--patch", "32,32", "--threshold", "0.4"])
+    assert res.exit_code == 0, res.output
+    assert (tmp_path / "membranes.safetensors").exists() and (tmp_path / "membranes.json").exists()
+    out = tmp_path / "seg.tif"
+    res = runner.invoke(app, ["segment", str(ip), str(out), "--model", str(stem)])
+    assert res.exit_code == 0, res.output
+    assert "threshold 0.4" in res.output and tifffile.imread(out).shape == image.shape
+    res = runner.invoke(app, ["train-segment", "-i", str(ip), "-l", str(lp), "-l", str(lp), "-o", str(stem)])
+    assert res.exit_code == 2 and "one labels file per image" in res.output

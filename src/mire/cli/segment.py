@@ -46,13 +46,17 @@ def _axes(ndim: int) -> str:
 
 
 def segment_cmd(
-    image: Path = typer.Argument(..., help="Boundary probability map (1 = membrane) or affinities (C, Z, Y, X)."),
+    image: Path = typer.Argument(..., help="Raw EM (with --model), boundary probability map (1 = membrane) "
+                                           "or affinities (C, Z, Y, X)."),
     out: Path = typer.Argument(..., help="Output labels (.tif, .ome.zarr, file.h5:/dataset)."),
     boundaries: bool = typer.Option(False, "--boundaries", help="IMAGE is a boundary probability map."),
     affinities: bool = typer.Option(False, "--affinities", help="IMAGE is an affinity volume, channels first."),
-    threshold: str = typer.Option("0.5", "--threshold", "-t",
+    model: str = typer.Option(None, "--model", "-m", help="IMAGE is raw EM: segment it with this shipped model "
+                                                          "name or saved Segmenter path."),
+    threshold: str = typer.Option(None, "--threshold", "-t",
                                   help="Agglomeration threshold(s) on the boundary score (1 - affinity), comma "
-                                       "separated; several write one file each (OUT with _t<value>)."),
+                                       "separated; several write one file each (OUT with _t<value>). Default "
+                                       "0.5, or the model's own."),
     min_size: int = typer.Option(0, "--min-size", help="Merge regions smaller than this into a neighbour."),
     scoring: str = typer.Option("", "--scoring",
                                 help="Edge score: mean, median, quantile:0.75 (default: mean for boundaries, "
@@ -61,18 +65,34 @@ def segment_cmd(
     per_slice: bool = typer.Option(False, "--per-slice", help="2D watershed per z-slice (thick-section ssTEM)."),
     invert: bool = typer.Option(False, "--invert", help="The map is 1 inside cells (1 - boundary): invert it."),
 ):
-    """Segment a boundary map or affinities: seeded watershed, agglomeration, small-region cleanup."""
+    """Segment raw EM with a model, or a boundary map / affinities: watershed, agglomeration, cleanup."""
     with friendly_errors():
         import numpy as np
 
         from mire.io import imread, imwrite
-        from mire.segment import segment_affinities, segment_boundaries
+        from mire.segment import Segmenter, segment_affinities, segment_boundaries
 
-        if boundaries == affinities:
-            raise ValueError("say what IMAGE holds: give exactly one of --boundaries or --affinities")
+        if sum([boundaries, affinities, model is not None]) != 1:
+            raise ValueError("say what IMAGE holds: give exactly one of --boundaries, --affinities or --model")
         if not image.exists():
             raise FileNotFoundError(f"input not found: {image}")
-        thr = _thresholds(threshold)
+        if model is not None:
+            segmenter = Segmenter.load(model)
+            thr = _thresholds(threshold) if threshold else [float(segmenter.metadata["postprocess"]["threshold"])]
+            opts = {"threshold": thr}
+            if min_size:
+                opts["min_size"] = min_size
+            if scoring:
+                opts["scoring"] = scoring
+            if per_slice:
+                opts["per_slice"] = True
+            segs = segmenter.segment(imread(image), **opts)
+            for t, seg in zip(thr, segs):
+                path = _out_path(out, t, len(thr) > 1)
+                imwrite(path, seg, axes=_axes(seg.ndim))
+                console.print(f"threshold {t:g}: {int(np.count_nonzero(np.unique(seg)))} segments -> {path}")
+            return
+        thr = _thresholds(threshold or "0.5")
         data = _as_probability(imread(image), invert=invert)
         if boundaries:
             segs = segment_boundaries(data, threshold=thr, min_size=min_size, scoring=scoring or "mean",
@@ -112,6 +132,50 @@ def proofread_cmd(
         console.print(f"applied {len(doc['edits'])} edits -> {out}")
 
 
+def train_segment_cmd(
+    images: list[Path] = typer.Option(..., "--image", "-i", help="Raw EM volume (repeat for several)."),
+    labels: list[Path] = typer.Option(..., "--labels", "-l", help="Instance labels matching each --image."),
+    out: Path = typer.Option(..., "--out", "-o", help="Model path stem: writes OUT.safetensors and OUT.json."),
+    target: str = typer.Option("boundaries", "--target", help="boundaries | affinities."),
+    ndim: int = typer.Option(3, "--ndim", help="2 (membranes per slice, ssTEM) or 3."),
+    preset: str = typer.Option("fast", "--preset", help="Network preset: fast | paper | tiny."),
+    epochs: int = typer.Option(10, "--epochs"),
+    steps: int = typer.Option(100, "--steps", help="Steps per epoch."),
+    batch_size: int = typer.Option(4, "--batch-size"),
+    patch: str = typer.Option(None, "--patch", help="Patch size, e.g. 16,64,64 (3D) or 128,128 (2D)."),
+    lr: float = typer.Option(1e-3, "--lr"),
+    ignore_label: int = typer.Option(None, "--ignore-label", help="Label of unannotated voxels (no loss there)."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Agglomeration threshold stored with the model."),
+    checkpoints: Path = typer.Option(None, "--checkpoints", help="Checkpoint folder (resumed when present)."),
+    seed: int = typer.Option(0, "--seed"),
+):
+    """Train a boundary or affinity network on raw EM + instance labels."""
+    with friendly_errors():
+        from mire.io import imread
+        from mire.segment import Segmenter
+
+        if len(images) != len(labels):
+            raise ValueError(f"{len(images)} --image but {len(labels)} --labels: give one labels file per image")
+        for p in list(images) + list(labels):
+            if not p.exists():
+                raise FileNotFoundError(f"input not found: {p}")
+        patch_t = None
+        if patch:
+            try:
+                patch_t = tuple(int(v) for v in patch.split(","))
+            except ValueError:
+                raise ValueError(f"--patch must be comma-separated integers, got {patch!r}") from None
+        segmenter = Segmenter(preset, ndim=ndim, target=target)
+        segmenter.metadata["postprocess"]["threshold"] = threshold
+        history = segmenter.train([imread(p) for p in images], [imread(p) for p in labels], patch=patch_t,
+                                  epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr,
+                                  ignore_label=ignore_label, checkpoint_dir=checkpoints, seed=seed, progress=True)
+        stem = segmenter.save(out)
+        console.print(f"trained {history['step']} steps, final loss {history['loss'][-1]:.4f}; "
+                      f"wrote {stem}.safetensors and {stem}.json")
+
+
 def register(app: typer.Typer) -> None:
     app.command("segment")(segment_cmd)
     app.command("proofread")(proofread_cmd)
+    app.command("train-segment")(train_segment_cmd)
