@@ -1,0 +1,157 @@
+"""Restorer: predict (axes, scale, loops), save/load round trip, bad files, training modes, shipped models."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from mire import models
+from mire.restore.learned import Restorer
+
+
+def _zero_correction(r):
+    """A residual network whose correction is zero: the restorer must return its input exactly."""
+    torch.nn.init.zeros_(r.model.head.weight)
+    torch.nn.init.zeros_(r.model.head.bias)
+    return r
+
+
+def _trained_tiny(ndim=2):
+    torch.manual_seed(0)
+    r = Restorer("tiny", ndim=ndim)
+    for p in r.model.parameters():  # random, non-trivial weights
+        torch.nn.init.normal_(p, std=0.3)
+    return r
+
+
+def test_predict_returns_input_scale():
+    r = _zero_correction(Restorer("tiny", ndim=2))
+    img = (np.random.default_rng(0).random((30, 41)) * 1000 + 200).astype(np.float32)
+    out = r.predict(img)
+    assert out.dtype == np.float32 and out.shape == img.shape
+    np.testing.assert_allclose(out, img, rtol=1e-5)  # normalize -> identity -> denormalize
+
+
+def test_axes_loops_and_mismatch_errors():
+    r = _trained_tiny(ndim=2)
+    rng = np.random.default_rng(1)
+    cyx = rng.random((2, 24, 24)).astype(np.float32)
+    cyx[1] *= 50  # channels are normalized separately
+    out = r.predict(cyx, axes="CYX")
+    for c in range(2):
+        np.testing.assert_allclose(out[c], r.predict(cyx[c]), rtol=1e-5, atol=1e-5)
+    stack = rng.random((3, 24, 24)).astype(np.float32)
+    assert r.predict(stack, axes="ZYX").shape == (3, 24, 24)  # a 2D model goes slice by slice
+    with pytest.raises(ValueError, match="pass axes="):
+        r.predict(stack)
+    with pytest.raises(ValueError, match="has 2 letters"):
+        r.predict(stack, axes="YX")
+    r3 = Restorer("tiny", ndim=3)
+    with pytest.raises(ValueError, match="3D model cannot restore a YX image"):
+        r3.predict(stack[0], axes="YX")
+    with pytest.raises(ValueError, match="NaN"):
+        r.predict(np.full((8, 8), np.nan))
+
+
+def test_tiled_predict_close_to_whole():
+    torch.manual_seed(0)
+    r = Restorer("tiny", ndim=3)
+    img = np.random.default_rng(2).random((12, 40, 40)).astype(np.float32)
+    whole = r.predict(img)
+    tiled = r.predict(img, tile=(12, 24, 24), overlap=(0, 10, 10))
+    seams = r.predict(img, tile=(12, 24, 24), overlap=0)
+    err = np.abs(whole - tiled).max() / np.ptp(whole)
+    # stated tolerance: 1% of the output range; hard seams are several times worse
+    assert err < 0.01 and err < 0.5 * np.abs(whole - seams).max() / np.ptp(whole)
+
+
+def test_save_load_round_trip(tmp_path):
+    r = _trained_tiny()
+    r.metadata["metrics"] = {"psnr": 30.0}
+    stem = r.save(tmp_path / "model.safetensors")  # the suffix is optional
+    assert stem == tmp_path / "model"
+    meta = json.loads((tmp_path / "model.json").read_text())
+    for key in ("axes", "normalization", "network", "training", "metrics", "mire_version", "weights_sha256"):
+        assert key in meta
+    back = Restorer.load(tmp_path / "model")
+    img = np.random.default_rng(3).random((32, 32)).astype(np.float32)
+    assert np.array_equal(back.predict(img), r.predict(img))
+    assert back.metadata["metrics"] == {"psnr": 30.0} and back.axes == "YX"
+
+
+def test_bad_model_files_give_clear_errors(tmp_path):
+    r = _trained_tiny()
+    r.save(tmp_path / "m")
+    weights, meta = tmp_path / "m.safetensors", tmp_path / "m.json"
+    good = weights.read_bytes()
+
+    weights.write_bytes(good[: len(good) // 2])  # truncated
+    with pytest.raises(ValueError, match=r"m\.safetensors.*(corrupted|truncated)"):
+        Restorer.load(tmp_path / "m")
+    weights.write_bytes(b"\x00garbage" * 10)  # corrupted
+    with pytest.raises(ValueError, match=r"m\.safetensors"):
+        Restorer.load(tmp_path / "m")
+
+    other = Restorer("tiny", ndim=3)  # mismatched: 3D weights under a 2D description
+    other.save(tmp_path / "o")
+    weights.write_bytes((tmp_path / "o.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="does not match"):
+        Restorer.load(tmp_path / "m")
+    m = json.loads(meta.read_text())
+    m.pop("weights_sha256")
+    meta.write_text(json.dumps(m))
+    with pytest.raises(ValueError, match="does not fit the network"):
+        Restorer.load(tmp_path / "m")
+
+    meta.write_text("{not json")
+    with pytest.raises(ValueError, match=r"m\.json.*not valid JSON"):
+        Restorer.load(tmp_path / "m")
+    meta.write_text(json.dumps({"format": "something-else"}))
+    with pytest.raises(ValueError, match="not a mire restorer"):
+        Restorer.load(tmp_path / "m")
+    with pytest.raises(FileNotFoundError, match="neither a shipped model"):
+        Restorer.load(tmp_path / "missing")
+
+
+@pytest.mark.parametrize("mode", ["pairs", "simulate", "noise2void"])
+def test_train_modes_and_fine_tuning(tmp_path, mode):
+    rng = np.random.default_rng(0)
+    clean = rng.random((8, 32, 32)).astype(np.float32)
+    noisy = clean + 0.3 * rng.standard_normal(clean.shape).astype(np.float32)
+    data = {"pairs": dict(noisy=noisy, clean=clean), "simulate": dict(clean=clean),
+            "noise2void": dict(noisy=noisy)}[mode]
+    r = Restorer("tiny", ndim=3)
+    hist = r.train(**data, patch=(8, 16, 16), epochs=1, steps_per_epoch=2, batch_size=2, progress=False, device="cpu")
+    assert hist["step"] == 2 and r.metadata["training"]["mode"] == mode
+    r.save(tmp_path / "m")
+    tuned = Restorer.load(tmp_path / "m")
+    start = {k: v.clone() for k, v in tuned.model.state_dict().items()}
+    assert all(torch.equal(start[k], v) for k, v in r.model.state_dict().items())  # starts from the weights
+    tuned.train(**data, patch=(8, 16, 16), epochs=1, steps_per_epoch=1, batch_size=2, progress=False, device="cpu")
+    assert tuned.metadata["training"]["fine_tuned_from"]["mode"] == mode
+    assert not all(torch.equal(start[k], v) for k, v in tuned.model.state_dict().items())
+
+
+def test_train_argument_errors():
+    r = Restorer("tiny", ndim=2)
+    with pytest.raises(ValueError, match="needs noisy and clean"):
+        r.train(clean=np.zeros((32, 32)), mode="pairs")
+    with pytest.raises(ValueError, match="divisible"):
+        Restorer("fast", ndim=2).train(clean=np.zeros((32, 32)), patch=(12, 12))
+
+
+def test_shipped_models_load_and_restore():
+    names = models.available()
+    if not names:
+        pytest.skip("no shipped models in this checkout")
+    for name in names:
+        r = Restorer.load(name)
+        meta = models.load_metadata(name)
+        assert meta["name"] == name and meta["training"] is not None
+        shape = (16, 32, 32) if r.axes == "ZYX" else (48, 48)
+        img = np.random.default_rng(0).random(shape).astype(np.float32)
+        out = r.predict(img)
+        assert out.shape == shape and np.isfinite(out).all()
+    with pytest.raises(ValueError, match="unknown model"):
+        models.model_path("no-such-model")
