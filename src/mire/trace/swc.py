@@ -50,8 +50,8 @@ def _parent_index(swc: np.ndarray) -> np.ndarray:
 def topology(swc) -> dict:
     """Counts that describe a tree's shape: nodes, roots, branch points, terminals.
 
-    A branch point has two or more children; a terminal has none (a root with one child is
-    not counted as a terminal, as in Vaa3D / L-Measure).
+    Counted on the undirected graph, so they do not depend on where the root is: a branch point
+    has three or more neighbours, a terminal has one (or none, for a lone node).
 
     Examples
     --------
@@ -59,18 +59,19 @@ def topology(swc) -> dict:
     >>> y = np.array([[1, 2, 0, 0, 0, 1, -1], [2, 2, 1, 0, 0, 1, 1],
     ...               [3, 2, 2, 1, 0, 1, 2], [4, 2, 2, -1, 0, 1, 2]])
     >>> topology(y)
-    {'nodes': 4, 'roots': 1, 'branch_points': 1, 'terminals': 2}
+    {'nodes': 4, 'roots': 1, 'branch_points': 1, 'terminals': 3}
     """
     swc = check_swc(swc)
     if len(swc) == 0:
         return {"nodes": 0, "roots": 0, "branch_points": 0, "terminals": 0}
     pidx = _parent_index(swc)
-    n_children = np.bincount(pidx[pidx >= 0], minlength=len(swc))
+    child = pidx >= 0
+    degree = np.bincount(pidx[child], minlength=len(swc)) + child
     return {
         "nodes": len(swc),
-        "roots": int(np.sum(pidx < 0)),
-        "branch_points": int(np.sum(n_children >= 2)),
-        "terminals": int(np.sum(n_children == 0)),
+        "roots": int(np.sum(~child)),
+        "branch_points": int(np.sum(degree >= 3)),
+        "terminals": int(np.sum(degree <= 1)),
     }
 
 

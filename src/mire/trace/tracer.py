@@ -6,9 +6,10 @@ The method, step by step (each step follows a published one):
    scale divided by the level pure white noise of unit SD reaches there, so that scales compare
    by *significance* rather than by raw contrast (coarse scales average more noise away).
 2. **Foreground**: hysteresis threshold on that response (Canny 1986). The high threshold is the
-   larger of (a) the noise level estimated from the image (Immerkaer 1996) times the response
-   that white noise exceeds on 1 voxel in 10^5, and (b) the triangle threshold (Zack et al.
-   1977) of the response, which takes over on nearly noise-free stacks.
+   largest of (a) the noise SD estimated from the image (Immerkaer 1996) times the response
+   that white noise exceeds on 1 voxel in 10^5, (b) the same level read from the response's own
+   90th percentile (for the correlated residue left by denoisers, which (a) misses), and (c) the
+   triangle threshold (Zack et al. 1977) of the response, which takes over on noise-free stacks.
 3. **Skeleton**: ``skimage.morphology.skeletonize`` (Lee et al. 1994 in 3D).
 4. **Graph** (as in skan, Nunez-Iglesias et al. 2018): skeleton voxels are nodes, 26- (8-)
    neighbours are edges weighted by their physical length.
@@ -39,6 +40,8 @@ from mire.trace.vesselness import normalized_spacing, tube_at_scale
 # Per-voxel false-alarm rate of the high threshold for white noise: about 160 noise voxels
 # in a 512 x 512 x 60 stack pass, and those few small blobs are then removed by min_length.
 _FALSE_ALARM = 1e-5
+# Quantile of the tube response taken as background when reading the noise floor from it.
+_BACKGROUND_QUANTILE = 0.9
 # Low hysteresis threshold as a fraction of the high one: white noise exceeds this about
 # 100x more often (it is the 1e-3 level), but it only counts when connected to a sure voxel.
 _LOW_FRACTION = 0.65
@@ -73,13 +76,16 @@ def noise_sigma(image) -> float:
 
 
 @functools.lru_cache(maxsize=16)
-def _noise_levels(ndim: int, sigmas: tuple, spacing: tuple) -> np.ndarray:
-    """Tube response that unit white noise exceeds on a fraction _FALSE_ALARM of voxels, per scale."""
+def _noise_levels(ndim: int, sigmas: tuple, spacing: tuple) -> tuple[np.ndarray, float]:
+    """Unit white noise: per-scale 1e-5 tube levels, and its response's 1e-5 / 0.95 quantile ratio."""
     rng = np.random.default_rng(12345)  # fixed: the threshold must not change between calls
     shape = (48, 128, 128) if ndim == 3 else (1024, 1024)
     noise = rng.standard_normal(shape).astype(np.float32)
-    return np.array([np.quantile(tube_at_scale(noise, s, spacing), 1 - _FALSE_ALARM)
-                     for s in sigmas])
+    per_scale = [tube_at_scale(noise, s, spacing) for s in sigmas]
+    levels = np.array([np.quantile(v, 1 - _FALSE_ALARM) for v in per_scale])
+    resp = np.max([v / lev for v, lev in zip(per_scale, levels)], axis=0)
+    ratio = float(np.quantile(resp, 1 - _FALSE_ALARM) / np.quantile(resp, _BACKGROUND_QUANTILE))
+    return levels, ratio
 
 
 def tube_response(image, *, sigmas=(1.0, 2.0), spacing=None) -> np.ndarray:
@@ -91,11 +97,25 @@ def tube_response(image, *, sigmas=(1.0, 2.0), spacing=None) -> np.ndarray:
     img = check_image(image, ndim=(2, 3)).astype(np.float32, copy=False)
     sp = tuple(normalized_spacing(spacing, img.ndim))
     sig = tuple(float(s) for s in sigmas)
-    levels = _noise_levels(img.ndim, sig, sp)
+    levels, _ = _noise_levels(img.ndim, sig, sp)
     out = np.zeros(img.shape, np.float32)
     for s, lev in zip(sig, levels):
         np.maximum(out, tube_at_scale(img, s, sp) / np.float32(lev), out=out)
     return out
+
+
+def _background_level(resp: np.ndarray, sigmas, sp) -> float:
+    """Noise floor read from the response itself: its 90th percentile scaled as for white noise.
+
+    Neurites fill well under 10% of an image, so the 90th percentile is background. For white noise
+    this equals ``noise_sigma``; for the blotchy, correlated residue a denoiser leaves (which the
+    pixel-difference estimate of ``noise_sigma`` misses) it is higher, and keeps those blotches out.
+    """
+    _, ratio = _noise_levels(resp.ndim, tuple(float(s) for s in sigmas), tuple(sp))
+    flat = resp.ravel()
+    if flat.size > 2_000_000:
+        flat = flat[:: flat.size // 1_000_000]
+    return float(np.quantile(flat, _BACKGROUND_QUANTILE)) * ratio
 
 
 def _skeleton_graph(skel: np.ndarray, sp: np.ndarray):
@@ -186,7 +206,7 @@ def _prune(tree: sparse.csr_matrix, min_branch_length: float, min_length: float)
 
 
 def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
-          min_branch_length: float = 6.0, max_gap: float = 8.0, min_length: float = 12.0) -> np.ndarray:
+          min_branch_length: float = 6.0, max_gap: float = 10.0, min_length: float = 12.0) -> np.ndarray:
     """Trace the bright tubular neurites of a 2D image or 3D stack into an SWC tree.
 
     Vesselness + hysteresis foreground + skeleton graph + gap bridging + pruning: see the
@@ -250,7 +270,7 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
         pos = resp[resp > 0]
         if pos.size < 2 or float(pos.max()) == float(pos.min()):
             return EMPTY_SWC.copy()
-        high = max(noise_sigma(img), float(threshold_triangle(pos)))
+        high = max(noise_sigma(img), _background_level(resp, sigmas, sp), float(threshold_triangle(pos)))
     else:
         high = float(threshold) * max(noise_sigma(img), np.finfo(np.float32).tiny)
     if not np.any(resp > high):

@@ -1,0 +1,130 @@
+"""Tracing: topology and accuracy on synthetic neurites, edge cases, real DIADEM data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from mire.trace import match_nodes, noise_sigma, topology, trace
+
+
+def _node_pr(swc, truth_zyx, tol):
+    got = swc[:, [4, 3, 2]]
+    d_got, _ = cKDTree(truth_zyx).query(got)
+    d_truth, _ = cKDTree(got).query(truth_zyx)
+    return np.mean(d_got <= tol), np.mean(d_truth <= tol)
+
+
+@pytest.mark.parametrize("noise_sd", [0.0, 0.2])
+def test_branching_neurite_3d_topology_and_nodes(noise_sd, synth):
+    img, truth, _ = synth.render_tubes(synth.Y_SHAPE_3D, synth.Y_BRANCHES_3D)
+    img = img + np.random.default_rng(1).normal(0, noise_sd, img.shape)
+    swc = trace(img)
+    topo = topology(swc)
+    assert topo["roots"] == 1
+    assert topo["branch_points"] == 1
+    assert topo["terminals"] == 3
+    precision, recall = _node_pr(swc, truth, tol=2.0)
+    assert recall >= 0.95 and precision >= 0.9
+    # SWC conventions: ids 1..N, parents before children, radius about the tube's
+    assert np.array_equal(swc[:, 0], np.arange(1, len(swc) + 1))
+    assert np.all((swc[:, 6] < swc[:, 0]))
+    assert 1.0 <= np.median(swc[:, 5]) <= 3.5
+
+
+def test_branching_neurite_2d(synth):
+    img, truth, _ = synth.render_tubes(synth.Y_SHAPE_2D, synth.Y_BRANCHES_2D)
+    img = img + np.random.default_rng(2).normal(0, 0.1, img.shape)
+    swc = trace(img)
+    assert topology(swc)["branch_points"] == 1 and topology(swc)["terminals"] == 3
+    assert np.all(swc[:, 4] == 0)  # z = 0 in 2D
+    precision, recall = _node_pr(swc[:, :], np.c_[np.zeros(len(truth)), truth], tol=2.0)
+    assert recall >= 0.95 and precision >= 0.9
+
+
+def test_gap_is_bridged(synth):
+    # a straight neurite with a 5-px dark gap: still one piece
+    img, _, _ = synth.render_tubes((9, 24, 80), [[(4, 12, 4), (4, 12, 76)]])
+    img[:, :, 38:43] = 0
+    swc = trace(img)
+    assert topology(swc)["roots"] == 1
+    assert swc[:, 2].min() <= 8 and swc[:, 2].max() >= 72
+
+
+def test_seeds_keep_only_the_seeded_neurite(synth):
+    img, _, _ = synth.render_tubes((9, 48, 64), [[(4, 10, 4), (4, 10, 60)], [(4, 38, 4), (4, 38, 60)]])
+    assert topology(trace(img))["roots"] == 2
+    swc = trace(img, seeds=[(30, 38, 4)])  # x, y, z
+    assert topology(swc)["roots"] == 1
+    assert np.allclose(swc[:, 3], 38, atol=1.5)
+    root = swc[swc[:, 6] == -1][0]
+    assert abs(root[2] - 30) <= 1 and abs(root[3] - 38) <= 1
+
+
+def test_anisotropic_spacing(synth):
+    # the same Y sampled every 3rd slice, traced with spacing (3, 1, 1), matches the truth
+    img, truth, _ = synth.render_tubes((20, 64, 64), [[(z * 3 // 3 + 3, y, x) for z, y, x in b] for b in synth.Y_BRANCHES_3D],
+                                 spacing=(3, 1, 1))
+    swc = trace(img, spacing=(3.0, 1.0, 1.0))
+    assert topology(swc)["branch_points"] == 1
+    pts = swc[:, [4, 3, 2]] * [3, 1, 1]
+    d, _ = cKDTree(truth * [3, 1, 1]).query(pts)
+    assert np.mean(d <= 3.0) >= 0.9
+
+
+@pytest.mark.parametrize("value", [0.0, 7.0])
+def test_empty_or_constant_stack_gives_empty_trace(value):
+    swc = trace(np.full((8, 32, 32), value))
+    assert swc.shape == (0, 7)
+    assert trace(np.full((32, 32), value, dtype=np.uint8)).shape == (0, 7)
+
+
+def test_pure_noise_gives_little_or_nothing():
+    noise = np.random.default_rng(3).normal(0, 1, (16, 64, 64))
+    assert len(trace(noise)) < 20
+
+
+def test_bad_input_errors():
+    img = np.zeros((8, 16, 16))
+    img[2, 3, 4] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        trace(img)
+    with pytest.raises(ValueError, match="2D or 3D"):
+        trace(np.zeros((2, 2, 8, 8)))
+    with pytest.raises(ValueError, match="spacing"):
+        trace(np.ones((8, 16, 16)), spacing=(1, 1))
+    with pytest.raises(ValueError, match="outside"):
+        trace(np.ones((8, 16, 16)), seeds=[(40, 2, 2)])
+
+
+def test_noise_sigma_matches_known_sd(synth):
+    rng = np.random.default_rng(4)
+    img, _, _ = synth.render_tubes(synth.Y_SHAPE_3D, synth.Y_BRANCHES_3D)
+    assert noise_sigma(img * 50 + rng.normal(0, 3.0, img.shape)) == pytest.approx(3.0, rel=0.05)
+
+
+def test_mire_data_neurites_recall():
+    # the package's own synthetic sample: every ground-truth node should be found
+    data = pytest.importorskip("mire.data")
+    image, gold = data.neurites((24, 64, 64), n_neurites=2, seed=1, return_swc=True)
+    swc = trace(image)
+    precision, recall = match_nodes(swc, gold, tolerance=3.0)
+    assert recall >= 0.85 and precision >= 0.7
+
+
+def test_real_diadem_crop_node_recall(shared_data):
+    tifffile = pytest.importorskip("tifffile")
+    from mire.io import read_swc
+
+    stack = tifffile.imread(shared_data("diadem_op_neurons", "OP_1.tif"))
+    gold = read_swc(shared_data("diadem_op_neurons", "OP_1.swc"))
+    # a 60 x 96 x 160 window on the main axon (in memory only); gold nodes inside it
+    z0, y0, x0 = 0, 200, 100
+    crop = stack[:, y0:y0 + 96, x0:x0 + 160]
+    inside = (gold[:, 2] >= x0) & (gold[:, 2] < x0 + 160) & (gold[:, 3] >= y0) & (gold[:, 3] < y0 + 96)
+    pts = gold[inside][:, [4, 3, 2]] - [z0, y0, x0]
+    swc = trace(crop, spacing=(3.03, 1.0, 1.0))
+    got = swc[:, [4, 3, 2]]
+    d, _ = cKDTree(got * [3.03, 1, 1]).query(pts * [3.03, 1, 1])
+    assert np.mean(d <= 4.0) >= 0.8
