@@ -8,6 +8,16 @@ import torch
 from mire.optics import CONDITIONS, Blur, frame_operator, gaussian_psf, simulate, simulate_frames
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_torch_thread():
+    # On a shared, oversubscribed CPU, torch's second intra-op thread makes each small FFT
+    # ~500x slower (70 us -> 40 ms, measured); one thread keeps this module fast.
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
 @pytest.fixture
 def stack(rng):
     # smooth positive 3D test object with structure at the borders (so boundaries matter)
