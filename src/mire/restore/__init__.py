@@ -9,11 +9,16 @@ from mire.restore.richardson_lucy import richardson_lucy
 from mire.restore.tv import tv_deconvolve
 from mire.restore.wiener import wiener
 
-__all__ = ["tv_deconvolve", "choose_tv_weight", "richardson_lucy", "wiener"]
+__all__ = ["tv_deconvolve", "choose_tv_weight", "richardson_lucy", "wiener", "Restorer"]
 
-try:  # the trained-network restorer lives in its own module (written separately)
-    from mire.restore.learned import Restorer  # noqa: F401
 
-    __all__ += ["Restorer"]
-except ImportError:
-    pass
+def __getattr__(name):
+    # the trained-network restorer lives in its own module (written separately) and pulls in the
+    # network stack; import it only when asked for, so deconvolution stays quick to import
+    if name == "Restorer":
+        try:
+            from mire.restore.learned import Restorer
+        except ImportError as exc:
+            raise AttributeError("mire.restore.Restorer needs mire.restore.learned, which is not available") from exc
+        return Restorer
+    raise AttributeError(f"module 'mire.restore' has no attribute {name!r}")

@@ -10,7 +10,7 @@ Two rules:
   knowledge of the noise level. It is minimized over ``log(weight)`` (coarse grid, warm-started from
   strong to weak regularization, then golden-section refinement).
 * ``"discrepancy"``: Morozov's discrepancy principle, the weight whose residual ``||Hx - y||^2 / n``
-  equals the noise variance estimated by :func:`skimage.restoration.estimate_sigma`.
+  equals the noise variance estimated from the finest wavelet detail (MAD rule, as ``skimage.restoration.estimate_sigma``).
 
 Both run on a crop (the most textured of a few candidate blocks) with few iterations to stay cheap.
 """
@@ -22,7 +22,7 @@ import math
 import numpy as np
 import torch
 
-from mire.restore._common import normalize_spacing
+from mire.restore._common import estimate_noise_sigma, normalize_spacing
 
 
 def _search_crop(image: np.ndarray, max_voxels: int) -> np.ndarray:
@@ -121,9 +121,7 @@ def choose_tv_weight(image, psf, *, method: str = "jinv", spacing=None, data_ter
             curve.append((w, s))
             return s
     else:
-        from skimage.restoration import estimate_sigma
-
-        sigma = float(estimate_sigma(crop))
+        sigma = estimate_noise_sigma(crop)
         prob = _make_problem(crop, psf, spacing=sp, data_term=data_term, positivity=positivity, dtype=dtype,
                              device=device)
         n_obs = float(prob.mask.sum())

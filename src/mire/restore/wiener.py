@@ -11,21 +11,34 @@ import numpy as np
 import torch
 
 from mire._torch import default_device, to_numpy, to_tensor
-from mire.restore._common import check_inputs, compute_dtype
+from mire.restore._common import check_inputs, compute_dtype, estimate_noise_sigma
 
 
-def _signal_power(y_f: torch.Tensor, otf: torch.Tensor, noise_power: float, n: int) -> torch.Tensor:
-    """Object power spectrum estimate: ``(|Y|^2 - n sigma^2)_+ / |H|^2``, smoothed over frequency.
+def _signal_power(y_f: torch.Tensor, otf: torch.Tensor, noise_power: float, n: int, shape) -> torch.Tensor:
+    """Object power spectrum model ``S(f) = A |f|^-beta`` fitted to the data.
 
-    The periodogram is noisy, so it is averaged over a small neighbourhood of frequencies (a
-    3-tap box per axis) before the noise floor is removed.
+    The raw estimate ``(|Y|^2 - n sigma^2) / |H|^2`` explodes wherever the OTF is small and the
+    periodogram exceeds the noise floor by chance, so it is only trusted where the data clearly
+    stand above the noise (``|Y|^2 > 3 n sigma^2``) and the OTF is not tiny; a power law (the
+    usual spectrum of natural and microscopy images) fitted there in log-log extrapolates it.
     """
-    p = (y_f.real**2 + y_f.imag**2)
-    q = p
-    for d in range(p.ndim):
-        q = (torch.roll(q, 1, d) + q + torch.roll(q, -1, d)) / 3
+    d = len(shape)
+    freqs = [torch.fft.fftfreq(m, device=y_f.device, dtype=otf.real.dtype) for m in shape[:-1]]
+    freqs.append(torch.fft.rfftfreq(shape[-1], device=y_f.device, dtype=otf.real.dtype))
+    grids = torch.meshgrid(*freqs, indexing="ij")
+    radius = torch.sqrt(sum(g * g for g in grids))
+    p = y_f.real**2 + y_f.imag**2
     h2 = otf.real**2 + otf.imag**2
-    return torch.clamp(q - n * noise_power, min=0) / h2.clamp_min(1e-8)
+    ok = (p > 3 * n * noise_power) & (h2 > 1e-3) & (radius > 0)
+    r_min = float(1.0 / max(shape))
+    if int(ok.sum()) < 10:  # hardly any signal above the noise: a flat, weak spectrum
+        return torch.full_like(radius, n * noise_power)
+    lr = torch.log(radius[ok])
+    ls = torch.log((p[ok] - n * noise_power) / h2[ok])
+    a = torch.stack([torch.ones_like(lr), lr], dim=1)
+    coef = torch.linalg.lstsq(a.double(), ls.double().unsqueeze(1)).solution.squeeze(1)
+    s = torch.exp(coef[0] + coef[1] * torch.log(radius.clamp_min(r_min)).double()).to(radius.dtype)
+    return s
 
 
 def wiener(image, psf, *, balance=None, noise_sigma=None, device=None):
@@ -33,8 +46,8 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None):
 
     ``X = conj(H) Y / (|H|^2 + balance)``; with ``balance=None`` the per-frequency Wiener filter
     ``balance(f) = n sigma^2 / S(f)`` is used, with the noise SD ``sigma`` from
-    :func:`skimage.restoration.estimate_sigma` (or ``noise_sigma``) and the object power spectrum
-    ``S(f)`` estimated from the data's own (smoothed) periodogram.
+    the finest-wavelet MAD rule (or ``noise_sigma``) and the object power spectrum
+    ``S(f)`` a power law fitted to the data's periodogram where it stands above the noise.
 
     Parameters
     ----------
@@ -84,10 +97,8 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None):
     h = op.otf
     if balance is None:
         if noise_sigma is None:
-            from skimage.restoration import estimate_sigma
-
-            noise_sigma = float(estimate_sigma(img.astype(np.float64)))
-        s = _signal_power(y_f, h, noise_sigma**2, y.numel())
+            noise_sigma = estimate_noise_sigma(img)
+        s = _signal_power(y_f, h, noise_sigma**2, y.numel(), tuple(padded.shape))
         reg = (y.numel() * noise_sigma**2) / s.clamp_min(1e-12)
         reg = torch.clamp(reg, max=1e12)
     else:
