@@ -33,9 +33,13 @@ def check_frames(frames, *, factor, name: str = "frames") -> tuple[np.ndarray, t
     if arr.shape[0] < 1:
         raise ValueError(f"{name} holds no frame")
     d = arr.ndim - 1
-    f = np.broadcast_to(np.asarray(factor, dtype=float), (d,)) if np.ndim(factor) <= 1 else None
-    if f is None or np.size(factor) not in (1, d):
+    try:
+        f = np.asarray(factor, dtype=float)
+    except (TypeError, ValueError):
+        f = None
+    if f is None or f.ndim > 1 or f.size not in (1, d):
         raise ValueError(f"factor must be one number or {d} numbers (one per spatial axis), got {factor!r}")
+    f = np.broadcast_to(f, (d,))
     if np.any(~np.isfinite(f)) or np.any(f < 1) or np.any(f != np.round(f)):
         raise ValueError(f"factor must be an integer >= 1 on every axis, got {factor!r}")
     return arr, tuple(int(v) for v in f)
@@ -61,7 +65,8 @@ class FrameModel:
     Parameters
     ----------
     hr_shape : tuple of int
-        High-resolution grid.
+        High-resolution grid of the unknown ``x``: the frames' field of view (``lr_shape *
+        factor``) plus ``margin`` on each side.
     factor : tuple of int
         Downsampling per axis.
     psf : ndarray or None
@@ -71,16 +76,25 @@ class FrameModel:
         fills the outside with zeros and is what ``mire.optics.simulate_frames`` uses.
     params : (T, ndim + 1) array
         Per-frame shift (high-res px, Warp convention) and rotation (radians).
+
+    margin : tuple of int
+        High-res pixels of ``x`` beyond the reference frame's field of view on each side:
+        the other frames see a little of the scene outside it (and, in simulations, the
+        empty band the warp leaves), which a model without margin would have to explain
+        with the wrong pixels.
     """
 
-    def __init__(self, hr_shape, factor, psf, params, *, boundary: str = "zero", device=None):
-        self.hr_shape = tuple(int(n) for n in hr_shape)
-        self.ndim = len(self.hr_shape)
+    def __init__(self, hr_shape, factor, psf, params, *, margin=0, boundary: str = "zero", device=None):
+        self.fov_shape = tuple(int(n) for n in hr_shape)  # the reference frame's field of view
+        self.ndim = len(self.fov_shape)
+        self.margin = tuple(int(v) for v in np.broadcast_to(np.asarray(margin, dtype=int), (self.ndim,)))
+        self.hr_shape = tuple(n + 2 * m for n, m in zip(self.fov_shape, self.margin))
+        self.crop = tuple(slice(m, m + n) for m, n in zip(self.margin, self.fov_shape))
         self.factor = tuple(factor)
         self.device = device or torch.device("cpu")
-        self.blur = None if psf is None else Blur(psf, self.hr_shape, boundary=boundary, dtype=DTYPE,
+        self.blur = None if psf is None else Blur(psf, self.fov_shape, boundary=boundary, dtype=DTYPE,
                                                  device=self.device)
-        self.down = Downsample(self.factor, self.hr_shape)
+        self.down = Downsample(self.factor, self.fov_shape)
         self.lr_shape = self.down.out_shape
         self.set_params(params)
 
@@ -93,12 +107,13 @@ class FrameModel:
         self.warps = [self._warp(p) for p in params]
 
     def _warp(self, p):
+        # Warp from the padded grid to the field of view; both centres coincide
+        kw = dict(out_shape=self.fov_shape, dtype=DTYPE, device=self.device)
         if isinstance(p, torch.Tensor):
-            return Warp(self.hr_shape, shift=p[: self.ndim], rotation=p[self.ndim], dtype=DTYPE, device=self.device)
+            return Warp(self.hr_shape, shift=p[: self.ndim], rotation=p[self.ndim], **kw)
         if np.all(p == 0):
-            return None  # the identity: skip the interpolation
-        return Warp(self.hr_shape, shift=p[: self.ndim], rotation=float(p[self.ndim]), dtype=DTYPE,
-                    device=self.device)
+            return None  # the identity (a crop): skip the interpolation
+        return Warp(self.hr_shape, shift=p[: self.ndim], rotation=float(p[self.ndim]), **kw)
 
     @property
     def n_frames(self) -> int:
@@ -117,18 +132,22 @@ class FrameModel:
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(..., *hr) -> (..., T, *lr)."""
         ax = x.ndim - self.ndim
-        xs = torch.stack([x if w is None else w.forward(x) for w in self.warps], dim=ax)
+        crop = (Ellipsis,) + self.crop
+        xs = torch.stack([x[crop] if w is None else w.forward(x) for w in self.warps], dim=ax)
         return self._optics(xs)
 
     def adjoint(self, y: torch.Tensor) -> torch.Tensor:
         """(..., T, *lr) -> (..., *hr)."""
         ax = y.ndim - self.ndim - 1
         u = self._optics_adjoint(y)
-        out = None
+        out = u.new_zeros(u.shape[:ax] + self.hr_shape)
+        crop = (Ellipsis,) + self.crop
         for t, w in enumerate(self.warps):
             ut = u.select(ax, t)
-            v = ut if w is None else w.adjoint(ut)
-            out = v if out is None else out + v
+            if w is None:
+                out[crop] += ut
+            else:
+                out = out + w.adjoint(ut)
         return out
 
     def frame_forward(self, x: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
@@ -141,32 +160,42 @@ class FrameModel:
         Chain rule through the warp's sampling points: ``d(W x)/dp = grad(x)(src) . dsrc/dp``,
         with the image gradient (central differences) warped by the same ``Warp``. This is
         the derivative of the smooth image under the interpolant, which makes better
-        Gauss-Newton steps than the piecewise-constant derivative of bilinear weights and
-        costs one warp instead of ``ndim + 1`` forward-mode passes (the differentiable
-        ``Warp`` gives the same numbers to first order; see the tests).
+        Gauss-Newton steps than the piecewise-constant derivative of bilinear weights, and
+        costs one warp instead of ``ndim + 1`` forward-mode passes through the
+        differentiable ``Warp`` (the tests check both agree). Differentiable in ``x``
+        (the Laplace approximation of :mod:`mire.superres.bayes_registration` needs that).
         """
+        warp, coef = self.jacobian_terms(p)
+        return self.apply_jacobian(x, warp, coef)
+
+    def jacobian_terms(self, p):
+        """The frame's Warp and ``dsrc_a/dp_k`` maps, shape (ndim + 1, ndim, *fov); they depend on ``p`` only."""
         d = self.ndim
         p = np.asarray(p, dtype=np.float64)
-        warp = Warp(self.hr_shape, shift=p[:d], rotation=float(p[d]), dtype=DTYPE, device=self.device)
-        grads = torch.stack(torch.gradient(x.detach(), dim=tuple(range(d))))  # (d, *hr)
-        stacked = warp.forward(torch.cat([x.detach()[None], grads]))
-        wx, wg = stacked[0], stacked[1:]
-        grids = torch.meshgrid(*[torch.arange(n, dtype=DTYPE, device=self.device) for n in self.hr_shape],
+        warp = Warp(self.hr_shape, shift=p[:d], rotation=float(p[d]), out_shape=self.fov_shape, dtype=DTYPE,
+                    device=self.device)
+        grids = torch.meshgrid(*[torch.arange(n, dtype=DTYPE, device=self.device) for n in self.fov_shape],
                                indexing="ij")
-        c = [(n - 1) / 2 for n in self.hr_shape]
-        q = [g - cc - float(sv) for g, cc, sv in zip(grids, c, p[:d])]  # p - c - s, per axis
+        q = [g - (n - 1) / 2 - float(sv) for g, n, sv in zip(grids, self.fov_shape, p[:d])]  # p - c_out - s
         th = float(p[d])
         rot = np.eye(d)
         rot[-2:, -2:] = [[np.cos(th), -np.sin(th)], [np.sin(th), np.cos(th)]]
         drot = np.zeros((d, d))
         drot[-2:, -2:] = [[-np.sin(th), -np.cos(th)], [np.cos(th), -np.sin(th)]]
-        cols = []
-        for b in range(d):  # d src_a / d s_b = -R[b, a]
-            cols.append(-sum(wg[a] * float(rot[b, a]) for a in range(d) if rot[b, a] != 0))
-        # d src_a / d theta = sum_b q_b dR[b, a]
-        cols.append(sum(wg[a] * sum(q[b] * float(drot[b, a]) for b in range(d) if drot[b, a] != 0)
-                        for a in range(d) if np.any(drot[:, a] != 0)))
-        out = self._optics(torch.stack([wx] + cols))
+        coef = torch.zeros((d + 1, d) + self.fov_shape, dtype=DTYPE, device=self.device)
+        for a in range(d):
+            for b in range(d):
+                coef[b, a] = -float(rot[b, a])  # d src_a / d s_b = -R[b, a]
+            coef[d, a] = sum(q[b] * float(drot[b, a]) for b in range(d))  # d src_a / d theta
+        return warp, coef
+
+    def apply_jacobian(self, x: torch.Tensor, warp, coef) -> tuple[torch.Tensor, torch.Tensor]:
+        d = self.ndim
+        grads = torch.stack(torch.gradient(x, dim=tuple(range(d))))  # (d, *hr)
+        stacked = warp.forward(torch.cat([x[None], grads]))
+        wx, wg = stacked[0], stacked[1:]
+        cols = (coef * wg[None]).sum(dim=1)  # (d + 1, *hr)
+        out = self._optics(torch.cat([wx[None], cols]))
         return out[0], torch.movedim(out[1:], 0, -1)
 
 

@@ -17,7 +17,8 @@ METHODS = ("ml", "map", "bayesian", "bayesian-registration")
 def superresolve(frames, *, factor, method: str = "map", prior: str | None = None, psf_sigma=1.0, psf=None,
                  registration: dict | None = None, refine_registration: bool = True, robust: bool = False,
                  n_iter: int | None = None, n_outer: int | None = None, weight: float | None = None,
-                 registration_sd=(1.0, 1.0), nu: float = 2.0, reference: int = 0, sd_distance: int | None = 4,
+                 registration_sd=(1.0, 1.0), nu: float = 2.0, reference: int = 0, margin=None,
+                 sd_distance: int | None = 4,
                  seed: int = 0, return_info: bool = False):
     """Reconstruct one high-resolution image from several shifted / rotated low-resolution frames.
 
@@ -68,6 +69,10 @@ def superresolve(frames, *, factor, method: str = "map", prior: str | None = Non
         Degrees of freedom of the robust (Student-t) likelihood.
     reference : int
         The frame whose coordinates the result uses.
+    margin : int or tuple, optional
+        High-res pixels reconstructed beyond the reference frame's field of view on each
+        side (scene that only other frames see), cropped from the result. Default two
+        low-res pixels.
     sd_distance : int or None
         Probing distance of the posterior SD estimator (``"bayesian"``); None skips it.
     seed : int
@@ -112,7 +117,9 @@ def superresolve(frames, *, factor, method: str = "map", prior: str | None = Non
     initial = params.copy()
     scale = data_scale(arr)
     hr_shape = tuple(n * k for n, k in zip(arr.shape[1:], f))
-    model = FrameModel(hr_shape, f, make_psf(psf, psf_sigma, d), params)
+    if margin is None:  # two low-res pixels: covers the usual sub-pixel-to-pixel motions of a burst
+        margin = tuple(2 * k for k in f)
+    model = FrameModel(hr_shape, f, make_psf(psf, psf_sigma, d), params, margin=margin)
     reg_sd = None if registration_sd is None else (float(registration_sd[0]), math.radians(registration_sd[1]))
     prob = Problem(frames=torch.as_tensor(arr / scale, dtype=DTYPE), model=model, params0=initial,
                    reference=reference, robust=robust, nu=nu,
@@ -141,7 +148,7 @@ def superresolve(frames, *, factor, method: str = "map", prior: str | None = Non
         x, extra = solve_bayes_registration(prob, x0, weight=weight, n_iter=n_iter or 60,
                                             n_outer=n_outer or (4 if robust else 3))
         info.update(extra)
-    image = x.numpy() * scale
+    image = x[model.crop].numpy() * scale
     if not return_info:
         return image
     info.update({
@@ -156,7 +163,7 @@ def superresolve(frames, *, factor, method: str = "map", prior: str | None = Non
     if "lambda_" in info:
         info["lambda"] = info.pop("lambda_") / scale**2
     if sd is not None:
-        info["posterior_sd"] = sd.numpy() * scale
+        info["posterior_sd"] = sd[model.crop].numpy() * scale
     return image, info
 
 
