@@ -60,16 +60,19 @@ def simulate(
 
     from mire.io import imwrite, read_image
     from mire.optics import simulate as run
+    from mire.optics.simulate import parse_condition
 
     with friendly_errors():
         if dtype not in _DTYPES:
             raise ValueError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
+        cond = None if condition.lower() == "none" else condition
+        if cond is not None:
+            parse_condition(cond)  # a typo fails before a large file is read
         image = read_image(src)
         if image.axes and any(a in image.axes for a in "TC"):
             raise ValueError(f"{src}: simulate works on one 2D/3D image, but the file has axes {image.axes} "
                              f"(shape {image.shape}); split the channels / time points first")
         clean = np.asarray(image.data)
-        cond = None if condition.lower() == "none" else condition
         with console.status(f"simulating {cond or 'custom'} on {'x'.join(map(str, clean.shape))} ..."):
             out = run(clean, condition=cond, seed=seed, blur_sigma=_floats(blur_sigma, "--blur-sigma"),
                       noise=noise, noise_sigma=noise_sigma, gain=gain, psf=psf, boundary=boundary)
