@@ -155,3 +155,31 @@ def test_shipped_models_load_and_restore():
         assert out.shape == shape and np.isfinite(out).all()
     with pytest.raises(ValueError, match="unknown model"):
         models.model_path("no-such-model")
+
+
+def test_export_bioimageio(tmp_path):
+    yaml = pytest.importorskip("yaml")
+    torch.manual_seed(0)
+    r = Restorer("fast", ndim=2)
+    rdf_path = r.export_bioimageio(tmp_path / "bmz", name="test model")
+    rdf = yaml.safe_load(rdf_path.read_text())
+    assert rdf["type"] == "model" and rdf["weights"]["torchscript"]["source"] == "weights.torchscript"
+    assert [a.get("id") for a in rdf["inputs"][0]["axes"][2:]] == ["y", "x"]
+    # the traced weights reproduce the stored test output, also on another size
+    ts = torch.jit.load(str(tmp_path / "bmz" / "weights.torchscript"))
+    x = np.load(tmp_path / "bmz" / "test_input.npy")
+    lo, hi = np.percentile(x, (1, 99.8))
+    with torch.no_grad():
+        y = ts(torch.from_numpy(((x - lo) / (hi - lo + 1e-6)).astype(np.float32))).numpy()
+        np.testing.assert_allclose(y, np.load(tmp_path / "bmz" / "test_output.npy"), atol=1e-5)
+        z = torch.randn(1, 1, 48, 40)
+        torch.testing.assert_close(ts(z), r.model(z))
+    assert Restorer.load(tmp_path / "bmz" / "mire_model").axes == "YX"
+
+
+def test_export_passes_bioimageio_core(tmp_path):
+    core = pytest.importorskip("bioimageio.core")  # optional: not a mire dependency
+    torch.manual_seed(0)
+    rdf = Restorer("tiny", ndim=2).export_bioimageio(tmp_path / "bmz")
+    summary = core.test_model(str(rdf))
+    assert summary.status == "passed", summary.format()

@@ -343,7 +343,7 @@ class Restorer:
         if test_input.ndim == nd:
             test_input = test_input[None, None]
         lo, hi = np.percentile(test_input, self.metadata["normalization"]["percentiles"])
-        x = torch.from_numpy((test_input - lo) / (hi - lo + 1e-6))
+        x = torch.from_numpy(((test_input - lo) / (hi - lo + 1e-6)).astype(np.float32))
         model = self.model.cpu().eval()
         with warnings.catch_warnings():  # the input-size check is a constant in the trace: fine
             warnings.simplefilter("ignore")
