@@ -92,6 +92,24 @@ def restorers():
         out["richardson_lucy (mire)"] = rl
     except (ImportError, NotImplementedError, TypeError):
         pass
+    try:
+        from mire.restore import wiener
+
+        wiener(np.ones((8, 8)), "gaussian:1.0")
+
+        out["wiener (mire)"] = lambda y, blur, sd: wiener(y, f"gaussian:{blur}")
+    except (ImportError, NotImplementedError, TypeError):
+        pass
+    try:  # shipped learned restorers for 3D stacks (mire.models), when there are any
+        from mire import models
+        from mire.restore import Restorer
+
+        for name in models.available():
+            if str(models.load_metadata(name).get("axes", "")).upper().endswith("ZYX"):
+                model = Restorer.load(name)
+                out[f"{name} (learned)"] = lambda y, blur, sd, m=model: m.predict(y, axes="ZYX")
+    except ImportError:
+        pass
     return out
 
 
@@ -100,6 +118,7 @@ def main(argv=None):
     ap.add_argument("--window", type=int, default=160, help="xy window in px (0: whole stacks)")
     ap.add_argument("--stacks", default="1,2,3,4,5,6")
     ap.add_argument("--methods", default="", help="comma-separated name fragments to run (default: all)")
+    ap.add_argument("--tag", default="", help="suffix of the result files (paper2020_table3_<tag>.md)")
     ap.add_argument("--clean-only", action="store_true",
                     help="only trace the clean stacks (node recall vs gold, tracer time); writes *_clean.{md,json}")
     args = ap.parse_args(argv)
@@ -175,8 +194,9 @@ def main(argv=None):
     table = "\n".join(lines)
     print(table)
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "paper2020_table3.md").write_text(table + "\n")
-    (OUT / "paper2020_table3.json").write_text(json.dumps({"summary": summary, "per_stack": per_stack}, indent=1))
+    stem = "paper2020_table3" + (f"_{args.tag}" if args.tag else "")
+    (OUT / f"{stem}.md").write_text(table + "\n")
+    (OUT / f"{stem}.json").write_text(json.dumps({"summary": summary, "per_stack": per_stack}, indent=1))
 
 
 def _write_clean(per_stack, args):
