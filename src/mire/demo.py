@@ -14,10 +14,6 @@ from pathlib import Path
 import numpy as np
 
 
-# Gaussian PSF sigma (voxels) of the paper's blur levels (DESIGN.md)
-_BLUR_SIGMA = {"B1": 0.4, "B2": 0.8, "B3": 1.2}
-
-
 def _methods(psf_sigma: float):
     """The restoration methods available in this installation, as (name, callable)."""
     from mire import restore
@@ -93,13 +89,14 @@ def run_demo(out_dir="mire-demo", *, shape=(32, 128, 128), condition: str = "N2-
     from mire.io import imwrite
     from mire.metrics import psnr, ssim
     from mire.optics import simulate
+    from mire.optics.simulate import parse_condition
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     clean = neurites(shape, seed=seed)
     peak = float(clean.max())
+    psf_sigma, _ = parse_condition(condition)  # the true PSF of the condition
     degraded = simulate(clean, condition=condition, seed=seed)
-    psf_sigma = _BLUR_SIGMA[condition.upper().split("-")[-1]]  # the true PSF of the condition
 
     def score(name, img, secs):
         return {"method": name, "psnr": psnr(clean, img, data_range=peak),

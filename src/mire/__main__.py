@@ -1,0 +1,5 @@
+"""``python -m mire`` runs the ``mire`` command."""
+
+from mire.cli import main
+
+main()

@@ -1,0 +1,229 @@
+"""The work behind each napari widget, as plain functions on arrays.
+
+They return napari LayerData tuples ``(data, kwargs, layer_type)`` so they can be tested with
+``napari.components.ViewerModel`` (no display) and called from a worker thread.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+
+MODEL_FILE = "(model file...)"
+
+
+def _kwargs(name: str, scale=None, **extra) -> dict:
+    kw = {"name": name, **extra}
+    if scale is not None:
+        kw["scale"] = tuple(float(s) for s in scale)
+    return kw
+
+
+# ----------------------------------------------------------------------------- simulate
+def simulate_layer(data, *, condition: str = "N2-B2", seed: int = 0, name: str = "simulated", scale=None):
+    """Degrade ``data`` with the paper-2020 condition (blur + noise) -> one image layer."""
+    from mire.optics import simulate
+
+    out = simulate(np.asarray(data, dtype=np.float64), condition=condition, seed=seed)
+    return [(out.astype(np.float32), _kwargs(name, scale, colormap="magma"), "image")]
+
+
+# ------------------------------------------------------------------------------ restore
+def model_choices(kind: str) -> list[str]:
+    """Shipped model names for ``kind`` ("restore" or "segment"), then an entry to pick a file."""
+    try:
+        from mire.models import available, load_metadata
+    except ImportError:
+        return [MODEL_FILE]
+    names = []
+    for n in available():
+        task = load_metadata(n).get("task", "restore")
+        if (task == "segment") == (kind == "segment"):
+            names.append(n)
+    return names + [MODEL_FILE]
+
+
+def restore_methods() -> list[str]:
+    return ["tv", "rl", "wiener", "model"]
+
+
+def restore_layer(data, *, method: str = "tv", psf_sigma: float = 0.8, psf_file: str | None = None,
+                  weight: float | None = None, n_iter: int = 50, model: str | None = None,
+                  name: str = "restored", scale=None):
+    """Restore ``data`` with a classical method or a trained model -> one image layer."""
+    from mire import restore
+    from mire.optics import gaussian_psf, load_psf
+
+    img = np.asarray(data, dtype=np.float32)
+    if method == "model":
+        if not model or model == MODEL_FILE:
+            raise ValueError("choose a shipped model, or type the path of a model file in 'model'")
+        axes = "ZYX"[-img.ndim:] if img.ndim <= 3 else None
+        out = restore.Restorer.load(model).predict(img, axes=axes)
+    else:
+        psf = load_psf(psf_file) if psf_file else gaussian_psf(psf_sigma, ndim=img.ndim)
+        if method == "tv":
+            out = restore.tv_deconvolve(img, psf=psf, weight=weight, n_iter=n_iter)
+        elif method == "rl":
+            out = restore.richardson_lucy(img, psf, n_iter=n_iter, tv_weight=weight or 0.0)
+        elif method == "wiener":
+            out = restore.wiener(img, psf, balance=weight)
+        else:
+            raise ValueError(f"unknown method {method!r}; choose tv, rl, wiener or model")
+    return [(np.asarray(out, dtype=np.float32), _kwargs(name, scale, colormap="magma"), "image")]
+
+
+# ---------------------------------------------------------------------------- superres
+def superres_layers(frames, *, factor: int = 2, method: str = "bayesian", psf_sigma: float = 1.0,
+                    robust: bool = False, name: str = "frames"):
+    """Multi-frame super-resolution of ``frames`` (first axis = frames) -> result and uncertainty layers."""
+    from mire.superres import superresolve
+
+    frames = np.asarray(frames, dtype=np.float64)
+    if frames.ndim < 3:
+        raise ValueError(f"frames must be a stack (T, Y, X) or (T, Z, Y, X), got shape {frames.shape}")
+    result, info = superresolve(frames, factor=factor, method=method, psf_sigma=psf_sigma, robust=robust,
+                                return_info=True)
+    layers = [(np.asarray(result, np.float32), _kwargs(f"{name} super-resolved x{factor}"), "image")]
+    sd = info.get("posterior_sd") if isinstance(info, dict) else None
+    if sd is not None:
+        layers.append((np.asarray(sd, np.float32),
+                       _kwargs(f"{name} uncertainty (posterior SD)", colormap="viridis", visible=False), "image"))
+    return layers
+
+
+# ------------------------------------------------------------------------------- train
+def train_model(image, target=None, *, task: str = "restoration", steps: int = 200, save_to: str = "mire-model",
+                stop_event: threading.Event | None = None, callback=None, seed: int = 0) -> dict:
+    """Train a small model from layers and save it; cancellable through ``stop_event``.
+
+    Restoration: ``target`` is the clean image (pairs) or None (Noise2Void on ``image`` alone).
+    Segmentation: ``target`` is a labels layer painted on a few slices; label 0 = unlabeled (ignored).
+    Returns a dict with the saved path, the steps done and whether training was cancelled.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    ndim = 3 if image.ndim == 3 and min(image.shape) >= 16 else 2
+    history: dict
+    if task == "restoration":
+        from mire.restore import Restorer
+
+        model = Restorer("tiny", ndim=ndim)
+        patch = _patch_for(image.shape[-ndim:], (16, 32, 32) if ndim == 3 else (64, 64), model.model.size_multiple)
+        kwargs = dict(noisy=image, clean=None if target is None else np.asarray(target, np.float32))
+        history = model.train(**kwargs, patch=patch, epochs=1, steps_per_epoch=steps, batch_size=2, seed=seed,
+                              progress=False, callback=callback, stop_event=stop_event)
+    elif task == "segmentation":
+        from mire.segment import Segmenter
+
+        if target is None:
+            raise ValueError("segmentation training needs a labels layer (paint a few slices)")
+        model = Segmenter("tiny", ndim=ndim)
+        history = model.train(image, np.asarray(target), epochs=1, steps_per_epoch=steps, batch_size=2,
+                              seed=seed, progress=False, callback=callback, stop_event=stop_event)
+    else:
+        raise ValueError(f"task must be 'restoration' or 'segmentation', got {task!r}")
+    path = model.save(save_to)
+    cancelled = bool(stop_event is not None and stop_event.is_set())
+    return {"path": str(path), "steps": int(history.get("step", 0)), "cancelled": cancelled,
+            "loss": history.get("loss", [])}
+
+
+def _patch_for(shape, wanted, multiple) -> tuple:
+    """The largest patch <= ``wanted`` that fits ``shape`` and is a multiple of the network's size step."""
+    patch = tuple(min(w, s) // m * m for w, s, m in zip(wanted, shape, multiple))
+    if min(patch) < 1:
+        raise ValueError(f"image {tuple(shape)} is too small to train on (needs multiples of {tuple(multiple)})")
+    return patch
+
+
+# ----------------------------------------------------------------------------- segment
+class SegmentSession:
+    """Predict (or take) a boundary map once, agglomerate once to the top, then threshold instantly.
+
+    ``labels(t)`` replays the merge history up to threshold ``t`` (no new prediction, no new
+    agglomeration), which is what the threshold slider calls.
+    """
+
+    def __init__(self, data, *, model: str | None = None):
+        from mire.segment import baseline_boundary_map, segment_boundaries
+
+        data = np.asarray(data)
+        if model:
+            from mire.segment import Segmenter
+
+            boundary = np.asarray(Segmenter.load(model).predict(data), dtype=np.float32)
+            if boundary.ndim == data.ndim + 1:  # affinities: a voxel touching a cut edge is membrane
+                from mire.segment import affinities_to_boundaries
+
+                boundary = affinities_to_boundaries(boundary)
+        elif np.issubdtype(data.dtype, np.floating) and data.min() >= 0 and data.max() <= 1:
+            boundary = data.astype(np.float32)  # already a boundary probability map
+        else:
+            boundary = baseline_boundary_map(data, sigma=1.0)
+        self.boundary = boundary
+        _, self.fragments, result = segment_boundaries(boundary, threshold=[1.01], return_result=True)
+        self.history = result.history
+
+    def labels(self, threshold: float) -> np.ndarray:
+        from mire.segment import segmentation_at
+
+        return segmentation_at(self.fragments, self.history, float(threshold))
+
+
+# --------------------------------------------------------------------------- proofread
+class ProofreadSession:
+    """A :class:`mire.segment.Proofreader` bound to one labels layer."""
+
+    def __init__(self, seg, *, boundary=None, layer_name: str = ""):
+        from mire.segment import Proofreader
+
+        self.layer_name = layer_name
+        self.proofreader = Proofreader(np.asarray(seg), boundary=boundary)
+
+    def merge(self, ids) -> np.ndarray:
+        self.proofreader.merge([int(i) for i in ids])
+        return self.proofreader.seg
+
+    def split(self, seeds) -> np.ndarray:
+        seeds = np.asarray(seeds, dtype=int)
+        ids = {int(self.proofreader.seg[tuple(s)]) for s in seeds}
+        ids.discard(0)
+        if len(ids) != 1:
+            raise ValueError(f"all split seeds must lie inside one segment; they touch segments {sorted(ids)}")
+        self.proofreader.split(ids.pop(), [tuple(s) for s in seeds])
+        return self.proofreader.seg
+
+    def undo(self) -> np.ndarray:
+        if self.proofreader.undo() is None:
+            raise ValueError("nothing to undo")
+        return self.proofreader.seg
+
+    def save_log(self, path) -> str:
+        return str(self.proofreader.save_log(path))
+
+
+# ---------------------------------------------------------------------------- evaluate
+def evaluate(pred, gt, *, labels: bool) -> dict:
+    """Metrics of ``pred`` against ``gt``: ARAND/VOI for label images, PSNR/SSIM for intensities."""
+    from mire import metrics
+
+    pred, gt = np.asarray(pred), np.asarray(gt)
+    if pred.shape != gt.shape:
+        raise ValueError(f"prediction shape {pred.shape} does not match ground truth shape {gt.shape}")
+    if labels:
+        err, prec, rec = metrics.adapted_rand_error(gt, pred)
+        split, merge = metrics.variation_of_information(gt, pred)
+        return {"adapted Rand error": err, "Rand precision": prec, "Rand recall": rec,
+                "VOI split": split, "VOI merge": merge}
+    peak = float(np.max(gt))
+    return {"PSNR (dB)": metrics.psnr(gt, pred, data_range=peak), "SSIM": metrics.ssim(gt, pred, data_range=peak)}
+
+
+def save_table(path, results: dict) -> Path:
+    from mire.io.atomic import atomic_write_text
+
+    atomic_write_text(path, json.dumps(results, indent=2))
+    return Path(path)
