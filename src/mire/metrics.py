@@ -163,8 +163,13 @@ def ssim(gt, pred, *, data_range=None, window=None, gaussian=False) -> float:
     data_range=R, use_sample_covariance=False)`` (to about 1e-12): scikit-image also
     averages only the positions whose window fits (it crops the border after filtering).
     scikit-image's default ``use_sample_covariance=True`` multiplies the variances and the
-    covariance by n/(n-1) (n = 125 in 3D, 25 in 2D), which changes the value slightly; its
-    default ``data_range`` for float images is 1.0.
+    covariance by n/(n-1) (n = 125 in 3D, 25 in 2D), which moves the value by ~1e-5 on
+    noisy images (more where the image is flat); its default ``data_range`` for float
+    images is 1.0. The paper does not say which covariance it used; mire uses Wang et al.'s.
+
+    Work is done in float64, slab by slab: a 100x512x512 volume takes ~3.5 s of CPU and
+    ~400 MiB, against ~7.7 s and ~1.4 GiB for scikit-image (which computes float32 input
+    in float32).
 
     Parameters
     ----------
@@ -177,8 +182,9 @@ def ssim(gt, pred, *, data_range=None, window=None, gaussian=False) -> float:
     window : int, optional
         Odd window width: default 5 for uniform windows, 11 for Gaussian ones.
     gaussian : bool, default False
-        Weight the window with a Gaussian of sigma 1.5 (truncated to ``window``), the
-        original SSIM of Wang et al. and ``structural_similarity(gaussian_weights=True)``.
+        Weight the window with a Gaussian of sigma 1.5 (truncated to ``window``): with the
+        default 11-wide window, the original SSIM of Wang et al. and
+        ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)``.
 
     Returns
     -------
