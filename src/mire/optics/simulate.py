@@ -175,6 +175,10 @@ def simulate(image, *, condition: str | None = "N2-B2", seed=0, blur_sigma=None,
         sigma = blur_sigma if blur_sigma is not None else cond_sigma
         kernel = None if sigma is None or np.all(np.asarray(sigma) == 0) else gaussian_psf(sigma, ndim=img.ndim)
     out = blur(img, kernel, boundary=boundary) if kernel is not None else img.copy()
+    if kernel is not None and img.min() >= 0 and kernel.min() >= 0:
+        # a non-negative image blurred by a non-negative PSF is non-negative; FFT round-off
+        # (~1e-15) is not, and would make Poisson noise reject it
+        np.maximum(out, 0.0, out=out)
 
     # -- noise, scaled to the peak of the clean image ---------------------------------
     if noise == "none":
