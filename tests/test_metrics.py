@@ -345,6 +345,14 @@ def test_foreground_empty_conventions():
         M.foreground_precision_recall(gt, none[:2])
 
 
+def test_docstring_examples_run():
+    import doctest
+
+    result = doctest.testmod(M)
+    assert result.failed == 0
+    assert result.attempted >= 30       # every public function's example was found and run
+
+
 # --------------------------------------------------------------------------------------------
 # mire evaluate
 # --------------------------------------------------------------------------------------------
