@@ -8,7 +8,7 @@ import sys
 import typer
 from rich.console import Console
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # one line per error, paths unbroken
 
 
 @contextlib.contextmanager
