@@ -60,7 +60,7 @@ def segment_cmd(
     min_size: int = typer.Option(0, "--min-size", help="Merge regions smaller than this into a neighbour."),
     scoring: str = typer.Option("", "--scoring",
                                 help="Edge score: mean, median, quantile:0.75 (default: mean for boundaries, "
-                                     "quantile:0.75 for affinities)."),
+                                     "median for affinities)."),
     min_distance: float = typer.Option(3.0, "--min-distance", help="Seed spacing of the watershed (voxels)."),
     per_slice: bool = typer.Option(False, "--per-slice", help="2D watershed per z-slice (thick-section ssTEM)."),
     invert: bool = typer.Option(False, "--invert", help="The map is 1 inside cells (1 - boundary): invert it."),
@@ -100,7 +100,7 @@ def segment_cmd(
         else:
             if per_slice:
                 raise ValueError("--per-slice applies to boundary maps only")
-            segs = segment_affinities(data, thresholds=thr, min_size=min_size, scoring=scoring or "quantile:0.75",
+            segs = segment_affinities(data, thresholds=thr, min_size=min_size, scoring=scoring or "median",
                                       min_distance=min_distance)
         for t, seg in zip(thr, segs):
             path = _out_path(out, t, len(thr) > 1)

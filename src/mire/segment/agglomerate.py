@@ -260,7 +260,8 @@ def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,),
         merged. Several thresholds cost one agglomeration; one segmentation is returned per threshold.
     scoring : {"mean", "median", "quantile:Q"}
         Edge score: mean face score (exact), or the Q-quantile (0..1 or 0..100) of the face scores
-        from a ``nbins`` histogram per edge (waterz's ``HistogramQuantileAffinity``).
+        from a ``nbins`` histogram per edge. Face scores are ``1 - affinity``, so ``quantile:q`` is
+        waterz's ``OneMinus<HistogramQuantileAffinity<100 (1 - q)>>`` (e.g. waterz's 75 = mire's 0.25).
     nbins : int
         Histogram bins for quantile scoring.
     quantiles : sequence of float

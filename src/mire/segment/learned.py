@@ -272,7 +272,7 @@ class Segmenter:
             if self.ndim == 2 and np.ndim(image) == 3:
                 raise ValueError("a 2D affinity model over a stack: segment the slices one by one")
             seg = segment_affinities(prob, thresholds=params["threshold"],
-                                     scoring=params["scoring"] or "quantile:0.75", **kw)
+                                     scoring=params["scoring"] or "median", **kw)
         return (seg, prob) if return_probabilities else seg
 
     # ------------------------------------------------------------------- files

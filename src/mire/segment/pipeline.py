@@ -84,8 +84,9 @@ def segment_boundaries(boundary_map, *, threshold=0.5, seed_threshold: float = 0
 
 
 def segment_affinities(affs, *, thresholds=(0.5,), seed_threshold: float = 0.5, min_distance: float = 3.0,
-                       sigma: float = 1.0, alpha: float = 0.9, sampling=None, scoring: str = "quantile:0.75",
-                       min_size: int = 0, return_fragments: bool = False, return_result: bool = False):
+                       sigma: float = 1.0, alpha: float = 0.9, sampling=None, scoring: str = "median",
+                       min_size: int = 0, reduce: str = "max", return_fragments: bool = False,
+                       return_result: bool = False):
     """Segment an affinity volume: watershed on the affinity boundary map, agglomeration on affinities.
 
     Parameters
@@ -94,8 +95,13 @@ def segment_affinities(affs, *, thresholds=(0.5,), seed_threshold: float = 0.5, 
         Affinities, nearest-neighbour channels first (long-range channels, if any, are not used).
     thresholds : float or sequence of float
         Thresholds on ``1 - affinity`` (waterz's convention).
+    reduce : {"max", "mean"}
+        How the fragments' boundary map is made from the nearest-neighbour affinities (see
+        :func:`mire.segment.affinities_to_boundaries`): ``"max"`` marks every voxel next to a cut
+        edge, so seeds keep off all cuts; ``"mean"`` is smoother on noisy predictions.
     scoring : str
-        Edge score; default the 75 % quantile of ``1 - affinity``.
+        Edge score; default the median of ``1 - affinity`` (waterz's ``HistogramQuantileAffinity<50>``;
+        mire's ``quantile:q`` of ``1 - affinity`` is waterz's ``100 (1 - q)`` affinity percentile).
     other parameters
         As in :func:`segment_boundaries`.
 
@@ -117,8 +123,7 @@ def segment_affinities(affs, *, thresholds=(0.5,), seed_threshold: float = 0.5, 
     if a.min() < -1e-6 or a.max() > 1 + 1e-6:
         raise ValueError(f"affinities must be in [0, 1], got values in [{a.min():.4g}, {a.max():.4g}]")
     single, thr = _thresholds(thresholds)
-    # "max": a voxel next to any cut edge is membrane, so the seeds keep off every cut
-    b = affinities_to_boundaries(a, reduce="max")
+    b = affinities_to_boundaries(a, reduce=reduce)
     frag = seeded_watershed(b, threshold=seed_threshold, min_distance=min_distance, sigma=sigma, alpha=alpha,
                             sampling=sampling)
     result = agglomerate(frag, affinities=a, thresholds=thr, scoring=scoring)
