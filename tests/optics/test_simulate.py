@@ -261,6 +261,10 @@ def test_frames_bad_inputs(rng):
         simulate_frames(img[:28], n_frames=3, shift=np.zeros((3, 3)))
     with pytest.raises(ValueError, match=r"rotation array must have shape \(3,\)"):
         simulate_frames(img[:28], n_frames=3, rotation=[0.1, 0.2])
+    with pytest.raises(ValueError, match=r"factor must be one integer or one per axis \(2\)"):
+        simulate_frames(img[:28], factor=(2, 2, 2))
+    with pytest.raises(ValueError, match="factor must be a positive integer"):
+        simulate_frames(img[:28], factor=1.5)
     with pytest.raises(ValueError, match="occlusion must be"):
         simulate_frames(img[:28], occlusion=1.5)
     with pytest.raises(ValueError, match="must be 2D or 3D"):

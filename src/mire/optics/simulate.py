@@ -305,7 +305,10 @@ def simulate_frames(image, *, n_frames: int = 15, factor=4, shift=1.0, rotation=
     if int(n_frames) != n_frames or n_frames < 1:
         raise ValueError(f"n_frames must be a positive integer, got {n_frames}")
     n_frames = int(n_frames)
-    fac = np.broadcast_to(np.asarray(factor), (img.ndim,))
+    fac = np.asarray(factor)
+    if fac.ndim > 1 or fac.size not in (1, img.ndim):
+        raise ValueError(f"factor must be one integer or one per axis ({img.ndim}), got {factor}")
+    fac = np.broadcast_to(fac.ravel(), (img.ndim,))
     if np.any(fac < 1) or np.any(fac != np.round(fac)):
         raise ValueError(f"factor must be a positive integer per axis, got {factor}")
     fac = tuple(int(v) for v in fac)
