@@ -3,8 +3,10 @@
 A function that needs context (a deconvolution sees the PSF support, and its solution at a voxel
 depends, more and more weakly, on voxels further away) is run block by block on a block plus a
 ``halo`` of neighbouring voxels; the halo is cut off again before the block is written. Blocks at
-the volume's border get no artificial padding (``boundary="none"``), so they see exactly what a
-whole-volume run sees there.
+the volume's border get no artificial padding, so they see exactly what a whole-volume run sees
+there. Each block is one dask task that reads its haloed window directly from the source (numpy,
+zarr, dask) and writes its core to the output (numpy, or zarr written chunk by chunk), so memory is
+bounded by the number of workers times one haloed block.
 
 How far a blockwise result may differ from the whole-volume one: for a linear, shift-invariant
 ``func`` with a kernel of radius r, not at all once ``halo >= r``. Iterative deconvolutions have no

@@ -1,4 +1,4 @@
-"""``map_blocks``: run an array -> array function over blocks with halos through dask."""
+"""``map_blocks``: run an array -> array function over blocks with halos, one dask task per block."""
 
 from __future__ import annotations
 
@@ -8,17 +8,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-
-
-def _as_dask(image, block_shape):
-    import dask.array as da
-
-    if isinstance(image, da.Array):
-        return image.rechunk(block_shape)
-    # zarr arrays (and anything else sliceable) are read chunk by chunk, never loaded whole
-    if not hasattr(image, "shape") or not hasattr(image, "dtype"):
-        image = np.asarray(image)
-    return da.from_array(image, chunks=block_shape)
 
 
 def _check_shapes(ndim, block_shape, halo):
@@ -90,27 +79,39 @@ def map_blocks(func, image, *, block_shape, halo=0, out=None, dtype=None, schedu
     >>> bool(np.allclose(res, f(vol)))
     True
     """
+    import itertools
+
     import dask
-    import dask.array as da
 
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__}")
-    arr = _as_dask(image, block_shape if np.ndim(block_shape) else (block_shape,) * len(np.shape(image)))
-    if arr.size == 0:
-        raise ValueError(f"image is empty (shape {arr.shape})")
-    block, h = _check_shapes(arr.ndim, block_shape, halo)
-    arr = arr.rechunk(block)
+    src = image
+    if not (hasattr(src, "shape") and hasattr(src, "dtype") and hasattr(src, "__getitem__")):
+        src = np.asarray(src)
+    shape = tuple(int(n) for n in src.shape)
+    if len(shape) == 0 or min(shape) == 0:
+        raise ValueError(f"image is empty (shape {shape})")
+    block, h = _check_shapes(len(shape), block_shape, halo)
     if dtype is None:
-        dtype = arr.dtype if np.issubdtype(arr.dtype, np.floating) else np.float32
+        dtype = src.dtype if np.issubdtype(src.dtype, np.floating) else np.float32
     dtype = np.dtype(dtype)
 
-    def run(b):
-        res = np.asarray(func(np.asarray(b)))
-        if res.shape != b.shape:
-            raise ValueError(f"func changed the block shape from {b.shape} to {res.shape}")
-        return res.astype(dtype, copy=False)
+    # One task per block that reads its haloed window straight from the source, runs func and
+    # writes the core: memory is bounded by (workers x one haloed block) whatever the volume size,
+    # which dask.array.map_overlap does not guarantee (it may hold many neighbour chunks at once).
+    def run(corner):
+        core = tuple(slice(c, min(c + b, n)) for c, b, n in zip(corner, block, shape))
+        outer = tuple(slice(max(s.start - hh, 0), min(s.stop + hh, n)) for s, hh, n in zip(core, h, shape))
+        piece = np.asarray(src[outer])
+        if hasattr(piece, "compute"):
+            piece = piece.compute()
+        res = np.asarray(func(piece))
+        if res.shape != piece.shape:
+            raise ValueError(f"func changed the block shape from {piece.shape} to {res.shape}")
+        inner = tuple(slice(s.start - o.start, s.stop - o.start) for s, o in zip(core, outer))
+        return core, res[inner].astype(dtype, copy=False)
 
-    result = da.map_overlap(run, arr, depth=h, boundary="none", trim=True, dtype=dtype, meta=np.empty((0,) * arr.ndim, dtype))
+    corners = list(itertools.product(*[range(0, n, b) for n, b in zip(shape, block)]))
 
     if scheduler is None:
         try:
@@ -119,32 +120,45 @@ def map_blocks(func, image, *, block_shape, halo=0, out=None, dtype=None, schedu
             scheduler = get_client()
         except (ImportError, ValueError):
             scheduler = "threads"
-    compute_kw = {"scheduler": scheduler} if isinstance(scheduler, str) else {}
-    bar = contextlib.nullcontext()
-    if progress and isinstance(scheduler, str):
-        from dask.diagnostics import ProgressBar
+    distributed = not isinstance(scheduler, str)
 
-        bar = ProgressBar()
+    rename = None
+    if out is None:
+        target = np.empty(shape, dtype)
+    else:
+        target, rename = _open_output(out, shape, block, dtype)
 
-    with bar, dask.config.set(**({"scheduler": scheduler} if isinstance(scheduler, str) else {})):
-        if out is None:
-            return result.compute(**compute_kw) if compute_kw else scheduler.compute(result).result()
-        target, rename = _open_output(out, result.shape, block, dtype)
-        try:
-            stored = da.store(result, target, lock=False, compute=False)
-            if compute_kw:
-                dask.compute(stored, **compute_kw)
-            else:
-                scheduler.compute(stored).result()
-        except BaseException:
-            if rename is not None:
-                import shutil
+    def write(corner):
+        core, res = run(corner)
+        target[core] = res  # threads share the output array; zarr writes whole chunks when aligned
+        return None
 
-                shutil.rmtree(rename[0], ignore_errors=True)
-            raise
+    try:
+        if distributed:
+            # workers cannot write into this process's memory: results come back block by block
+            futures = scheduler.map(run, corners)
+            for fut in futures:
+                core, res = fut.result()
+                target[core] = res
+                fut.release()
+        else:
+            tasks = [dask.delayed(write)(c) for c in corners]
+            bar = contextlib.nullcontext()
+            if progress:
+                from dask.diagnostics import ProgressBar
+
+                bar = ProgressBar()
+            with bar:
+                dask.compute(*tasks, scheduler=scheduler)
+    except BaseException:
         if rename is not None:
-            import zarr
+            import shutil
 
-            os.replace(rename[0], rename[1])
-            target = zarr.open_array(str(rename[1]), mode="r")
-        return target
+            shutil.rmtree(rename[0], ignore_errors=True)
+        raise
+    if rename is not None:
+        import zarr
+
+        os.replace(rename[0], rename[1])
+        target = zarr.open_array(str(rename[1]), mode="r")
+    return target

@@ -353,7 +353,9 @@ def tv_deconvolve(image, psf=None, *, weight=None, n_iter: int | None = None, da
             x, info = _paper_gd(prob, weight, n_iter=n_iter, tol=0.0, eps=0.05, progress=bar)
         else:
             st, info = _admm(prob, weight, n_iter=n_iter, tol=tol, progress=bar)
-            x = st.x
+            # x and its clipped copy s agree at convergence; after finitely many iterations return
+            # the feasible one, so a positivity-constrained result is exactly >= 0
+            x = st.x.clamp_min(0) if prob.positivity else st.x
     out = to_numpy(x[prob.domain.window]).astype(out_dtype, copy=False) * scale
     info.update(weight=weight, scale=scale)
     return (out, info) if return_info else out
