@@ -218,21 +218,19 @@ def _parse_scoring(scoring: str):
     raise ValueError(f"unknown scoring {scoring!r}; use 'mean', 'median' or 'quantile:0.75' (or 'quantile75')")
 
 
-def _hist_scores(hist: np.ndarray, q: float, nbins: int) -> np.ndarray:
-    """Quantile of each histogram row: centre of the bin holding the face of rank floor(q (n - 1))."""
-    out = np.empty(len(hist))
-    for start in range(0, len(hist), 65536):  # chunks keep the cumsum temporary small
-        h = hist[start:start + 65536]
-        cum = np.cumsum(h, axis=1)
-        rank = np.floor(q * (cum[:, -1] - 1))
-        out[start:start + len(h)] = ((cum <= rank[:, None]).sum(axis=1) + 0.5) / nbins
+def _cumulative_scores(cum: np.ndarray, q: float, nbins: int) -> np.ndarray:
+    """Quantile of each cumulative-histogram row: centre of the bin holding the face of rank floor(q (n - 1))."""
+    out = np.empty(len(cum))
+    for start in range(0, len(cum), 65536):
+        c = cum[start:start + 65536]
+        rank = np.floor(q * (c[:, -1].astype(np.float64) - 1))
+        out[start:start + len(c)] = ((c <= rank[:, None]).sum(axis=1) + 0.5) / nbins
     return out
 
 
-def _hist_score(row: np.ndarray, q: float, nbins: int) -> float:
-    cum = np.cumsum(row)
-    rank = np.floor(q * (cum[-1] - 1))
-    return (int(np.searchsorted(cum, rank, side="right")) + 0.5) / nbins
+def _cumulative_score(row: np.ndarray, q: float, nbins: int) -> float:
+    rank = np.floor(q * (float(row[-1]) - 1))
+    return (int(row.searchsorted(rank, side="right")) + 0.5) / nbins
 
 
 def _roots(parent: np.ndarray) -> np.ndarray:
@@ -311,7 +309,10 @@ def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,),
         cells, cell_n = np.unique(inv.astype(np.int64) * nbins + bins, return_counts=True)
         hist = np.zeros((n_e, nbins), dtype=np.uint32)
         hist.reshape(-1)[cells] = cell_n
-        scores = _hist_scores(hist, q, nbins)
+        # Keep *cumulative* histograms: merging two edges is still a plain sum (cumsum is linear),
+        # and a quantile is one searchsorted, with no cumsum per merge.
+        np.cumsum(hist, axis=1, out=hist)
+        scores = _cumulative_scores(hist, q, nbins)
     del a_f, b_f, w, inv
 
     # Python-side state: plain lists and dicts are several times faster than numpy scalars here.
@@ -370,8 +371,9 @@ def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,),
                 if hist is None:
                     new = sums_l[ea] / counts_l[ea]
                 else:
-                    hist[ea] += hist[eb]
-                    new = _hist_score(hist[ea], q, nbins)
+                    row = hist[ea]
+                    row += hist[eb]
+                    new = _cumulative_score(row, q, nbins)
                 score[ea] = new
                 heapq.heappush(heap, (new, ea))
             parent[v] = u
