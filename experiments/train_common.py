@@ -16,6 +16,8 @@ def parse_args(name: str, description: str):
     p.add_argument("--epochs", type=int, default=None)
     p.add_argument("--steps", type=int, default=None, help="steps per epoch")
     p.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
+    p.add_argument("--lr", type=float, default=1e-3, help="learning rate at epoch 0")
+    p.add_argument("--lr-decay", type=float, default=0.9, help="per-epoch learning-rate factor")
     p.add_argument("--export", default=None,
                    help="only export the best checkpoint of --run-dir to this model path (no training)")
     return p.parse_args()

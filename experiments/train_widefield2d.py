@@ -54,7 +54,7 @@ def main():
     model = build_model(CONFIG)
     print(f"model: {count_parameters(model)} parameters, config {CONFIG}", flush=True)
     hist = train(model, sampler, epochs=args.epochs or 20, steps_per_epoch=args.steps or 150, batch_size=BATCH,
-                 val=val, checkpoint_dir=args.run_dir, resume=True, seed=0, progress=False,
+                 lr=args.lr, lr_decay=args.lr_decay, val=val, checkpoint_dir=args.run_dir, resume=True, seed=0, progress=False,
                  stop_event=time_budget(args.minutes),
                  callback=lambda s, l: print(f"step {s} loss {l:.4f}", flush=True) if s % 25 == 0 else None)
     print("epoch losses", [round(v, 4) for v in hist["loss"]])

@@ -36,10 +36,10 @@ def test_channels_and_encoder_decoder_has_no_skips():
 
 def test_residual_predicts_a_correction():
     net = UNet(ndim=2, depth=2, base_channels=4, residual=True, norm="none")
-    nn.init.zeros_(net.head.weight)
-    nn.init.zeros_(net.head.bias)
     x = torch.randn(1, 1, 8, 8)
-    assert torch.equal(net(x), x)
+    assert torch.equal(net(x), x)  # an untrained residual network is the identity
+    nn.init.normal_(net.head.weight)
+    assert not torch.equal(net(x), x)
     with pytest.raises(ValueError, match="in_channels == out_channels"):
         UNet(ndim=2, out_channels=2, residual=True)
 

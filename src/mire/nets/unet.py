@@ -53,7 +53,8 @@ class UNet(nn.Module):
         Space-to-depth factor applied first (and undone by a pixel-shuffle at the end): the
         convolutions then run on ``prod(stem)`` times fewer positions. 1 disables it.
     residual : bool
-        Predict a correction added to the input (needs ``in_channels == out_channels``).
+        Predict a correction added to the input (needs ``in_channels == out_channels``); the
+        output layer starts at zero, so an untrained residual network is the identity.
     skips : bool
         Concatenate encoder features into the decoder (U-Net) or not (encoder-decoder).
     channel_growth : float
@@ -122,6 +123,11 @@ class UNet(nn.Module):
         self.decoders = nn.ModuleList(
             [ConvBlock(chans[i] * (2 if skips else 1), chans[i], **block) for i in range(depth - 1)])
         self.head = Conv(chans[0], out_channels * math.prod(stem_t), 1)
+        if residual:
+            # start as the identity: training then only has to learn the correction, instead of
+            # first unlearning a random one (much faster on a CPU budget)
+            nn.init.zeros_(self.head.weight)
+            nn.init.zeros_(self.head.bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         shape = tuple(x.shape[2:])
