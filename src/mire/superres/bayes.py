@@ -71,6 +71,65 @@ class Posterior:
         return self.prob.beta * self.prob.model.adjoint(self.prob.weighted(self.prob.frames))
 
 
+class CirculantPreconditioner:
+    """Fourier (circulant) approximation of ``S``, used as the CG preconditioner.
+
+    Averaged over frame positions, ``D^T D`` acts like a convolution with a triangle of
+    width ``2 factor - 1`` divided by ``factor^ndim``, so ``A^T W A ~ (T mean(w) / f^d) H^T K H``,
+    and ``P`` is nearly circulant: ``S ~ F^-1 diag(m(omega)) F``. Solving with ``m`` costs two
+    FFTs and cuts the CG iterations several-fold; the exact ``S`` is still what CG solves.
+    """
+
+    def __init__(self, post: Posterior, prior: str):
+        prob = post.prob
+        model = prob.model
+        shape, d = model.hr_shape, model.ndim
+        freqs = [2 * np.pi * np.fft.fftfreq(n) for n in shape[:-1]] + [2 * np.pi * np.fft.rfftfreq(shape[-1])]
+        grids = np.meshgrid(*freqs, indexing="ij")
+        kern = np.ones(grids[0].shape)
+        lap = np.zeros(grids[0].shape)
+        for g, f in zip(grids, model.factor):
+            with np.errstate(invalid="ignore", divide="ignore"):
+                box = np.where(np.abs(np.sin(g / 2)) < 1e-12, 1.0, np.sin(f * g / 2) / (f * np.sin(g / 2)))
+            kern = kern * box**2
+            lap = lap + 2 - 2 * np.cos(g)
+        otf2 = np.ones_like(kern)
+        if model.blur is not None:
+            # the blur's own kernel (centre at index 0, wrapped), moved onto this grid
+            kk = torch.fft.irfftn(model.blur.otf, s=model.blur.fft_shape).numpy()
+            offs = [np.arange(-(int(k) // 2), int(k) - int(k) // 2) for k in model.blur.psf_shape]
+            psf = np.zeros(shape)
+            psf[np.ix_(*[o % n for o, n in zip(offs, shape)])] = kk[np.ix_(*[o % n for o, n in
+                                                                           zip(offs, model.blur.fft_shape)])]
+            otf2 = np.abs(np.fft.rfftn(psf)) ** 2
+        w_mean = 1.0 if prob.weights is None else float(prob.weights.mean())
+        data = prob.beta * model.n_frames * w_mean / math.prod(model.factor) * otf2 * kern
+        prior_spec = (lap if prior == "gradient" else lap**2) + RIDGE
+        self.m = torch.as_tensor(data + post.lam * prior_spec, dtype=DTYPE)
+        self.shape, self.dims = shape, tuple(range(-d, 0))
+
+    def _apply(self, r, power):
+        return torch.fft.irfftn(torch.fft.rfftn(r, dim=self.dims) * self.m**power, s=self.shape, dim=self.dims)
+
+    def __call__(self, r):
+        return self._apply(r, -1.0)
+
+    def sqrt(self, r):
+        return self._apply(r, 0.5)
+
+    def inv_sqrt(self, r):
+        return self._apply(r, -0.5)
+
+    def logdet(self) -> float:
+        # rfft holds each conjugate pair once: count the non-self-conjugate columns twice
+        n_last = self.shape[-1]
+        mult = np.full(self.m.shape[-1], 2.0)
+        mult[0] = 1.0
+        if n_last % 2 == 0:
+            mult[-1] = 1.0
+        return float((torch.log(self.m) * torch.as_tensor(mult)).sum())
+
+
 def probing_vectors(shape, distance: int, generator: torch.Generator):
     """Coloured probes: one per colour (pixel index mod ``distance`` on every axis), random signs on it."""
     grids = np.meshgrid(*[np.arange(n) % distance for n in shape], indexing="ij")
@@ -84,21 +143,21 @@ def probing_vectors(shape, distance: int, generator: torch.Generator):
 
 
 def posterior_sd(post: Posterior, shape, *, distance: int = 4, n_iter: int = 200, tol: float = 1e-4,
-                 batch: int = 8, seed: int = 0) -> torch.Tensor:
+                 batch: int = 8, seed: int = 0, precond=None) -> torch.Tensor:
     """Per-pixel posterior SD ``sqrt(diag S^-1)`` by coloured probing (see the module docstring)."""
     gen = torch.Generator().manual_seed(seed + 1)
     diag = torch.zeros(shape, dtype=DTYPE)
     probes = list(probing_vectors(shape, distance, gen))
     for i in range(0, len(probes), batch):
         z = torch.stack(probes[i:i + batch])
-        u = cg(post, z, ndim=len(shape), n_iter=n_iter, tol=tol)
+        u = cg(post, z, ndim=len(shape), n_iter=n_iter, tol=tol, precond=precond)
         diag += (z * u).sum(dim=0)
     return torch.sqrt(diag.clamp_min(0))
 
 
-def solve_bayes(prob: Problem, x0: torch.Tensor, *, prior: str = "gradient", n_outer: int = 6,
-                n_probes: int = 4, n_iter: int = 150, tol: float = 1e-5, sd_distance: int | None = 4,
-                seed: int = 0) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
+def solve_bayes(prob: Problem, x0: torch.Tensor, *, prior: str = "gradient", n_outer: int = 5,
+                n_probes: int = 4, n_iter: int = 100, tol: float = 1e-5, sd_distance: int | None = 4,
+                seed: int = 0, precondition: bool = True) -> tuple[torch.Tensor, torch.Tensor | None, dict]:
     """Posterior mean, per-pixel posterior SD (None if ``sd_distance`` is None) and hyperparameters."""
     if prior not in QUADRATIC:
         raise ValueError(f"the Bayesian method needs a Gaussian prior: 'gradient' or 'laplacian', got {prior!r}")
@@ -110,18 +169,29 @@ def solve_bayes(prob: Problem, x0: torch.Tensor, *, prior: str = "gradient", n_o
     p_op = QUADRATIC[prior]
     lam = 0.5 * n_hr / max(float((x0 * p_op(x0, d)).sum() + RIDGE * (x0 * x0).sum()), 1e-12)
     mu = x0
+    # the same probes every round (common random numbers): smoother hyperparameter updates,
+    # and each solve starts from the previous round's solution
+    z = rademacher((n_probes,) + tuple(shape), generator=gen, dtype=DTYPE)
+    u = None
     hist = {"log_marginal_likelihood": [], "beta": [], "lambda": [], "gamma": []}
     for k in range(n_outer):
         post = Posterior(prob, lam, prior)
-        mu = cg(post, post.rhs(), ndim=d, x0=mu, n_iter=n_iter, tol=tol)
-        z = rademacher((n_probes,) + tuple(shape), generator=gen, dtype=DTYPE)
-        u, (tdiag, toff) = cg(post, z, ndim=d, n_iter=n_iter, tol=tol, lanczos=True)
-        tr_sp = float((u * post.prior_op(z)).sum() / n_probes)
+        pre = CirculantPreconditioner(post, prior) if precondition else None
+        mu = cg(post, post.rhs(), ndim=d, x0=mu, n_iter=n_iter, tol=tol, precond=pre)
+        # probes b = M^1/2 z: preconditioned CG then runs Lanczos on M^-1/2 S M^-1/2 from z itself,
+        # so SLQ gives log|S| - log|M|, and tr(S^-1 P) = E[u . P M^-1/2 z] with u = S^-1 M^1/2 z
+        b = pre.sqrt(z) if pre is not None else z
+        u, (tdiag, toff) = cg(post, b, ndim=d, x0=u, n_iter=n_iter, tol=tol, precond=pre, lanczos=True) \
+            if u is None else _cg_lanczos_restart(post, b, u, d, n_iter, tol, pre)
+        pz = post.prior_op(pre.inv_sqrt(z) if pre is not None else z)
+        tr_sp = float((u * pz).sum() / n_probes)
         gamma = min(max(n_hr - lam * tr_sp, 1.0), min(n_hr, m_obs) - 1.0)
         r = prob.residual(mu)
         e_d = 0.5 * float((prob.weighted(r) * r).sum())
         e_p = 0.5 * float((mu * post.prior_op(mu)).sum())
         logdet = float(np.mean(slq_quadratic_log(tdiag, toff, np.full(n_probes, float(n_hr)))))
+        if pre is not None:
+            logdet += pre.logdet()
         sum_log_w = 0.0 if prob.weights is None else float(torch.log(prob.weights).sum())
         lml = (-prob.beta * e_d - lam * e_p + 0.5 * m_obs * math.log(prob.beta) + 0.5 * sum_log_w
                + 0.5 * n_hr * math.log(lam) - 0.5 * logdet - 0.5 * m_obs * math.log(2 * math.pi))
@@ -131,6 +201,7 @@ def solve_bayes(prob: Problem, x0: torch.Tensor, *, prior: str = "gradient", n_o
         hist["gamma"].append(gamma)
         prob.history.append(lml)
         # MacKay / EM updates of the hyperparameters (and the robust precisions)
+        lam_old = lam
         lam = gamma / max(2 * e_p, 1e-300)
         if prob.robust:
             for _ in range(3):
@@ -138,10 +209,22 @@ def solve_bayes(prob: Problem, x0: torch.Tensor, *, prior: str = "gradient", n_o
                 prob.beta = (m_obs - gamma) / max(float((prob.weights * r**2).sum()), 1e-300)
         else:
             prob.beta = (m_obs - gamma) / max(2 * e_d, 1e-300)
+        u = u * 0 if abs(lam / lam_old - 1) > 0.5 else u  # a stale start only helps when S barely moved
         if k < n_outer - 1:
             prob.update_registration(mu)
     post = Posterior(prob, lam, prior)
-    mu = cg(post, post.rhs(), ndim=d, x0=mu, n_iter=n_iter, tol=tol)
+    pre = CirculantPreconditioner(post, prior) if precondition else None
+    mu = cg(post, post.rhs(), ndim=d, x0=mu, n_iter=n_iter, tol=tol, precond=pre)
     sd = None if sd_distance is None else posterior_sd(post, shape, distance=sd_distance, n_iter=n_iter,
-                                                        seed=seed)
+                                                        seed=seed, precond=pre)
     return mu, sd, {"beta": prob.beta, "lambda": lam, "history": hist}
+
+
+def _cg_lanczos_restart(post, b, u0, d, n_iter, tol, pre):
+    """Warm-started probe solve; the Lanczos coefficients then describe the residual's Krylov
+    space, not z's, so they are only used for the log-determinant when the start is zero."""
+    if float(u0.abs().max()) == 0:
+        return cg(post, b, ndim=d, n_iter=n_iter, tol=tol, precond=pre, lanczos=True)
+    u = cg(post, b, ndim=d, x0=u0, n_iter=n_iter, tol=tol, precond=pre)
+    _, lz = cg(post, b, ndim=d, n_iter=12, tol=0.0, precond=pre, lanczos=True)  # short Lanczos run for SLQ
+    return u, lz

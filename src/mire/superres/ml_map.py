@@ -31,7 +31,8 @@ def solve_ml(prob: Problem, x0: torch.Tensor, *, n_iter: int = 8, n_outer: int =
     x = x0
     for k in range(n_outer):
         b = model.adjoint(prob.weighted(prob.frames))
-        x = cg(lambda v: model.adjoint(prob.weighted(model.forward(v))), b, ndim=d, x0=x0, n_iter=n_iter)
+        x = cg(lambda v: model.adjoint(prob.weighted(model.forward(v))), b, ndim=d, x0=x0, n_iter=n_iter,
+               tol=1e-12)  # n_iter is the regularizer, not the tolerance
         prob.update_noise(x)
         r = prob.residual(x)
         prob.history.append(float(0.5 * (prob.weighted(r) * r).sum()))

@@ -41,15 +41,16 @@ def _window(shape) -> np.ndarray:
 def _phase_peak(ref_f: np.ndarray, mov: np.ndarray, upsample: int):
     from skimage.registration import phase_cross_correlation
 
-    shift, _, _ = phase_cross_correlation(ref_f, np.fft.fftn(mov * _window(mov.shape)), space="fourier",
-                                          upsample_factor=upsample, normalization="phase")
+    mov_f = np.fft.fftn(mov * _window(mov.shape))
+    shift, _, _ = phase_cross_correlation(ref_f, mov_f, space="fourier", upsample_factor=upsample,
+                                          normalization="phase")
     # correlation strength at that shift, to compare rotation candidates
-    g = ref_f * np.conj(np.fft.fftn(mov * _window(mov.shape)))
+    g = ref_f * np.conj(mov_f)
     g /= np.abs(g) + 1e-12
     return shift, float(np.abs(np.fft.ifftn(g)).max())
 
 
-def register_frames(frames, *, factor=1, reference: int = 0, rotation: bool = True,
+def register_frames(frames, *, factor=1, reference: int = 0, rotation: bool = False,
                     max_rotation: float = 5.0, rotation_step: float = 1.0, upsample: int = 20,
                     refine: int = 8) -> dict:
     """Estimate each frame's shift and rotation relative to the reference frame.
@@ -92,7 +93,12 @@ def register_frames(frames, *, factor=1, reference: int = 0, rotation: bool = Tr
     if not -n_t <= reference < n_t:
         raise ValueError(f"reference={reference} is not a frame index for {n_t} frames")
     reference %= n_t
-    ref = arr[reference] - arr[reference].mean()
+    from scipy import ndimage
+
+    # a light blur keeps the structure the motion is measured on and removes most of the noise
+    smooth = np.stack([ndimage.gaussian_filter(a, 0.5) for a in arr])
+    ref = smooth[reference] - smooth[reference].mean()
+
     ref_f = np.fft.fftn(ref * _window(ref.shape))
     angles = np.deg2rad(np.arange(-max_rotation, max_rotation + 1e-9, rotation_step)) if rotation else np.zeros(1)
     shifts = np.zeros((n_t, d))
@@ -100,7 +106,7 @@ def register_frames(frames, *, factor=1, reference: int = 0, rotation: bool = Tr
     for t in range(n_t):
         if t == reference:
             continue
-        mov = arr[t] - arr[t].mean()
+        mov = smooth[t] - smooth[t].mean()
         scores, found = [], []
         for a in angles:
             s, score = _phase_peak(ref_f, _rotate_back(mov, a) if a else mov, upsample=4)
@@ -132,7 +138,7 @@ def register_frames(frames, *, factor=1, reference: int = 0, rotation: bool = Tr
         model = FrameModel(x0.shape, f, None, np.c_[shifts, rots])
         params0 = model.params.copy()
         refine_registration(model, x0, torch.as_tensor(arr, dtype=DTYPE), params0, reference=reference,
-                            n_steps=refine)
+                            n_steps=refine, robust=True)
         shifts, rots = model.params[:, :d], model.params[:, d]
     return {"shifts": shifts, "rotations": rots}
 
@@ -205,7 +211,7 @@ def registration_error(estimate: dict, truth: dict, *, reference: int = 0) -> di
 def refine_registration(model: FrameModel, x: torch.Tensor, frames: torch.Tensor, params0: np.ndarray, *,
                         reference: int, beta: float = 1.0, weights: torch.Tensor | None = None,
                         prior_sd: tuple[float, float] | None = None, n_steps: int = 3,
-                        return_hessian: bool = False):
+                        return_hessian: bool = False, robust: bool = False):
     """Gauss-Newton refinement of each frame's (shift, rotation) for a fixed image ``x``.
 
     Minimizes ``beta/2 sum w (y_t - A_t(p) x)^2 + 1/2 |(p - p0) / sd|^2`` per frame
@@ -233,6 +239,11 @@ def refine_registration(model: FrameModel, x: torch.Tensor, frames: torch.Tensor
         for _ in range(n_steps):
             pred, jac = model.frame_jacobian(x, p)
             r = (frames[t] - pred).reshape(-1)
+            if robust:
+                # iteratively reweighted: Cauchy weights on residuals far beyond the typical one,
+                # so occluded patches do not drag the motion
+                s2 = float(torch.median(r**2)) / 0.455 + 1e-12
+                w = (1.0 / (1.0 + r**2 / (4 * s2))).reshape(frames[t].shape)
             j = jac.reshape(-1, d + 1)
             jw = j if w is None else j * w.reshape(-1, 1)
             h = beta * (jw.T @ j).numpy() + np.diag(prec)

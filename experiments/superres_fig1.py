@@ -1,0 +1,107 @@
+"""Reproduce Fig. 1 of the paper: multi-frame super-resolution of a moving, occluded scene.
+
+T = 15 low-res frames (32x32) of a 128x128 crop of scikit-image's ``camera`` image, each
+with its own random shift (+-4 high-res px) and rotation (+-2.9 deg), Gaussian PSF
+(sigma 1 high-res px), 4x4 pixel integration, Gaussian noise (3% of the peak) and random
+occluding boxes (5% of each frame, filled with junk), made by ``mire.optics.simulate_frames``.
+
+Every estimator registers the frames itself (phase correlation + Gauss-Newton, refined
+jointly with the image) and works in the coordinates of frame 0; PSNR compares it with the
+true image moved into frame 0's coordinates (the same Warp), on the central region
+(8 high-res px = 2 low-res px from each border excluded), data range 1. The frame mean
+(upsampled) is compared with the unmoved image. Registration errors: RMS over frames 1..14
+of the shift error (high-res px) and rotation error (degrees) relative to frame 0.
+
+Run:  nice -n 10 python experiments/superres_fig1.py   (writes experiments/results/superres_fig1.{md,json})
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from skimage import data, transform
+
+from mire.optics import Warp, simulate_frames
+from mire.superres import registration_error, superresolve
+from mire.superres._model import upsample_mean
+
+torch.set_num_threads(1)  # the machine's 2 cores are shared; one thread is the fastest here
+
+BORDER = 8
+METHODS = [
+    ("ML (Eq. 4)", dict(method="ml")),
+    ("MAP Laplacian", dict(method="map", prior="laplacian")),
+    ("MAP TV", dict(method="map", prior="tv", n_iter=40)),
+    ("MAP TV robust", dict(method="map", prior="tv", n_iter=40, robust=True)),
+    ("Bayesian uniform", dict(method="bayesian", sd_distance=None, n_iter=80)),
+    ("Bayesian robust", dict(method="bayesian", robust=True, n_iter=80, sd_distance=3)),
+]
+
+
+def psnr(gt, x):
+    c = (slice(BORDER, -BORDER),) * 2
+    return float(10 * np.log10(1.0 / np.mean((gt[c] - x[c]) ** 2)))
+
+
+def main():
+    img = transform.resize(data.camera().astype(float) / 255, (128, 128), anti_aliasing=True)
+    frames, truth = simulate_frames(img, n_frames=15, factor=4, shift=4.0, rotation=0.05, psf_sigma=1.0,
+                                    noise=0.03, occlusion=0.05, seed=0)
+    ref = Warp(img.shape, shift=truth["shifts"][0], rotation=float(truth["rotations"][0]),
+               dtype=torch.float64).forward(torch.as_tensor(img)).numpy()
+    rows = [{"method": "mean of frames (upsampled)", "psnr": psnr(img, upsample_mean(frames, (4, 4))),
+             "shift_rms": None, "rotation_rms_deg": None, "seconds": 0.0}]
+    print(f"{rows[0]['method']:32s} {rows[0]['psnr']:6.2f} dB")
+    init = None
+    for name, kw in METHODS:
+        t0 = time.perf_counter()
+        x, info = superresolve(frames, factor=4, psf_sigma=1.0, return_info=True, **kw)
+        sec = time.perf_counter() - t0
+        err = registration_error(info["registration"], truth)
+        init = registration_error(info["initial_registration"], truth)
+        row = {"method": name, "psnr": psnr(ref, x), **err, "seconds": sec}
+        if info.get("weights") is not None:
+            w, occ = info["weights"], truth["occlusion_masks"]
+            row["mean_w_occluded"] = float(w[occ].mean())
+            row["mean_w_clean"] = float(w[~occ].mean())
+        if "posterior_sd" in info:
+            e = np.abs(x - ref)[BORDER:-BORDER, BORDER:-BORDER]
+            row["mean_posterior_sd"] = float(info["posterior_sd"][BORDER:-BORDER, BORDER:-BORDER].mean())
+            row["rms_error"] = float(np.sqrt(np.mean(e**2)))
+        rows.append(row)
+        print(f"{name:32s} {row['psnr']:6.2f} dB  shift {err['shift_rms']:.3f} px  rot {err['rotation_rms_deg']:.3f} deg"
+              f"  {sec:6.1f} s", flush=True)
+    base = rows[0]["psnr"]
+    lines = ["# Multi-frame super-resolution, paper Fig. 1 protocol", "",
+             "camera 128x128 -> 15 frames of 32x32 (x4), shifts +-4 px, rotations +-2.9 deg, PSF sigma 1, "
+             "noise 3% of peak, occlusions 5%. PSNR on the central 112x112 (data range 1). "
+             f"Initial registration (phase correlation + Gauss-Newton on the frames): shift RMS "
+             f"{init['shift_rms']:.3f} px, rotation RMS {init['rotation_rms_deg']:.3f} deg.", "",
+             "| method | PSNR (dB) | vs mean (dB) | shift RMS (HR px) | rotation RMS (deg) | time (s) |",
+             "|---|---|---|---|---|---|"]
+    for r in rows:
+        s = "-" if r["shift_rms"] is None else f"{r['shift_rms']:.3f}"
+        a = "-" if r["rotation_rms_deg"] is None else f"{r['rotation_rms_deg']:.3f}"
+        lines.append(f"| {r['method']} | {r['psnr']:.2f} | {r['psnr'] - base:+.2f} | {s} | {a} | {r['seconds']:.0f} |")
+    lines += ["", "Paper (Fig. 1): mean of frames 20.85 dB, Bayesian uniform 25.57 (28.06 tuned), "
+              "Bayesian robust 31.38 dB.", ""]
+    for r in rows:
+        if "mean_w_occluded" in r:
+            lines.append(f"- {r['method']}: mean learned precision multiplier on occluded pixels "
+                         f"{r['mean_w_occluded']:.3f}, elsewhere {r['mean_w_clean']:.3f}")
+        if "mean_posterior_sd" in r:
+            lines.append(f"- {r['method']}: mean posterior SD {r['mean_posterior_sd']:.4f}, RMS error {r['rms_error']:.4f}")
+    text = "\n".join(lines) + "\n"
+    print(text)
+    out = Path(__file__).parent / "results"
+    out.mkdir(exist_ok=True)
+    (out / "superres_fig1.md").write_text(text)
+    (out / "superres_fig1.json").write_text(json.dumps(rows, indent=1))
+
+
+if __name__ == "__main__":
+    main()
