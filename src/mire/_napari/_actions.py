@@ -68,7 +68,8 @@ def restore_layer(data, *, method: str = "tv", psf_sigma: float = 0.8, psf_file:
         if method == "tv":
             out = restore.tv_deconvolve(img, psf=psf, weight=weight, n_iter=n_iter)
         elif method == "rl":
-            out = restore.richardson_lucy(img, psf, n_iter=n_iter, tv_weight=weight or 0.0)
+            # RL models photon counts: clip the negatives that read noise or background subtraction leave
+            out = restore.richardson_lucy(np.clip(img, 0, None), psf, n_iter=n_iter, tv_weight=weight or 0.0)
         elif method == "wiener":
             out = restore.wiener(img, psf, balance=weight)
         else:

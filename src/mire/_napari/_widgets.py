@@ -64,9 +64,10 @@ class _MireWidget(Container):
 
         self.status.value = "running..."
         self.run_button.enabled = False
-        worker = create_worker(func)
-        worker.returned.connect(on_done)
+        # errors are ours to report (a notification), not napari's to re-raise in the event loop
+        worker = create_worker(func, _ignore_errors=True)
         worker.returned.connect(lambda *_: setattr(self.status, "value", "done"))
+        worker.returned.connect(on_done)  # after "done", so a callback may say something more specific
         worker.errored.connect(_notify_error)
         worker.errored.connect(lambda exc: setattr(self.status, "value", f"error: {exc}"))
         worker.finished.connect(lambda: setattr(self.run_button, "enabled", True))
@@ -79,10 +80,15 @@ class _MireWidget(Container):
             getattr(self.viewer, f"add_{kind}")(data, **kwargs)
 
 
-def _layer_picker(kind: str, label: str):
+def _layer_picker(kind: str, label: str, *, optional: bool = False):
+    import typing
+
     import napari
 
-    return create_widget(annotation=getattr(napari.layers, kind), label=label)
+    annotation = getattr(napari.layers, kind)
+    if optional:  # may stay empty: the widget then does without that input
+        return create_widget(annotation=typing.Optional[annotation], label=label, value=None)
+    return create_widget(annotation=annotation, label=label)
 
 
 class SimulateWidget(_MireWidget):
@@ -254,15 +260,15 @@ class ProofreadWidget(_MireWidget):
                  "then 'Split'; 'Undo' reverts. The edit log can be saved and replayed with `mire proofread`.")
 
     def __init__(self, napari_viewer):
-        self.labels = _layer_picker("Labels", "segmentation")
-        self.boundary = _layer_picker("Image", "boundary map (for splits)")
-        self.seeds = _layer_picker("Points", "split seeds")
+        self.segmentation = _layer_picker("Labels", "segmentation")
+        self.boundary = _layer_picker("Image", "boundary map (for splits)", optional=True)
+        self.seeds = _layer_picker("Points", "split seeds", optional=True)
         self.merge_button = PushButton(text="Merge selected")
         self.split_button = PushButton(text="Split at seeds")
         self.undo_button = PushButton(text="Undo")
         self.log_file = FileEdit(mode="w", label="edit log", value="edits.json")
         self.selected = Label(value="", label="selected ids")
-        super().__init__(napari_viewer, [self.labels, self.boundary, self.seeds, self.selected, self.merge_button,
+        super().__init__(napari_viewer, [self.segmentation, self.boundary, self.seeds, self.selected, self.merge_button,
                                          self.split_button, self.undo_button, self.log_file])
         self.run_button.text = "Save edit log"
         self.session = None
@@ -270,7 +276,7 @@ class ProofreadWidget(_MireWidget):
         self.merge_button.changed.connect(lambda *_: self._safely(self.merge))
         self.split_button.changed.connect(lambda *_: self._safely(self.split))
         self.undo_button.changed.connect(lambda *_: self._safely(self.undo))
-        self.labels.changed.connect(self._attach)
+        self.segmentation.changed.connect(self._attach)
 
     def _safely(self, fn):
         try:
@@ -280,14 +286,14 @@ class ProofreadWidget(_MireWidget):
             self.status.value = f"error: {exc}"
 
     def _attach(self, layer=None):
-        layer = layer if layer is not None else self.labels.value
+        layer = layer if layer is not None else self.segmentation.value
         if layer is None:
             return
         if self._on_click not in layer.mouse_drag_callbacks:
             layer.mouse_drag_callbacks.append(self._on_click)
 
     def _session(self):
-        layer = _require(self.labels.value, "a labels layer to proofread")
+        layer = _require(self.segmentation.value, "a labels layer to proofread")
         if self.session is None or self.session.layer_name != layer.name:
             boundary = None if self.boundary.value is None else np.asarray(self.boundary.value.data)
             self.session = _actions.ProofreadSession(np.asarray(layer.data), boundary=boundary,
@@ -319,8 +325,9 @@ class ProofreadWidget(_MireWidget):
         points = self.seeds.value
         if points is None or len(points.data) < 2:
             raise ValueError("add at least two points inside the segment to split")
-        coords = np.round(points.world_to_data(points.data) if hasattr(points, "world_to_data") else points.data)
-        layer.data = session.split(coords.astype(int))
+        # points -> world -> the labels layer's voxel indices (the two layers may be scaled differently)
+        coords = np.array([layer.world_to_data(points.data_to_world(p)) for p in points.data])
+        layer.data = session.split(np.round(coords).astype(int))
         self.status.value = "split"
 
     def undo(self):

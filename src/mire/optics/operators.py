@@ -154,9 +154,9 @@ class Blur(LinearOperator):
             # outputs whose whole kernel footprint lies inside the unknown
             self._y_slice = tuple(slice(int(kk - 1 - cc), int(kk - 1 - cc + n)) for n, kk, cc in zip(shape, k, c))
         self.fft_shape = tuple(int(n) for n in fft_shape)
+        # PSF centre at index 0, its other pixels wrapped to the far ends (no full-size np.roll)
         kernel = np.zeros(self.fft_shape)
-        kernel[tuple(slice(0, kk) for kk in k)] = psf
-        kernel = np.roll(kernel, tuple(-int(cc) for cc in c), axis=tuple(range(len(shape))))
+        kernel[np.ix_(*[(np.arange(kk) - cc) % n for kk, cc, n in zip(k, c, self.fft_shape)])] = psf
         dims = tuple(range(-len(shape), 0))
         self._dims = dims
         ctype = torch.complex128 if dtype == torch.float64 else torch.complex64
