@@ -123,11 +123,12 @@ def test_automatic_weight_close_to_oracle():
     grid = np.geomspace(0.002, 0.2, 11)
     errs = [np.mean((tv_deconvolve(y, psf, weight=w) - truth) ** 2) for w in grid]
     best = grid[int(np.argmin(errs))]
+    w_jinv = choose_tv_weight(y / np.abs(y).max(), psf, method="jinv")
+    assert best / 2.5 <= w_jinv <= best * 2.5, (w_jinv, best)
+    # the default (discrepancy principle) over-smooths a little, as Morozov's rule is known to;
+    # it stays within a factor 4 here (a factor 2-3 on the paper-2020 neuron stacks)
     _, info = tv_deconvolve(y, psf, return_info=True)
-    assert best / 2.5 <= info["weight"] <= best * 2.5, (info["weight"], best)
-    w_disc = choose_tv_weight(y / np.abs(y).max(), psf, method="discrepancy")
-    # the discrepancy principle is known to over-smooth a little (Morozov); it stays in range
-    assert best / 4 <= w_disc <= best * 4, (w_disc, best)
+    assert best / 4 <= info["weight"] <= best * 4, (info["weight"], best)
 
 
 def test_anisotropic_spacing_weighs_differences_by_distance():
