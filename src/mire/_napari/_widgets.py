@@ -42,6 +42,7 @@ class _MireWidget(Container):
         self.status = Label(value="")
         self.run_button = PushButton(text="Run")
         help_label = Label(value=self.help_text)
+        help_label.native.setWordWrap(True)  # long help lines wrap instead of widening the dock
         super().__init__(widgets=[help_label, *widgets, self.run_button, self.status], labels=True)
         self.run_button.changed.connect(self._on_run)
         self.worker = None
