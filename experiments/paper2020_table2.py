@@ -65,6 +65,7 @@ def part_a(model, crop, with_tv):
             t = time.perf_counter()
             outs["U-Net (mire, shipped)"] = unet.predict(noisy.astype(np.float32), axes="ZYX")
             timing.setdefault("U-Net (mire, shipped)", []).append(time.perf_counter() - t)
+            outs["U-Net + flip TTA"] = unet.predict(noisy.astype(np.float32), axes="ZYX", tta=True)
             if with_tv:
                 from mire.restore import tv_deconvolve
 
@@ -112,6 +113,7 @@ def part_b(model, fovs):
     outs = [net.predict(n.astype(np.float32), axes="YX") for n, _ in pairs]
     seconds = (time.perf_counter() - t) / len(pairs)
     res["U-Net (mire, widefield2d-denoise)"] = score(outs)
+    res["U-Net + flip TTA"] = score([net.predict(n.astype(np.float32), axes="YX", tta=True) for n, _ in pairs])
     return res, seconds
 
 

@@ -184,3 +184,11 @@ def test_export_passes_bioimageio_core(tmp_path):
     rdf = Restorer("tiny", ndim=2).export_bioimageio(tmp_path / "bmz")
     summary = core.test_model(str(rdf))
     assert summary.status == "passed", summary.format()
+
+
+def test_tta_averages_the_four_flips():
+    r = _trained_tiny()
+    img = np.random.default_rng(5).random((24, 32)).astype(np.float32)
+    want = np.mean([np.flip(r.predict(np.ascontiguousarray(np.flip(img, f))), f) for f in ((), (0,), (1,), (0, 1))], 0)
+    np.testing.assert_allclose(r.predict(img, tta=True), want, rtol=1e-5, atol=1e-5)
+    assert not np.allclose(r.predict(img), want, atol=1e-3)
