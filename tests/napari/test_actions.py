@@ -120,3 +120,20 @@ def test_proofread_session_roundtrip(tmp_path):
     np.testing.assert_array_equal(replay(seg, load_log(path)), merged)
     with pytest.raises(ValueError, match="one segment"):
         session.split([(0, 2, 1), (0, 2, 10)])
+
+
+def test_train_segmentation_from_a_few_painted_slices(tmp_path):
+    from mire.data import em_cells
+    from mire.segment import Segmenter
+
+    image, labels = em_cells((8, 64, 64), seed=3)
+    painted = np.zeros_like(labels)
+    painted[[2, 5]] = labels[[2, 5]]  # ground truth painted on two slices only
+    steps = []
+    result = _actions.train_model(image, painted, task="segmentation", steps=3, save_to=str(tmp_path / "seg"),
+                                  callback=lambda step, loss: steps.append((step, loss)))
+    assert result["steps"] == 3 and not result["cancelled"] and len(steps) == 3
+    assert all(np.isfinite(loss) for _, loss in steps)
+    model = Segmenter.load(result["path"])
+    prob = model.predict(image)
+    assert prob.shape == image.shape and 0 <= prob.min() and prob.max() <= 1

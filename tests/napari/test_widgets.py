@@ -49,6 +49,8 @@ def test_manifest_is_valid():
 
     manifest = PluginManifest.from_file(Path(mire.__file__).parent / "napari.yaml")
     assert manifest.name == "mire"
+    # the installed package exposes it through the napari.manifest entry point (what `npe2 validate mire` reads)
+    assert PluginManifest.from_distribution("mire").name == "mire"
     commands = {c.id: c.python_name for c in manifest.contributions.commands}
     assert len(manifest.contributions.widgets) == 7
     # every python_name resolves to a real object

@@ -122,8 +122,11 @@ def train_model(image, target=None, *, task: str = "restoration", steps: int = 2
         if target is None:
             raise ValueError("segmentation training needs a labels layer (paint a few slices)")
         model = Segmenter("tiny", ndim=ndim)
-        history = model.train(image, np.asarray(target), epochs=1, steps_per_epoch=steps, batch_size=2,
-                              seed=seed, progress=False, callback=callback, stop_event=stop_event)
+        patch = _patch_for(image.shape[-ndim:], (16, 64, 64) if ndim == 3 else (128, 128), model.model.size_multiple)
+        # painted ground truth: 0 is "not painted" and is left out of the loss; membranes are where ids change
+        history = model.train(image, np.asarray(target), patch=patch, ignore_label=0, epochs=1,
+                              steps_per_epoch=steps, batch_size=2, seed=seed, progress=False, callback=callback,
+                              stop_event=stop_event)
     else:
         raise ValueError(f"task must be 'restoration' or 'segmentation', got {task!r}")
     path = model.save(save_to)
