@@ -30,7 +30,9 @@ TRAIN_FOVS = slice(0, 24)  # rows 0..23 = FOVs 001..024 (fov_ids.txt)
 TRAINING = {"data": "W2S 8-bit FOVs 1..24, channels 0..2 (w2s_widefield_denoising_8bit)",
             "protocol": "real pairs avg1 -> avg400, each normalized by its own percentiles (1, 99.8)",
             "loss": "l1", "optimizer": "adam", "lr": 1e-3, "lr_decay": 0.9, "patch": list(PATCH),
-            "batch_size": BATCH}
+            "batch_size": BATCH,
+            "schedule": "63 min at lr 1e-3 x 0.9/epoch (150 steps/epoch), then resumed with --lr 2e-3 "
+                        "--lr-decay 0.93 --epochs 40 for 17 min"}
 
 
 def main():
