@@ -40,8 +40,9 @@ def model_choices(kind: str) -> list[str]:
         return [MODEL_FILE]
     names = []
     for n in available():
-        task = load_metadata(n).get("task", "restore")
-        if (task == "segment") == (kind == "segment"):
+        meta = load_metadata(n)
+        is_segmenter = "target" in meta  # segmenters record what they predict: boundaries / affinities
+        if is_segmenter == (kind == "segment"):
             names.append(n)
     return names + [MODEL_FILE]
 
