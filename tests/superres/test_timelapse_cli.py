@@ -1,0 +1,58 @@
+"""Kalman smoothing of the motion, time-lapse windows, and the ``mire superres`` command."""
+
+import numpy as np
+import pytest
+import tifffile
+from typer.testing import CliRunner
+
+from mire.superres import kalman_smooth, superresolve_timelapse
+
+
+def test_kalman_smoother_fixed_variances_hand_computed():
+    """Two observations of a random walk with q = r = 1 and a vague prior: the RTS smoother gives
+    m_1 = m_2 = (2 z_1 + z_2) / 3 ... computed here from the closed form of the 2-state posterior."""
+    z = np.array([0.0, 3.0])
+    s, info = kalman_smooth(z, process_var=1.0, obs_var=1.0)
+    # posterior of (a, b) with a ~ N(z1, 1) (vague prior), b - a ~ N(0, 1), z2 ~ N(b, 1):
+    # precision [[2, -1], [-1, 2]], information [z1, z2]
+    expected = np.linalg.solve([[2.0, -1.0], [-1.0, 2.0]], z)
+    np.testing.assert_allclose(s, expected, atol=1e-4)
+
+
+def test_kalman_smoother_learns_variances():
+    rng = np.random.default_rng(0)
+    truth = np.cumsum(rng.normal(0, 0.1, 400))
+    z = truth + rng.normal(0, 1.0, 400)
+    s, info = kalman_smooth(z)
+    assert np.std(s - truth) < 0.4 * np.std(z - truth)
+    assert info["obs_var"][0] == pytest.approx(1.0, rel=0.25)
+
+
+def test_timelapse_windows_shape():
+    frames = np.random.default_rng(0).random((6, 8, 8))
+    out, info = superresolve_timelapse(frames, factor=2, window=3, method="ml", n_outer=1, return_info=True)
+    assert out.shape == (2, 16, 16)
+    assert info["windows"] == [0, 3]
+
+
+def test_cli_superres_writes_image_and_sd(tmp_path):
+    from mire.cli import app
+
+    frames = np.random.default_rng(0).random((4, 8, 8)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "in.tif", frames)
+    res = CliRunner().invoke(app, ["superres", str(tmp_path / "in.tif"), str(tmp_path / "out.tif"), "--factor", "2",
+                                   "--method", "bayesian", "--uncertainty", str(tmp_path / "sd.tif")])
+    assert res.exit_code == 0, res.output
+    assert tifffile.imread(tmp_path / "out.tif").shape == (16, 16)
+    sd = tifffile.imread(tmp_path / "sd.tif")
+    assert sd.shape == (16, 16) and np.all(sd > 0)
+
+
+def test_cli_superres_clear_error(tmp_path):
+    from mire.cli import app
+
+    tifffile.imwrite(tmp_path / "in.tif", np.zeros((8, 8), np.float32))
+    res = CliRunner().invoke(app, ["superres", str(tmp_path / "in.tif"), str(tmp_path / "out.tif")])
+    assert res.exit_code == 2
+    assert "stack" in res.output or "frames" in res.output
+    assert not (tmp_path / "out.tif").exists()
