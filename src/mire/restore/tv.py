@@ -233,7 +233,7 @@ def _paper_gd(p: _Problem, weight: float, *, n_iter: int, tol: float, eps: float
 def tv_deconvolve(image, psf=None, *, weight=None, n_iter: int | None = None, data_term: str = "l2",
                   spacing=None, method: str = "admm", tol: float = 5e-4, positivity: bool = True,
                   block_shape=None, halo=None, weight_search: str = "auto", return_info: bool = False,
-                  progress: bool = False, device=None):
+                  progress: bool = False, device=None, _scale: float | None = None):
     """Deconvolve a 2D or 3D image with a total-variation prior.
 
     Solves ``min_x D(H x, y) + weight * TV(x)`` where ``H`` is the blur by ``psf`` (no
@@ -322,7 +322,8 @@ def tv_deconvolve(image, psf=None, *, weight=None, n_iter: int | None = None, da
     device = torch.device(device) if device is not None else default_device()
     dtype = compute_dtype(img)
     out_dtype = np.float64 if dtype == torch.float64 else np.float32
-    scale = intensity_scale(img)
+    # blocks of a blockwise run are passed the whole image's scale, so one weight means the same everywhere
+    scale = intensity_scale(img) if _scale is None else float(_scale)
     img_n = img.astype(out_dtype) / scale
 
     if method == "paper":
@@ -345,7 +346,7 @@ def tv_deconvolve(image, psf=None, *, weight=None, n_iter: int | None = None, da
 
         def one(block):
             return tv_deconvolve(block, kernel, weight=weight, n_iter=n_iter, data_term=data_term, spacing=spacing,
-                                 method=method, tol=tol, positivity=positivity, device=device)
+                                 method=method, tol=tol, positivity=positivity, device=device, _scale=1.0)
 
         out = map_blocks(one, img_n, block_shape=block_shape, halo=halo, dtype=out_dtype, progress=progress)
         out = np.asarray(out) * scale
