@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from scipy import ndimage
 from scipy.signal import fftconvolve
 
 from mire.optics import gaussian_psf

@@ -190,8 +190,6 @@ def test_bad_input_gives_clear_errors(bad, msg):
 
 
 def test_psf_spec_string_and_file(tmp_path):
-    import tifffile
-
     y = blur(shapes2d(), 1.0)
     a = tv_deconvolve(y, gaussian_psf(1.0, ndim=2), weight=0.01, n_iter=20)
     b = tv_deconvolve(y, "gaussian:1.0", weight=0.01, n_iter=20)
