@@ -25,6 +25,9 @@ torch.set_num_threads(1)
 DATA = Path(os.environ.get("MIRE_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 SEQS = ["text.tif", "disk.tif", "alpaca.tif", "Emily_small.tif"]
 N_FRAMES, FACTOR = 10, 3
+# a quarter of the TV weight tuned on the synthetic Fig. 1 data (noise 3% of the peak): these
+# camera sequences are less noisy (SD ~2-6% of 255) and the default weight posterizes them
+WEIGHT = 0.001
 
 
 def sharpness(img):
@@ -46,7 +49,7 @@ def main():
             frames = frames[:, :64, :96]  # a crop keeps the run short on 2 shared cores
         t0 = time.perf_counter()
         x, info = superresolve(frames, factor=FACTOR, method="map", prior="tv", robust=True, psf_sigma=1.0,
-                               n_iter=40, return_info=True)
+                               weight=WEIGHT, n_iter=40, return_info=True)
         sec = time.perf_counter() - t0
         bicubic = ndimage.zoom(frames[0], FACTOR, order=3, grid_mode=True, mode="nearest")
         reg = info["registration"]
@@ -61,7 +64,8 @@ def main():
               f"{r['sharpness_bicubic']:.2f} -> {r['sharpness_superres']:.2f}  {sec:.0f} s", flush=True)
     out = Path(__file__).parent / "results"
     out.mkdir(exist_ok=True)
-    lines = [f"# MDSP real sequences: robust MAP-TV super-resolution x{FACTOR} from {N_FRAMES} frames", "",
+    lines = [f"# MDSP real sequences: robust MAP-TV (weight {WEIGHT}) super-resolution x{FACTOR} from {N_FRAMES} frames",
+             "", "Sharpness: mean gradient magnitude (no-reference; noise raises it too).", "",
              "| sequence | frames | noise SD | motion range (HR px / deg) | sharpness bicubic | sharpness SR | time (s) |",
              "|---|---|---|---|---|---|---|"]
     for r in rows:
@@ -82,7 +86,7 @@ def main():
             axes[i, j].set_title(f"{name.split('.')[0]}: {label}", fontsize=7)
             axes[i, j].axis("off")
     fig.tight_layout()
-    fig.savefig(out / "superres_mdsp.png", dpi=80)
+    fig.savefig(out / "superres_mdsp.png", dpi=60)
     print("\n".join(lines))
 
 
