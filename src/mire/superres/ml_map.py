@@ -21,7 +21,8 @@ from mire.superres._problem import Problem
 from mire.superres._solvers import cg, lbfgs
 from mire.superres.priors import QUADRATIC, energy
 
-# defaults tuned on the Fig. 1 experiment (frames scaled to about [0, 1]); see experiments/superres_fig1.py
+# defaults for frames scaled to about [0, 1], chosen by hand (not tuned yet: the MDSP experiment
+# uses 0.001 for TV on real camera sequences, where 0.004 posterizes)
 DEFAULT_WEIGHT = {"laplacian": 0.02, "tv": 0.004, "btv": 0.0015, "huber": 0.05, "gradient": 0.01}
 
 
