@@ -7,11 +7,13 @@ the blur is the OTF of the shared :class:`mire.optics.Blur`.
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
 
 from mire._torch import default_device, to_numpy, to_tensor
-from mire.restore._common import check_inputs, compute_dtype, estimate_noise_sigma
+from mire.restore._common import check_inputs, compute_dtype
 
 
 def _signal_power(y_f: torch.Tensor, otf: torch.Tensor, noise_power: float, n: int, shape) -> torch.Tensor:
@@ -37,17 +39,60 @@ def _signal_power(y_f: torch.Tensor, otf: torch.Tensor, noise_power: float, n: i
     ls = torch.log((p[ok] - n * noise_power) / h2[ok])
     a = torch.stack([torch.ones_like(lr), lr], dim=1)
     coef = torch.linalg.lstsq(a.double(), ls.double().unsqueeze(1)).solution.squeeze(1)
-    s = torch.exp(coef[0] + coef[1] * torch.log(radius.clamp_min(r_min)).double()).to(radius.dtype)
+    slope = float(coef[1])
+    if slope > -1.0:
+        # A flat or rising fit means the points above the noise are chance peaks of a noisy
+        # periodogram, not signal: extrapolating it would trust the noise at high frequency and
+        # blow it up by 1/|H|^2. Keep the usual falling spectrum (|f|^-2) through the same points.
+        slope = -2.0
+        intercept = float((ls.double() - slope * lr.double()).mean())
+    else:
+        intercept = float(coef[0])
+    s = torch.exp(intercept + slope * torch.log(radius.clamp_min(r_min)).double()).to(radius.dtype)
     return s
+
+
+def _rfft_weights(shape, device, dtype) -> torch.Tensor:
+    """How many times each rfft coefficient appears in the full spectrum (1 or 2)."""
+    n = shape[-1]
+    w = torch.full((n // 2 + 1,), 2.0, device=device, dtype=dtype)
+    w[0] = 1.0
+    if n % 2 == 0:
+        w[-1] = 1.0
+    return w
+
+
+def gcv_balance(y_f: torch.Tensor, otf: torch.Tensor, shape, *, grid=None) -> float:
+    """Constant Wiener/Tikhonov balance minimizing generalized cross-validation (Golub et al. 1979).
+
+    For the filter ``A = |H|^2 / (|H|^2 + b)`` (diagonal in Fourier space) GCV is
+    ``||(I - A) y||^2 / tr(I - A)^2``: the leave-one-out prediction error without knowing the
+    noise level. It needs no spectrum model, so it cannot be fooled by chance peaks of the
+    periodogram, and it costs one pass over the spectrum per candidate.
+    """
+    h2 = (otf.real**2 + otf.imag**2).double()
+    p = (y_f.real**2 + y_f.imag**2).double()
+    w = _rfft_weights(shape, p.device, p.dtype)
+    grid = np.logspace(-6, 1, 57) if grid is None else grid
+    best, best_b = math.inf, float(grid[0])
+    for b in grid:
+        damp = b / (h2 + b)
+        resid = float((w * damp**2 * p).sum())
+        trace = float((w * damp.expand_as(p)).sum())
+        score = resid / max(trace, 1e-300) ** 2
+        if score < best:
+            best, best_b = score, float(b)
+    return best_b
 
 
 def wiener(image, psf, *, balance=None, noise_sigma=None, device=None):
     """Wiener deconvolution of a 2D or 3D image.
 
-    ``X = conj(H) Y / (|H|^2 + balance)``; with ``balance=None`` the per-frequency Wiener filter
-    ``balance(f) = n sigma^2 / S(f)`` is used, with the noise SD ``sigma`` from
-    the finest-wavelet MAD rule (or ``noise_sigma``) and the object power spectrum
-    ``S(f)`` a power law fitted to the data's periodogram where it stands above the noise.
+    ``X = conj(H) Y / (|H|^2 + balance)``. With ``balance=None`` the constant balance is chosen
+    by generalized cross-validation (:func:`gcv_balance`), which needs no noise level; given a
+    ``noise_sigma``, the per-frequency Wiener filter ``balance(f) = n sigma^2 / S(f)`` is used
+    instead, with the object power spectrum ``S(f)`` a power law fitted to the data's
+    periodogram where it stands above the noise.
 
     Parameters
     ----------
@@ -56,9 +101,9 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None):
     psf : array_like or str
         Kernel (normalized inside) or spec (``"gaussian:1.0"``, a file path).
     balance : float, optional
-        Constant regularization (Tikhonov); ``None`` estimates the Wiener filter from the data.
+        Constant regularization (Tikhonov); ``None`` chooses it from the data (GCV).
     noise_sigma : float, optional
-        Noise SD on the image's scale (default: estimated).
+        Noise SD on the image's scale: switches to the per-frequency Wiener filter.
     device : torch device, optional
 
     Returns
@@ -95,9 +140,9 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None):
     dims = tuple(range(y.ndim))
     y_f = torch.fft.rfftn(y, dim=dims)
     h = op.otf
-    if balance is None:
-        if noise_sigma is None:
-            noise_sigma = estimate_noise_sigma(img)
+    if balance is None and noise_sigma is None:
+        reg = gcv_balance(y_f, h, tuple(padded.shape))
+    elif balance is None:
         s = _signal_power(y_f, h, noise_sigma**2, y.numel(), tuple(padded.shape))
         reg = (y.numel() * noise_sigma**2) / s.clamp_min(1e-12)
         reg = torch.clamp(reg, max=1e12)
