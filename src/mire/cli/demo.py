@@ -13,7 +13,7 @@ from mire.cli._common import console, friendly_errors
 def demo(
     out: Path = typer.Option(Path("mire-demo"), "--out", "-o", help="Folder for the images, table and figure."),
     condition: str = typer.Option("N2-B2", help="Paper-2020 degradation: N1-B1 ... N3-B3."),
-    shape: str = typer.Option("32,128,128", help="Z,Y,X size of the synthetic stack."),
+    shape: str = typer.Option("24,96,96", help="Z,Y,X size of the synthetic stack."),
     seed: int = typer.Option(0, help="Random seed."),
 ):
     """Simulate a degraded 3D neurite stack, restore it, print PSNR/SSIM, write images and figure.png."""
