@@ -32,9 +32,13 @@ def test_readme_starts_with_install_demo_and_test_commands():
 
 def test_readme_python_examples_run(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
+    import importlib.util
+
     blocks = _blocks("python")
-    assert blocks
+    assert len(blocks) >= 4
     for code in blocks:
+        if "napari" in code and importlib.util.find_spec("napari") is None:
+            continue  # the GUI extra is not installed: that example needs it
         exec(compile(code, "README.md", "exec"), {"__name__": "__readme__"})
 
 
