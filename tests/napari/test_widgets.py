@@ -151,3 +151,20 @@ def test_training_can_be_cancelled(viewer, qtbot, tmp_path):
     assert "cancelled" in tr.status.value
     assert tr.progress.value < 100000
     assert (tmp_path / "model.safetensors").exists()
+
+
+def test_a_model_trained_in_the_gui_restores_from_its_file(viewer, qtbot, tmp_path):
+    from mire._napari import _actions
+
+    noisy = viewer.layers["clean"].data + 0.1 * np.random.default_rng(1).standard_normal((8, 48, 48))
+    viewer.add_image(noisy.astype(np.float32), name="noisy")
+    result = _actions.train_model(viewer.layers["noisy"].data, viewer.layers["clean"].data, steps=2,
+                                  save_to=str(tmp_path / "mine"))
+    rest = _dock(viewer, _widgets.RestoreWidget(viewer))
+    rest.image.value = viewer.layers["noisy"]
+    rest.method.value = "model"
+    rest.model.value = _actions.MODEL_FILE
+    rest.model_file.value = result["path"] + ".json"
+    _run(rest, qtbot)
+    out = viewer.layers["noisy restored (model)"].data
+    assert out.shape == noisy.shape and np.isfinite(out).all()

@@ -123,8 +123,9 @@ class RestoreWidget(_MireWidget):
         self.weight = FloatSpinBox(value=0.0, min=0.0, max=10.0, step=0.001, label="weight (0 = automatic)")
         self.iterations = SpinBox(value=50, min=1, max=5000, label="iterations")
         self.model = ComboBox(choices=_actions.model_choices("restore"), label="model")
+        self.model_file = FileEdit(mode="r", label="model file", filter="*.json *.safetensors")
         super().__init__(napari_viewer, [self.image, self.method, self.psf_sigma, self.psf_file, self.weight,
-                                         self.iterations, self.model])
+                                         self.iterations, self.model, self.model_file])
 
     def job(self):
         layer = _require(self.image.value, "an image layer to restore")
@@ -133,7 +134,8 @@ class RestoreWidget(_MireWidget):
             else None
         opts = dict(method=self.method.value, psf_sigma=float(self.psf_sigma.value), psf_file=psf_file,
                     weight=float(self.weight.value) or None, n_iter=int(self.iterations.value),
-                    model=self.model.value, name=f"{layer.name} restored ({self.method.value})", scale=layer.scale)
+                    model=_model_name(self.model.value, self.model_file.value),
+                    name=f"{layer.name} restored ({self.method.value})", scale=layer.scale)
         return (lambda: _actions.restore_layer(data, **opts)), self.add_layers
 
 
@@ -174,6 +176,15 @@ class TrainWidget(_MireWidget):
                                          self.progress, self.loss, self.cancel_button])
         self.cancel_button.changed.connect(self.cancel)
         self.stop_event = threading.Event()
+        # the worker thread only records (step, loss); a GUI-thread timer shows them (Qt widgets are
+        # not thread-safe)
+        self._latest = None
+        from qtpy.QtCore import QTimer
+
+        self._timer = QTimer()
+        self._timer.setInterval(150)
+        self._timer.timeout.connect(self._show_progress)
+        self._timer.start()
 
     def _target_choices(self, *_):
         if not hasattr(self, "viewer") or self.viewer is None:
@@ -202,14 +213,20 @@ class TrainWidget(_MireWidget):
         return run, self._on_trained
 
     def _on_step(self, step, loss):
-        # called from the worker thread: only touch plain values, Qt repaints on its own thread
-        self.progress.value = min(int(step), self.progress.max)
+        self._latest = (int(step), float(loss))  # worker thread: plain Python values only
+
+    def _show_progress(self):
+        if self._latest is None:
+            return
+        step, loss = self._latest
+        self.progress.value = min(step, self.progress.max)
         self.loss.value = f"{loss:.4g} (step {step})"
 
     def _on_trained(self, result):
         from napari.utils.notifications import show_info
 
-        self.progress.value = result["steps"]
+        self._latest = None
+        self.progress.value = min(result["steps"], self.progress.max)
         state = "cancelled, saved" if result["cancelled"] else "saved"
         show_info(f"mire: model {state} to {result['path']}")
         self.status.value = f"{state} to {result['path']}"
@@ -223,15 +240,17 @@ class SegmentWidget(_MireWidget):
         self.image = _layer_picker("Image", "EM image or boundary map")
         self.model = ComboBox(choices=["(input is a boundary map)"] + _actions.model_choices("segment"),
                               value="(input is a boundary map)", label="model")
+        self.model_file = FileEdit(mode="r", label="model file", filter="*.json *.safetensors")
         self.threshold = FloatSlider(value=0.5, min=0.0, max=1.0, step=0.01, label="merge threshold")
-        super().__init__(napari_viewer, [self.image, self.model, self.threshold])
+        super().__init__(napari_viewer, [self.image, self.model, self.model_file, self.threshold])
         self.session = None
         self.threshold.changed.connect(self._rethreshold)
 
     def job(self):
         layer = _require(self.image.value, "an EM image or boundary-map layer")
         data = np.asarray(layer.data)
-        model = None if self.model.value.startswith("(") else self.model.value
+        model = None if self.model.value.startswith("(input") else _model_name(self.model.value,
+                                                                                 self.model_file.value)
         threshold = float(self.threshold.value)
         name, scale = f"{layer.name} segmentation", layer.scale
 
@@ -368,6 +387,16 @@ class EvaluateWidget(_MireWidget):
     def _show(self, results: dict):
         self.results = results
         self.table.value = "\n".join(f"{k}: {v:.4f}" for k, v in results.items())
+
+
+def _model_name(choice: str, file_value) -> str | None:
+    """A shipped model's name, or the path typed in the model-file field when that entry is chosen."""
+    if choice != _actions.MODEL_FILE:
+        return choice
+    path = str(file_value or "")
+    if path in ("", "."):
+        raise ValueError("choose a shipped model, or pick a model file (.json / .safetensors)")
+    return path.removesuffix(".json").removesuffix(".safetensors")
 
 
 def _require(value, what: str):
