@@ -7,7 +7,6 @@ correctly: its axes, how inputs are normalized, and how it was trained. Files ar
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -20,25 +19,6 @@ FORMAT = "mire-restorer"
 FORMAT_VERSION = 1
 _SPATIAL = "ZYX"
 _LOOP = "TC"
-
-
-def _stem(path) -> Path:
-    p = Path(path)
-    for suffix in (".safetensors", ".json"):
-        if p.name.endswith(suffix):
-            return p.with_name(p.name[: -len(suffix)])
-    return p
-
-
-def _digest(state: dict) -> str:
-    """SHA-256 over the weights (names, shapes, values): ties a metadata file to its weights file."""
-    h = hashlib.sha256()
-    for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
-        h.update(k.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
 
 
 class Restorer:
@@ -264,16 +244,9 @@ class Restorer:
 
         Returns the path stem.
         """
-        from mire import __version__
-        from mire.learn import save_tensors, write_json
+        from mire.learn.modelfile import save_model
 
-        stem = _stem(path)
-        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        meta = dict(self.metadata, network=self.model.config, axes=self.axes, mire_version=__version__,
-                    weights_sha256=_digest(state))
-        save_tensors(stem.with_name(stem.name + ".safetensors"), state, {"format": FORMAT})
-        write_json(stem.with_name(stem.name + ".json"), meta)
-        return stem
+        return save_model(path, self.model, dict(self.metadata, axes=self.axes), fmt=FORMAT)
 
     @classmethod
     def load(cls, name_or_path) -> "Restorer":
@@ -287,47 +260,17 @@ class Restorer:
             Corrupted / truncated weights, invalid metadata, or weights that do not match the
             metadata (the message names the file and what is wrong).
         """
-        from mire import models
-        from mire.learn import load_tensors, read_json
+        from mire.learn.modelfile import load_weights, read_model_metadata
 
-        name = str(name_or_path)
-        if name in models.available():
-            stem = models.model_path(name)
-        else:
-            stem = _stem(name_or_path)
-            meta_path = stem.with_name(stem.name + ".json")
-            if not meta_path.exists():
-                shipped = ", ".join(models.available()) or "none"
-                raise FileNotFoundError(f"no model {name!r}: neither a shipped model (available: {shipped}) "
-                                        f"nor a file {meta_path}")
-        meta_path = stem.with_name(stem.name + ".json")
-        weights_path = stem.with_name(stem.name + ".safetensors")
-        meta = read_json(meta_path)
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path} is not a mire restorer model (format {meta.get('format')!r})")
-        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"{meta_path} has format version {meta['format_version']}; this mire reads "
-                             f"<= {FORMAT_VERSION}: upgrade mire")
-        for key in ("network", "axes", "normalization"):
-            if key not in meta:
-                raise ValueError(f"{meta_path} lacks the {key!r} entry")
+        meta, meta_path, weights_path = read_model_metadata(
+            name_or_path, fmt=FORMAT, version=FORMAT_VERSION, kind="restorer",
+            required=("network", "axes", "normalization"))
         try:
             restorer = cls(meta["network"], axes=meta["axes"], percentiles=meta["normalization"]["percentiles"])
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"{meta_path}: invalid network description: {exc}") from None
-        state = load_tensors(weights_path)
-        want = meta.get("weights_sha256")
-        if want is not None and _digest(state) != want:
-            raise ValueError(f"{weights_path} does not match {meta_path} (weights checksum differs): "
-                             "the files come from different models or were modified")
-        try:
-            restorer.model.load_state_dict(state)
-        except RuntimeError as exc:
-            first = str(exc).split("\n\t")[1:3]
-            raise ValueError(f"{weights_path} does not fit the network described in {meta_path}: "
-                             + "; ".join(s.strip() for s in first)) from None
+        load_weights(restorer.model, meta, meta_path, weights_path)
         restorer.metadata.update({k: v for k, v in meta.items() if k != "weights_sha256"})
-        restorer.model.eval()
         return restorer
 
     def export_bioimageio(self, path, *, test_input=None, name: str | None = None,

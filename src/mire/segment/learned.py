@@ -10,7 +10,6 @@ tile by tile (:func:`mire.learn.predict_tiled`), and segments them with the post
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -26,24 +25,6 @@ FORMAT_VERSION = 1
 TARGETS = ("boundaries", "affinities")
 DEFAULT_POST = {"threshold": 0.5, "scoring": None, "min_size": 0, "min_distance": 3.0, "seed_threshold": 0.5,
                 "sigma": 1.0, "per_slice": False}
-
-
-def _stem(path) -> Path:
-    p = Path(path)
-    for suffix in (".safetensors", ".json"):
-        if p.name.endswith(suffix):
-            return p.with_name(p.name[: -len(suffix)])
-    return p
-
-
-def _digest(state: dict) -> str:
-    h = hashlib.sha256()
-    for k in sorted(state):
-        t = state[k].detach().cpu().contiguous()
-        h.update(k.encode())
-        h.update(str(tuple(t.shape)).encode())
-        h.update(t.numpy().tobytes())
-    return h.hexdigest()
 
 
 class Segmenter:
@@ -278,57 +259,26 @@ class Segmenter:
     # ------------------------------------------------------------------- files
     def save(self, path) -> Path:
         """Write ``<path>.safetensors`` and ``<path>.json`` atomically; returns the stem."""
-        from mire import __version__
-        from mire.learn import save_tensors, write_json
+        from mire.learn.modelfile import save_model
 
-        stem = _stem(path)
-        state = {k: v.detach().cpu() for k, v in self.model.state_dict().items()}
-        meta = dict(self.metadata, network=self.model.config, mire_version=__version__,
-                    weights_sha256=_digest(state))
-        save_tensors(stem.with_name(stem.name + ".safetensors"), state, {"format": FORMAT})
-        write_json(stem.with_name(stem.name + ".json"), meta)
-        return stem
+        return save_model(path, self.model, self.metadata, fmt=FORMAT)
 
     @classmethod
     def load(cls, name_or_path) -> "Segmenter":
         """Load a shipped model by name (:func:`mire.models.available`) or a saved one by path."""
-        from mire import models
-        from mire.learn import load_tensors, read_json
+        from mire.learn.modelfile import load_weights, read_model_metadata
 
-        name = str(name_or_path)
-        if name in models.available():
-            stem = models.model_path(name)
-        else:
-            stem = _stem(name_or_path)
-            if not stem.with_name(stem.name + ".json").exists():
-                shipped = ", ".join(models.available()) or "none"
-                raise FileNotFoundError(f"no model {name!r}: neither a shipped model (available: {shipped}) "
-                                        f"nor a file {stem.with_name(stem.name + '.json')}")
-        meta_path = stem.with_name(stem.name + ".json")
-        weights_path = stem.with_name(stem.name + ".safetensors")
-        meta = read_json(meta_path)
-        if meta.get("format") != FORMAT:
-            raise ValueError(f"{meta_path} is not a mire segmenter model (format {meta.get('format')!r})")
-        if int(meta.get("format_version", 0)) > FORMAT_VERSION:
-            raise ValueError(f"{meta_path} has format version {meta['format_version']}; upgrade mire")
-        for key in ("network", "target", "normalization", "postprocess"):
-            if key not in meta:
-                raise ValueError(f"{meta_path} lacks the {key!r} entry")
+        meta, meta_path, weights_path = read_model_metadata(
+            name_or_path, fmt=FORMAT, version=FORMAT_VERSION, kind="segmenter",
+            required=("network", "target", "normalization", "postprocess"))
         try:
             seg = cls(meta["network"], target=meta["target"], offsets=meta.get("offsets"),
                       percentiles=meta["normalization"]["percentiles"],
                       boundary_width=meta.get("boundary_width", 1))
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"{meta_path}: invalid network description: {exc}") from None
-        state = load_tensors(weights_path)
-        if meta.get("weights_sha256") is not None and _digest(state) != meta["weights_sha256"]:
-            raise ValueError(f"{weights_path} does not match {meta_path} (weights checksum differs)")
-        try:
-            seg.model.load_state_dict(state)
-        except RuntimeError as exc:
-            raise ValueError(f"{weights_path} does not fit the network described in {meta_path}: {exc}") from None
+        load_weights(seg.model, meta, meta_path, weights_path)
         seg.metadata.update({k: v for k, v in meta.items() if k != "weights_sha256"})
-        seg.model.eval()
         return seg
 
     def __repr__(self):
