@@ -9,6 +9,7 @@ Tensors carry the spatial axes last; any leading axes are a batch (frames, chann
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 
@@ -249,6 +250,14 @@ def rotation_matrix(rotation, ndim: int) -> np.ndarray | torch.Tensor:
     return r
 
 
+@functools.lru_cache(maxsize=8)
+def _index_grid(shape: tuple, dtype, device: str) -> torch.Tensor:
+    """Index coordinates of every pixel of ``shape`` as an (N, d) tensor; cached because solvers build
+    one Warp per frame and per registration update on the same grid."""
+    grids = torch.meshgrid(*[torch.arange(n, dtype=dtype, device=device) for n in shape], indexing="ij")
+    return torch.stack([g.reshape(-1) for g in grids], dim=1)
+
+
 class Warp(LinearOperator):
     """Sub-pixel shift and rotation by (multi)linear interpolation, with its exact transpose.
 
@@ -307,9 +316,7 @@ class Warp(LinearOperator):
 
     def _weights(self):
         d = self.ndim
-        grids = torch.meshgrid(*[torch.arange(n, dtype=self.dtype, device=self.device) for n in self.out_shape],
-                               indexing="ij")
-        p = torch.stack([g.reshape(-1) for g in grids], dim=1)  # (N, d)
+        p = _index_grid(self.out_shape, self.dtype, str(self.device))  # (N, d), shared by same-shape warps
         src = (p - self._c_out - self.shift) @ self.rotation + self._c_in  # R^T applied to row vectors
         base = torch.floor(src.detach())
         frac = src - base
