@@ -276,8 +276,8 @@ def tv_deconvolve(image, psf=None, *, weight=None, n_iter: int | None = None, da
         so all blocks use the same one. Default halo: 4 PSF radii per axis.
     weight_search : {"auto", "discrepancy", "jinv"}
         Rule used when ``weight`` is None: ``"auto"`` (default) is the discrepancy-principle
-        weight times 0.4 (Morozov's rule over-smooths deconvolutions by a factor 2-4 on the
-        paper-2020 protocol); ``"discrepancy"`` is Morozov's rule as is; ``"jinv"`` the
+        weight times 0.7 (Morozov's rule over-smooths deconvolutions, while too small a weight
+        fails badly; see :mod:`mire.restore._weight`); ``"discrepancy"`` is Morozov's rule as is; ``"jinv"`` the
         J-invariant hold-out rule, which collapses to a tiny weight at low noise and low blur
         (N1-B1), where held-out pixels are predicted well by interpolation alone
         (experiments/results/paper2020_classical.md).
