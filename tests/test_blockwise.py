@@ -11,14 +11,6 @@ from scipy import ndimage
 from mire.blockwise import map_blocks
 
 
-@pytest.fixture(autouse=True)
-def _one_torch_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_local_filter_is_exact_when_halo_covers_the_kernel():
     vol = np.random.default_rng(0).random((30, 41, 37))
     f = lambda b: ndimage.uniform_filter(b, 5, mode="constant")  # noqa: E731  radius 2

@@ -1,20 +1,10 @@
-"""Fixtures of the super-resolution tests: small smooth test scenes and one torch thread."""
+"""Fixtures of the super-resolution tests: small smooth test scenes (tests/conftest.py sets one torch thread)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
-import torch
 from scipy import ndimage
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    # the test machine's cores are shared: one thread avoids oversubscription (10x slower otherwise)
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def smooth_scene(shape, *, seed=0, sigma=2.0):
