@@ -5,7 +5,6 @@ import tracemalloc
 
 import numpy as np
 import pytest
-import torch
 from scipy import ndimage
 
 from mire.blockwise import map_blocks
