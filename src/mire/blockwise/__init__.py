@@ -18,8 +18,16 @@ iterations) by 0.11 (halo 2), then about 0.03 for halos 6-14: beyond a few PSF s
 difference comes from each block's solve being stopped before full convergence (the adaptive ADMM
 penalties follow a different path in each block), not from the halo; it falls with more iterations
 (0.02 at 200). The solvers' default halo is 4 PSF radii + 2.
+
+
+Scheduling is dask's: the local threaded scheduler by default, or a ``dask.distributed`` cluster
+(an active ``Client``, a ``Client`` passed as ``scheduler=``, or a scheduler address). Path
+outputs are zarr or OME-Zarr, built beside the target and renamed when complete; a killed run
+resumes from the blocks it recorded as done.
 """
 
-from mire.blockwise._map import map_blocks
+from mire.blockwise._map import for_blocks, map_blocks
+from mire.blockwise._plan import Block, plan_blocks, read_window
+from mire.blockwise._schedule import resolve_scheduler, run_tasks
 
-__all__ = ["map_blocks"]
+__all__ = ["Block", "for_blocks", "map_blocks", "plan_blocks", "read_window", "resolve_scheduler", "run_tasks"]

@@ -66,6 +66,24 @@ def _namespace(a):
     return np
 
 
+def count_pyramid_levels(shape, axes: str, *, levels=None) -> int:
+    """How many levels :func:`build_pyramid` makes for an array of ``shape``."""
+    idx = [axes.index(a) for a in "YX" if a in axes]
+    sizes = [int(shape[i]) for i in idx]
+    n = 1
+    while True:
+        if levels is not None and n >= levels:
+            break
+        small = min(sizes) if sizes else 0
+        if levels is None and (small // 2 < MIN_LEVEL_SIZE):
+            break
+        if small < 2:
+            break
+        sizes = [(s + 1) // 2 for s in sizes]  # odd sizes keep their last pixel (see _halve)
+        n += 1
+    return n
+
+
 def build_pyramid(data: np.ndarray, axes: str, *, levels=None, method: str = "mean") -> list:
     """Return ``[data, data/2, data/4, ...]`` halving Y and X (never Z, T or C).
 
@@ -75,14 +93,7 @@ def build_pyramid(data: np.ndarray, axes: str, *, levels=None, method: str = "me
         raise ValueError(f"downscale method must be 'mean' or 'nearest', got {method!r}")
     idx = [axes.index(a) for a in "YX" if a in axes]
     pyramid = [data]
-    while True:
-        if levels is not None and len(pyramid) >= levels:
-            break
-        small = min(pyramid[-1].shape[i] for i in idx) if idx else 0
-        if levels is None and (small // 2 < MIN_LEVEL_SIZE):
-            break
-        if small < 2:
-            break
+    for _ in range(count_pyramid_levels(data.shape, axes, levels=levels) - 1):
         pyramid.append(_halve(pyramid[-1], idx, method))
     return pyramid
 
@@ -90,6 +101,60 @@ def build_pyramid(data: np.ndarray, axes: str, *, levels=None, method: str = "me
 def _default_chunks(shape, axes):
     limits = {"T": 1, "C": 1, "Z": 32, "Y": 256, "X": 256}
     return tuple(min(n, limits[a]) for n, a in zip(shape, axes))
+
+
+def ngff_metadata(axes: str, pixel_size, n_levels: int) -> tuple[list, list]:
+    """NGFF ``axes`` entries and per-level ``coordinateTransformations`` for a Y/X-halving pyramid."""
+    pixel_size = pixel_size or {}
+    transforms = []
+    for k in range(n_levels):
+        scale = [pixel_size.get(a, 1.0) * (2 ** k if a in "YX" else 1) for a in axes]
+        transforms.append([{"type": "scale", "scale": scale}])
+    ngff_axes = []
+    for a in axes:
+        entry = {"name": a.lower(), "type": _AXIS_TYPE[a]}
+        if a in pixel_size:  # no unit means "pixels": the reader then reports no size
+            entry["unit"] = "micrometer"
+        ngff_axes.append(entry)
+    return ngff_axes, transforms
+
+
+def write_pyramid_levels(group, axes: str, *, pixel_size=None, downscale: str = "mean", compression="zstd",
+                         scheduler=None) -> int:
+    """Add the lower pyramid levels and the NGFF metadata to a zarr group that holds level ``"0"``.
+
+    For outputs written block by block: level 0 is already on disk, each further level is
+    computed (with dask, chunk by chunk) from the one above it as stored, so nothing is held
+    whole in memory. Returns the number of levels.
+    """
+    import warnings
+
+    import dask
+    import dask.array as da
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        from ome_zarr.writer import write_multiscales_metadata
+
+    codec = _codec(compression)
+    base = group["0"]
+    if downscale not in ("mean", "nearest"):
+        raise ValueError(f"downscale method must be 'mean' or 'nearest', got {downscale!r}")
+    n_levels = count_pyramid_levels(base.shape, axes)
+    for k in range(1, n_levels):
+        above = da.from_zarr(group[str(k - 1)])
+        level = _halve(above, [axes.index(a) for a in "YX" if a in axes], downscale)
+        chunks = _default_chunks(level.shape, axes)
+        arr = group.create_array(str(k), shape=level.shape, chunks=chunks, dtype=level.dtype,
+                                 compressors=[codec] if codec is not None else None, overwrite=True)
+        task = da.store(level.rechunk(chunks), arr, lock=False, compute=False)
+        dask.compute(task, scheduler=scheduler or "threads")
+    ngff_axes, transforms = ngff_metadata(axes, pixel_size, n_levels)
+    datasets = [{"path": str(k), "coordinateTransformations": transforms[k]} for k in range(n_levels)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        write_multiscales_metadata(group, datasets, axes=ngff_axes)
+    return n_levels
 
 
 def write_omezarr(path, data, *, axes=None, pixel_size=None, compression="zstd",
@@ -121,18 +186,8 @@ def write_omezarr(path, data, *, axes=None, pixel_size=None, compression="zstd",
     if order != list(range(len(axes))):
         data = data.transpose(order)
         axes = "".join(axes[i] for i in order)
-    pixel_size = pixel_size or {}
     pyramid = build_pyramid(data, axes, levels=levels, method=downscale)
-    transforms = []
-    for k in range(len(pyramid)):
-        scale = [pixel_size.get(a, 1.0) * (2 ** k if a in "YX" else 1) for a in axes]
-        transforms.append([{"type": "scale", "scale": scale}])
-    ngff_axes = []
-    for a in axes:
-        entry = {"name": a.lower(), "type": _AXIS_TYPE[a]}
-        if a in pixel_size:  # no unit means "pixels": the reader then reports no size
-            entry["unit"] = "micrometer"
-        ngff_axes.append(entry)
+    ngff_axes, transforms = ngff_metadata(axes, pixel_size, len(pyramid))
     storage = []
     codec = _codec(compression)
     for level in pyramid:

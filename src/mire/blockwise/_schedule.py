@@ -1,0 +1,99 @@
+"""Run one task per block on dask: the local threaded/process scheduler, or a dask.distributed cluster."""
+
+from __future__ import annotations
+
+import contextlib
+
+LOCAL = ("threads", "processes", "synchronous", "sync", "single-threaded")
+
+
+@contextlib.contextmanager
+def resolve_scheduler(scheduler=None, *, workers: int | None = None):
+    """Yield ``("local", name)`` or ``("client", client)`` for ``scheduler``.
+
+    ``None`` means the active ``dask.distributed`` client if there is one, else the local
+    threaded scheduler. A string with ``://`` (or ``host:port``) is a cluster address: a client
+    is connected for the run and closed afterwards.
+    """
+    if workers is not None and int(workers) < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    if scheduler is None:
+        try:
+            from distributed import get_client
+
+            yield "client", get_client()
+            return
+        except (ImportError, ValueError):
+            scheduler = "threads"
+    if isinstance(scheduler, str):
+        if scheduler in LOCAL:
+            yield "local", ("synchronous" if scheduler in ("sync", "single-threaded") else scheduler)
+            return
+        if "://" in scheduler or ":" in scheduler:
+            try:
+                from distributed import Client
+            except ImportError:
+                raise ImportError("a cluster address needs dask.distributed: pip install 'mire[distributed]'") \
+                    from None
+            try:
+                client = Client(scheduler, timeout="10s", set_as_default=False)
+            except OSError as exc:
+                raise ConnectionError(f"cannot reach the dask scheduler at {scheduler!r}: {exc}") from None
+            try:
+                yield "client", client
+            finally:
+                client.close()
+            return
+        raise ValueError(f"unknown scheduler {scheduler!r}: use one of {', '.join(LOCAL[:3])}, "
+                         "a dask.distributed Client, or a scheduler address such as tcp://10.0.0.1:8786")
+    if hasattr(scheduler, "submit") and hasattr(scheduler, "map"):
+        yield "client", scheduler
+        return
+    raise TypeError(f"scheduler must be a name, an address or a dask.distributed Client, "
+                    f"got {type(scheduler).__name__}")
+
+
+def run_tasks(fn, items, *, scheduler=None, workers: int | None = None, progress: bool = False,
+              description: str = "blocks") -> list:
+    """``[fn(item) for item in items]``, one dask task per item, results in order.
+
+    Results are kept, so ``fn`` should return something small (or None after writing its
+    output itself): the memory of a run is then bounded by the tasks in flight.
+    """
+    items = list(items)
+    with resolve_scheduler(scheduler, workers=workers) as (kind, sched):
+        if kind == "client":
+            return _run_on_client(sched, fn, items, progress=progress, description=description)
+        import dask
+
+        tasks = [dask.delayed(fn, pure=False)(item) for item in items]
+        opts = {"scheduler": sched}
+        if workers is not None and sched != "synchronous":
+            opts["num_workers"] = int(workers)
+        bar = contextlib.nullcontext()
+        if progress:
+            from dask.diagnostics import ProgressBar
+
+            bar = ProgressBar()
+        with bar:
+            return list(dask.compute(*tasks, **opts))
+
+
+def _run_on_client(client, fn, items, *, progress, description):
+    from distributed import as_completed
+
+    from mire.restore._common import progress_bar
+
+    futures = client.map(fn, items, pure=False)
+    position = {f.key: i for i, f in enumerate(futures)}
+    results = [None] * len(items)
+    try:
+        with progress_bar(progress, len(items), description) as bar:
+            for fut, res in as_completed(futures, with_results=True):
+                results[position[fut.key]] = res
+                fut.release()
+                bar.advance()
+    except BaseException:
+        client.cancel(futures)
+        raise
+    return results
