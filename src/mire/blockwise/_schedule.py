@@ -36,7 +36,7 @@ def resolve_scheduler(scheduler=None, *, workers: int | None = None):
                 raise ImportError("a cluster address needs dask.distributed: pip install 'mire[distributed]'") \
                     from None
             try:
-                client = Client(scheduler, timeout="10s", set_as_default=False)
+                client = Client(scheduler, set_as_default=False)  # waits distributed.comm.timeouts.connect
             except OSError as exc:
                 raise ConnectionError(f"cannot reach the dask scheduler at {scheduler!r}: {exc}") from None
             try:
