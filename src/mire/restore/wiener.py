@@ -85,7 +85,7 @@ def gcv_balance(y_f: torch.Tensor, otf: torch.Tensor, shape, *, grid=None) -> fl
     return best_b
 
 
-def wiener(image, psf, *, balance=None, noise_sigma=None, device=None):
+def wiener(image, psf, *, balance=None, noise_sigma=None, device=None, return_balance: bool = False):
     """Wiener deconvolution of a 2D or 3D image.
 
     ``X = conj(H) Y / (|H|^2 + balance)``. With ``balance=None`` the constant balance is chosen
@@ -105,6 +105,8 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None):
     noise_sigma : float, optional
         Noise SD on the image's scale: switches to the per-frequency Wiener filter.
     device : torch device, optional
+    return_balance : bool
+        Also return the balance used (a float; per-frequency array with ``noise_sigma``).
 
     Returns
     -------
@@ -151,4 +153,7 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None):
     x_f = h.conj() * y_f / (h.real**2 + h.imag**2 + reg)
     x = torch.fft.irfftn(x_f, s=tuple(padded.shape), dim=dims)
     crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad, img.shape))
-    return to_numpy(x[crop]).astype(np.float64 if dtype == torch.float64 else np.float32, copy=False)
+    out = to_numpy(x[crop]).astype(np.float64 if dtype == torch.float64 else np.float32, copy=False)
+    if return_balance:  # e.g. to apply the balance GCV chose on a crop to every block of a big volume
+        return out, (float(reg) if not torch.is_tensor(reg) or reg.numel() == 1 else to_numpy(reg))
+    return out
