@@ -160,7 +160,7 @@ class Restorer:
         return axes, loop
 
     def predict(self, image, *, axes: str | None = None, tile=None, overlap=None, batch_size: int = 1,
-                device=None, out=None, tta: bool = False) -> np.ndarray:
+                device=None, out=None, tta: bool = False, normalization=None) -> np.ndarray:
         """Restore ``image``; returns float32 of the same shape, on the input's intensity scale.
 
         Parameters
@@ -183,6 +183,10 @@ class Restorer:
         tta : bool
             Test-time augmentation: average the predictions of the 4 in-plane flips (4x the
             time). It averages out the 2x2 sub-pixel pattern a space-to-depth network can leave.
+        normalization : (float, float) or list of them, optional
+            The input's (low, high) intensities that map to 0 and 1 (one pair per channel);
+            default: the model's percentiles of this input. Blockwise runs pass the whole
+            volume's range, so every block is mapped the same way.
 
         Notes
         -----
@@ -197,7 +201,8 @@ class Restorer:
             acc = None
             for flip in ((), (-1,), (-2,), (-2, -1)):
                 view = np.ascontiguousarray(np.flip(image, flip)) if flip else image
-                pred = self.predict(view, axes=axes, tile=tile, overlap=overlap, batch_size=batch_size, device=device)
+                pred = self.predict(view, axes=axes, tile=tile, overlap=overlap, batch_size=batch_size, device=device,
+                                    normalization=normalization)
                 pred = np.flip(pred, flip) if flip else pred
                 acc = pred.astype(np.float64) if acc is None else acc + pred
             result = (acc / 4).astype(np.float32)
@@ -227,7 +232,12 @@ class Restorer:
         c_axis = loop.find("C")
         n_channels = shape[c_axis] if c_axis >= 0 else 1
         ranges = []
-        for c in range(n_channels):
+        if normalization is not None:
+            ranges = [tuple(map(float, r)) for r in np.reshape(np.asarray(normalization, float), (-1, 2))]
+            if len(ranges) != n_channels or any(not hi > lo for lo, hi in ranges):
+                raise ValueError(f"normalization must be {n_channels} (low, high) pair(s) with high > low, "
+                                 f"got {normalization!r}")
+        for c in range(n_channels if normalization is None else 0):
             sel = tuple(c if i == c_axis else slice(None) for i in range(len(shape)))
             ranges.append(percentile_range(image[sel] if c_axis >= 0 else image, percentiles=pct))
         for idx in np.ndindex(*shape[: len(loop)]):
