@@ -55,7 +55,7 @@ def test_restore_automatic_weight(stack, tmp_path):
 @pytest.mark.parametrize("args,msg", [
     (["--method", "magic"], "--method"),
     (["--block", "8,x,16"], "--block"),
-    (["--block", "8,16"], "--block"),
+    (["--block", "8,16"], "--block"),  # 1 value means a cube; 2 values for a 3D image are an error
     (["--psf", "gaussian:abc"], "PSF spec"),
     (["--model", "nonexistent-model-name"], ""),
 ])
@@ -72,3 +72,25 @@ def test_restore_missing_input(tmp_path):
     res = runner.invoke(app, ["restore", str(tmp_path / "nope.tif"), str(tmp_path / "o.tif")])
     assert res.exit_code == 2
     assert "not found" in res.output
+
+
+def test_blockwise_zarr_in_ome_zarr_out(stack, tmp_path):
+    from mire.restore import richardson_lucy
+
+    path, _ = stack
+    src = tmp_path / "in.ome.zarr"
+    imwrite(src, imread(path), axes="ZYX", pixel_size={"Z": 1.0, "Y": 0.33, "X": 0.33})
+    out = tmp_path / "out.ome.zarr"
+    args = ["restore", str(src), str(out), "--method", "rl", "--iterations", "8", "--psf", "gaussian:1.0",
+            "--block-size", "8,16,16", "--halo", "10", "--workers", "2"]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.output
+    restored = read_image(out)
+    assert restored.axes == "ZYX" and restored.pixel_size["X"] == pytest.approx(0.33, rel=1e-3)
+    whole = richardson_lucy(imread(path), "gaussian:1.0", n_iter=8)
+    assert np.abs(restored.data - whole).max() < 1e-3 * whole.max()
+    # the output exists: a second run refuses to overwrite it and names it
+    again = runner.invoke(app, args)
+    assert again.exit_code == 2 and "exists" in again.output
+    bad = runner.invoke(app, ["restore", str(src), str(tmp_path / "x.ome.zarr"), "--halo", "-1", "--block-size", "8"])
+    assert bad.exit_code == 2 and "--halo" in bad.output

@@ -12,15 +12,15 @@ from mire.cli._common import console, friendly_errors
 METHODS = ("tv", "rl", "wiener")
 
 
-def _parse_ints(text: str | None, what: str):
+def _parse_ints(text: str | None, what: str, *, allow_zero: bool = False):
     if text is None:
         return None
     try:
         vals = tuple(int(v) for v in text.split(","))
     except ValueError as exc:
         raise ValueError(f"{what} must be integers separated by commas (e.g. 64,256,256), got {text!r}") from exc
-    if any(v < 1 for v in vals):
-        raise ValueError(f"{what} must be positive, got {text!r}")
+    if any(v < (0 if allow_zero else 1) for v in vals):
+        raise ValueError(f"{what} must be {'>= 0' if allow_zero else 'positive'}, got {text!r}")
     return vals
 
 
@@ -37,64 +37,87 @@ def _spatial_axes(axes: str | None, ndim: int) -> str:
     return axes
 
 
+#: inputs with more voxels than this are processed in blocks even without --block-size
+AUTO_BLOCK_VOXELS = 2**27
+DEFAULT_BLOCK = (64, 256, 256)
+
+
 def restore_file(inp: Path, out: Path, *, method: str = "tv", psf: str = "gaussian:1.0", weight: float | None = None,
-                 iterations: int | None = None, block: str | None = None, axes: str | None = None,
-                 model: str | None = None, progress: bool = True) -> dict:
-    """Read ``inp``, restore it, write ``out`` (keeping axes and pixel size); returns a summary."""
+                 iterations: int | None = None, block: str | None = None, halo: str | None = None,
+                 axes: str | None = None, model: str | None = None, workers: int | None = None,
+                 cluster: str | None = None, resume: bool = True, progress: bool = True) -> dict:
+    """Read ``inp``, restore it, write ``out`` (keeping axes and pixel size); returns a summary.
+
+    With a block size (or an input too big for memory) the input is read block by block and a
+    ``.zarr`` / ``.ome.zarr`` output is written block by block: memory stays bounded.
+    """
+    import math
+
     import numpy as np
 
     from mire.io import imwrite, read_image
 
     if not Path(inp).exists():
         raise FileNotFoundError(f"input file not found: {inp}")
-    loaded = read_image(inp, axes=axes)
-    image = np.asarray(loaded.data)
+    loaded = read_image(inp, axes=axes, lazy=True)
+    image = loaded.data
     ax = _spatial_axes(loaded.axes or axes, image.ndim)
     pixel_size = loaded.pixel_size  # dict of micrometres per spatial axis, or None
+    block_shape = _parse_ints(block, "--block-size")
+    if block_shape is None and math.prod(image.shape) > AUTO_BLOCK_VOXELS:
+        block_shape = DEFAULT_BLOCK[-image.ndim:]
+    if block_shape is not None and len(block_shape) == 1:
+        block_shape = block_shape * image.ndim
+    if block_shape is not None and len(block_shape) != image.ndim:
+        raise ValueError(f"--block-size has {len(block_shape)} values but the image is {image.ndim}D")
+    halo_t = _parse_ints(halo, "--halo", allow_zero=True)
+    if model is None and method not in METHODS:
+        raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
+    # anisotropic voxels: the TV term weighs differences by the physical spacing
+    spacing = None
+    if isinstance(pixel_size, dict) and all(a in pixel_size for a in ax):
+        spacing = tuple(float(pixel_size[a]) for a in ax)
+    zarr_out = str(out).endswith(".zarr")
+    if block_shape is not None or zarr_out or cluster is not None:
+        from mire.restore.chunked import restore_blockwise
+
+        if block_shape is None:
+            block_shape = DEFAULT_BLOCK[-image.ndim:]
+        result = restore_blockwise(image, "model" if model is not None else method, psf=psf, weight=weight,
+                                   n_iter=iterations, model=model, axes=ax, spacing=spacing, block_shape=block_shape,
+                                   halo=halo_t, out=out if zarr_out else None, scheduler=cluster, workers=workers,
+                                   progress=progress, resume=resume, pixel_size=pixel_size)
+        used = f"{'model ' + str(model) if model is not None else method}, blocks {tuple(block_shape)}"
+        if not zarr_out:
+            imwrite(out, np.asarray(result, dtype=np.float32), axes=ax, pixel_size=pixel_size)
+        return {"method": used, "shape": tuple(image.shape), "axes": ax}
+
+    image = np.asarray(image)
     if model is not None:
-        try:
-            from mire.restore.learned import Restorer
-        except ImportError as exc:
-            raise ValueError("--model needs mire.restore.learned (the trained restorer), which is not installed "
-                             "in this version") from exc
+        from mire.restore.learned import Restorer
+
         result = np.asarray(Restorer.load(model).predict(image, axes=ax))
         used = f"model {model}"
     else:
-        if method not in METHODS:
-            raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
         from mire.optics.psf import parse_psf
 
         kernel = parse_psf(psf, ndim=image.ndim)
-        block_shape = _parse_ints(block, "--block")
-        if block_shape is not None and len(block_shape) != image.ndim:
-            raise ValueError(f"--block has {len(block_shape)} values but the image is {image.ndim}D")
-        # anisotropic voxels: the TV term weighs differences by the physical spacing
-        spacing = None
-        if isinstance(pixel_size, dict) and all(a in pixel_size for a in ax):
-            spacing = tuple(float(pixel_size[a]) for a in ax)
         if method == "tv":
             from mire.restore.tv import tv_deconvolve
 
             result, meta = tv_deconvolve(image, kernel, weight=weight, n_iter=iterations, spacing=spacing,
-                                         block_shape=block_shape, progress=progress, return_info=True)
+                                         progress=progress, return_info=True)
             used = f"TV deconvolution, weight {meta['weight']:.4g}"
         elif method == "rl":
             from mire.restore.richardson_lucy import richardson_lucy
 
             result = richardson_lucy(image, kernel, n_iter=iterations or 30, tv_weight=weight or 0.0,
-                                     spacing=spacing, block_shape=block_shape, progress=progress)
+                                     spacing=spacing, progress=progress)
             used = "Richardson-Lucy" + (f"-TV, weight {weight:g}" if weight else "")
         else:
             from mire.restore.wiener import wiener
 
-            if block_shape is not None:
-                from mire.blockwise import map_blocks
-
-                result = np.asarray(map_blocks(lambda b: wiener(b, kernel, balance=weight), image,
-                                               block_shape=block_shape,
-                                               halo=tuple(2 * k for k in kernel.shape), progress=progress))
-            else:
-                result = wiener(image, kernel, balance=weight)
+            result = wiener(image, kernel, balance=weight)
             used = "Wiener" + (f", balance {weight:g}" if weight else " (balance from the data)")
     imwrite(out, np.asarray(result, dtype=np.float32), axes=ax, pixel_size=pixel_size)
     return {"method": used, "shape": tuple(image.shape), "axes": ax}
@@ -110,7 +133,15 @@ def register(app: typer.Typer) -> None:
         weight: Optional[float] = typer.Option(None, "--weight", help="TV weight (default: chosen from the data); "
                                                "RL-TV weight for rl; balance for wiener"),
         iterations: Optional[int] = typer.Option(None, "--iterations", "-n", help="Iterations (tv, rl)"),
-        block: Optional[str] = typer.Option(None, "--block", help="Process in blocks, e.g. 64,256,256"),
+        block: Optional[str] = typer.Option(None, "--block-size", "--block",
+                                            help="Process in blocks (bounded memory), e.g. 64,256,256; automatic "
+                                                 "for inputs over 2^27 voxels and for .zarr outputs"),
+        halo: Optional[str] = typer.Option(None, "--halo", help="Context voxels per block side, e.g. 8 or 4,16,16 "
+                                           "(default: 4 PSF radii + 2; 16 for models)"),
+        workers: Optional[int] = typer.Option(None, "--workers", help="Local worker threads (default: all cores)"),
+        cluster: Optional[str] = typer.Option(None, "--cluster", help="dask.distributed scheduler address, e.g. "
+                                              "tcp://10.0.0.1:8786 (workers must see the files)"),
+        resume: bool = typer.Option(True, "--resume/--no-resume", help="Continue an interrupted blockwise run"),
         axes: Optional[str] = typer.Option(None, "--axes", help="Axes of the input, e.g. ZYX"),
         model: Optional[str] = typer.Option(None, "--model", help="Trained restorer name or path (replaces --method)"),
     ):
@@ -120,6 +151,7 @@ def register(app: typer.Typer) -> None:
 
             console.print(f"restoring {inp} on {default_device()}")
             summary = restore_file(inp, out, method=method, psf=psf, weight=weight, iterations=iterations,
-                                   block=block, axes=axes, model=model)
+                                   block=block, halo=halo, axes=axes, model=model, workers=workers,
+                                   cluster=cluster, resume=resume)
             console.print(f"[green]wrote[/green] {out} ({summary['method']}, shape {summary['shape']}, "
                           f"axes {summary['axes']})")
