@@ -7,10 +7,25 @@ computed from one sparse contingency table, so scoring a big volume costs one pa
 ``foreground_precision_recall`` scores the tracing protocol's region-grown foreground.
 
 Every function takes the ground truth first and the result to judge second.
+
+Volumes larger than memory
+--------------------------
+Every metric also accepts zarr / OME-Zarr, HDF5 and dask arrays (what
+``mire.io.imread(path, lazy=True)`` returns) and then reads them block by block with
+:func:`mire.blockwise.for_blocks`, never whole: each block yields a few sums (squared
+errors, voxel counts, extrema, local SSIMs) or a sparse contingency table, and the per-block
+results are added up before the usual formula is applied, so the value equals the
+in-memory one up to float rounding (the label metrics exactly). ``block_shape`` chooses the
+blocks (default: whole storage chunks, grown to about 4 million voxels, ~150 MB of
+temporaries per worker for the label metrics); passing it for numpy arrays computes them
+blockwise too. ``scheduler`` and ``workers`` are those of :func:`mire.blockwise.for_blocks`:
+the local threaded scheduler by default, or a ``dask.distributed`` client or address.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from typing import NamedTuple
 
 import numpy as np
@@ -31,31 +46,150 @@ __all__ = [
 
 
 # --------------------------------------------------------------------------------------------
+# blockwise evaluation of array-likes (zarr, HDF5, dask)
+# --------------------------------------------------------------------------------------------
+
+# Default block size in voxels. contingency_table needs ~35 bytes of temporaries per voxel
+# (the two label pieces, int64 keys and indices), so a block costs ~150 MB per worker.
+_BLOCK_VOXELS = 1 << 22
+
+
+def _is_lazy(a) -> bool:
+    """True for array-likes that should be read block by block (zarr, h5py, dask), not loaded."""
+    if isinstance(a, np.ndarray) or not all(hasattr(a, k) for k in ("shape", "dtype", "__getitem__")):
+        return False
+    try:
+        np.dtype(a.dtype)  # torch tensors and the like: not ours to slice, np.asarray them
+    except TypeError:
+        return False
+    return True
+
+
+def _storage_chunks(a, ndim: int):
+    """The read unit of ``a``: zarr shards or chunks, dask chunk size, HDF5 chunks; else None."""
+    for attr in ("shards", "chunksize", "chunks"):  # dask's .chunks is per-chunk tuples: chunksize first
+        c = getattr(a, attr, None)
+        if isinstance(c, tuple) and len(c) == ndim and all(isinstance(v, (int, np.integer)) for v in c):
+            return tuple(int(v) for v in c)
+    return None
+
+
+def _default_block_shape(arrays, shape) -> tuple:
+    """Whole storage chunks of the first chunked array, doubled along the shortest block axis
+    until a block holds about ``_BLOCK_VOXELS`` voxels: aligned blocks read each chunk once,
+    and near-cubic blocks keep the per-block label pairs (which grow with the surface) few."""
+    ndim = len(shape)
+    chunks = next((c for c in (_storage_chunks(a, ndim) for a in arrays) if c is not None), (1,) * ndim)
+    block = [max(1, min(c, n)) for c, n in zip(chunks, shape)]
+    while True:
+        growable = [i for i in range(ndim) if block[i] < shape[i]]
+        if not growable:
+            break
+        i = min(growable, key=lambda k: block[k])
+        grown = min(2 * block[i], shape[i])
+        if np.prod(block, dtype=np.float64) / block[i] * grown > _BLOCK_VOXELS:
+            break
+        block[i] = grown
+    return tuple(block)
+
+
+def _block_plan(arrays, block_shape):
+    """The block shape to evaluate ``arrays`` with, or None to compute in memory.
+
+    Blockwise when asked (``block_shape``) or when an input is an array-like that would have
+    to be loaded whole (zarr, HDF5, dask).
+    """
+    if block_shape is None and not any(_is_lazy(a) for a in arrays):
+        return None
+    shape = tuple(np.shape(arrays[0]))
+    if block_shape is None:
+        return _default_block_shape(arrays, shape)
+    return block_shape
+
+
+def _check_source(a, name: str, *, labels: bool = False):
+    """Checks that need no data (dtype, emptiness) for an input read block by block.
+
+    NaN / inf are found per block by ``check_image`` on each piece."""
+    if not _is_lazy(a):
+        return check_image(a, name=name)
+    dtype = np.dtype(a.dtype)
+    if labels and not (np.issubdtype(dtype, np.integer) or dtype == bool):
+        raise TypeError(f"{name} must be an integer label image, got dtype {dtype} "
+                        f"(round and cast it, e.g. .astype(np.int64), if it holds integer ids)")
+    if not (np.issubdtype(dtype, np.number) or dtype == bool):
+        raise TypeError(f"{name} must be a numeric array, got dtype {dtype}")
+    if min(a.shape, default=0) == 0:
+        raise ValueError(f"{name} is empty (shape {tuple(a.shape)})")
+    return a
+
+
+def _for_blocks(func, arrays, block, *, halo=0, scheduler=None, workers=None) -> list:
+    from mire.blockwise import for_blocks  # a runtime import: mire.blockwise pulls in dask
+
+    return for_blocks(func, arrays, block_shape=block, halo=halo, scheduler=scheduler, workers=workers)
+
+
+def _extrema_block(x, block):
+    x = check_image(x, name="gt")
+    return float(np.min(x)), float(np.max(x))
+
+
+def _sum_extrema(parts) -> tuple[float, float]:
+    return min(p[0] for p in parts), max(p[1] for p in parts)
+
+
+# --------------------------------------------------------------------------------------------
 # image metrics
 # --------------------------------------------------------------------------------------------
 
 def _image_pair(gt, pred):
-    gt = check_image(gt, name="gt")
-    pred = check_image(pred, name="pred")
+    gt = _check_source(gt, "gt")
+    pred = _check_source(pred, "pred")
     check_same_shape(gt, pred, names=("gt", "pred"))
     return gt, pred
 
 
-def _resolve_data_range(gt: np.ndarray, data_range) -> float:
+def _data_range_spec(data_range):
+    """Check ``data_range`` before any pass over the data: a float, ``"range"`` or ``"peak"``."""
     if data_range is None:
-        # The range actually present in the ground truth: unlike scikit-image we do not
-        # take the dtype's range, which for float images is an arbitrary 1.0.
-        data_range = float(np.max(gt)) - float(np.min(gt))
-        if data_range <= 0:
-            raise ValueError("gt is constant, so its range is 0; pass data_range explicitly")
-        return data_range
+        return "range"
+    if isinstance(data_range, str):
+        if data_range in ("range", "peak"):
+            return data_range
+        raise ValueError(f"data_range must be a positive number, 'range' or 'peak', got {data_range!r}")
     data_range = float(data_range)
     if not np.isfinite(data_range) or data_range <= 0:
         raise ValueError(f"data_range must be a positive finite number, got {data_range}")
     return data_range
 
 
-def psnr(gt, pred, *, data_range=None) -> float:
+def _data_range_value(spec, extrema) -> float:
+    """The signal range for ``spec``; ``extrema()`` gives gt's (min, max) when needed."""
+    if not isinstance(spec, str):
+        return spec
+    lo, hi = extrema()
+    # The range actually present in the ground truth: unlike scikit-image we do not take
+    # the dtype's range, which for float images is an arbitrary 1.0.
+    value = hi - lo if spec == "range" else hi
+    if value <= 0:
+        what = "is constant, so its range is 0" if spec == "range" else f"has peak {hi}, not positive"
+        raise ValueError(f"gt {what}; pass data_range explicitly")
+    return value
+
+
+def _in_memory_extrema(gt):
+    return lambda: (float(np.min(gt)), float(np.max(gt)))
+
+
+def _psnr_block(x, y, block):
+    x = check_image(x, name="gt")
+    y = check_image(y, name="pred")
+    diff = x.astype(np.float64) - y.astype(np.float64)
+    return float(np.min(x)), float(np.max(x)), float(np.sum(np.square(diff)))
+
+
+def psnr(gt, pred, *, data_range=None, block_shape=None, scheduler=None, workers=None) -> float:
     """Peak signal-to-noise ratio of ``pred`` against ``gt``, in dB.
 
     ``PSNR = 10 log10(data_range**2 / MSE)``, with the mean squared error taken in float64
@@ -64,12 +198,20 @@ def psnr(gt, pred, *, data_range=None) -> float:
     Parameters
     ----------
     gt, pred : array_like
-        Ground truth and image to judge, same shape, any number of dimensions.
-    data_range : float, optional
-        The signal range R. Default: ``gt.max() - gt.min()``, the range present in the
-        ground truth (scikit-image instead uses the dtype's range, 1.0 for float images:
-        pass ``data_range`` to reproduce it). The **paper-2020 protocol** uses the peak,
-        ``data_range=gt.max()``; both agree when the ground truth's background is 0.
+        Ground truth and image to judge, same shape, any number of dimensions. zarr, HDF5
+        and dask arrays are read block by block (see the module docstring).
+    data_range : float, "range" or "peak", optional
+        The signal range R. Default (``None`` or ``"range"``): ``gt.max() - gt.min()``, the
+        range present in the ground truth (scikit-image instead uses the dtype's range, 1.0
+        for float images: pass ``data_range`` to reproduce it). ``"peak"``: ``gt.max()``,
+        the **paper-2020 protocol**; both agree when the ground truth's background is 0.
+    block_shape : int or tuple of int, optional
+        Evaluate block by block with these blocks (default for array-likes: whole storage
+        chunks of about 4 million voxels; numpy arrays are evaluated whole unless given).
+        Squared errors and extrema are summed per block, so the result equals the in-memory
+        one to float rounding.
+    scheduler, workers : optional
+        Where the blocks run, as for :func:`mire.blockwise.for_blocks`.
 
     Returns
     -------
@@ -89,11 +231,24 @@ def psnr(gt, pred, *, data_range=None) -> float:
     >>> gt = np.array([[0.0, 1.0], [1.0, 0.0]])
     >>> round(psnr(gt, gt + 0.1), 6)     # MSE = 0.01, R = 1
     20.0
+    >>> round(psnr(gt, gt + 0.1, block_shape=1), 6)   # one voxel per block, same value
+    20.0
     """
     gt, pred = _image_pair(gt, pred)
-    data_range = _resolve_data_range(gt, data_range)
-    diff = gt.astype(np.float64) - pred.astype(np.float64)
-    mse = float(np.mean(np.square(diff)))
+    spec = _data_range_spec(data_range)
+    block = _block_plan((gt, pred), block_shape)
+    if block is None:
+        diff = gt.astype(np.float64) - pred.astype(np.float64)
+        sse = float(np.sum(np.square(diff)))
+        extrema = _in_memory_extrema(gt)
+    else:
+        # One pass gives both the squared errors and gt's extrema (cheap, and often needed).
+        parts = _for_blocks(_psnr_block, (gt, pred), block, scheduler=scheduler, workers=workers)
+        sse = math.fsum(p[2] for p in parts)
+        lo, hi = _sum_extrema(parts)
+        extrema = lambda: (lo, hi)  # noqa: E731
+    data_range = _data_range_value(spec, extrema)
+    mse = sse / math.prod(gt.shape)
     if mse == 0.0:
         return float("inf")
     return float(10.0 * np.log10(data_range ** 2 / mse))
@@ -146,7 +301,45 @@ def _local_mean_valid(x: np.ndarray, weights: np.ndarray) -> np.ndarray:
     return x
 
 
-def ssim(gt, pred, *, data_range=None, window=None, gaussian=False) -> float:
+def _ssim_total(gt, pred, weights, c1: float, c2: float) -> tuple[float, int]:
+    """Sum of the local SSIMs over every window lying fully inside ``gt``, and their number."""
+    width = len(weights)
+    if min(gt.shape) < width:
+        return 0.0, 0  # a border block too thin to hold a window: its windows belong elsewhere
+    n_out = gt.shape[0] - width + 1          # valid positions along the first axis
+    per_row = max(1, int(np.prod(gt.shape[1:])))
+    # At least 4 halos' worth of rows per slab, so re-read halo rows cost <= 25 % extra.
+    step = max(4 * (width - 1), _SSIM_SLAB_VOXELS // per_row)
+    total = 0.0
+    for start in range(0, n_out, step):
+        stop = min(n_out, start + step)
+        x = np.asarray(gt[start:stop + width - 1], dtype=np.float64)
+        y = np.asarray(pred[start:stop + width - 1], dtype=np.float64)
+        mx = _local_mean_valid(x, weights)
+        my = _local_mean_valid(y, weights)
+        mxy = mx * my
+        msq = mx * mx + my * my
+        # SSIM needs only var_x + var_y, so one filter of x^2 + y^2 replaces two. Variances
+        # as E[x^2] - E[x]^2 in float64: the cancellation error is ~1e-16 of the squared
+        # signal, far below C2 = (0.03 R)^2.
+        var_sum = _local_mean_valid(x * x + y * y, weights) - msq
+        cov = _local_mean_valid(x * y, weights) - mxy
+        num = (2.0 * mxy + c1) * (2.0 * cov + c2)
+        den = (msq + c1) * (var_sum + c2)
+        total += float(np.sum(num / den))
+    return total, n_out * int(np.prod([s - width + 1 for s in gt.shape[1:]]))
+
+
+def _ssim_block(x, y, block, *, weights, c1, c2):
+    # The piece is the block's core plus a halo of width // 2, so its valid windows are
+    # exactly those centred in the core: every window is counted by one block.
+    x = check_image(x, name="gt")
+    y = check_image(y, name="pred")
+    return _ssim_total(x, y, weights, c1, c2)
+
+
+def ssim(gt, pred, *, data_range=None, window=None, gaussian=False, block_shape=None, scheduler=None,
+         workers=None) -> float:
     """Structural similarity: the mean of local SSIMs over sliding windows (2D or 3D).
 
     At every position where a ``window``-wide cube (square in 2D) lies fully inside the
@@ -175,16 +368,23 @@ def ssim(gt, pred, *, data_range=None, window=None, gaussian=False) -> float:
     ----------
     gt, pred : array_like
         Ground truth and image to judge: same shape, 2D or 3D, each axis at least
-        ``window`` long.
-    data_range : float, optional
-        Signal range R. Default ``gt.max() - gt.min()`` (see :func:`psnr`); pass
-        ``gt.max()`` for the paper protocol.
+        ``window`` long. zarr, HDF5 and dask arrays are read block by block.
+    data_range : float, "range" or "peak", optional
+        Signal range R, as for :func:`psnr`: default ``gt.max() - gt.min()``; ``"peak"``
+        (``gt.max()``) for the paper protocol.
     window : int, optional
         Odd window width: default 5 for uniform windows, 11 for Gaussian ones.
     gaussian : bool, default False
         Weight the window with a Gaussian of sigma 1.5 (truncated to ``window``): with the
         default 11-wide window, the original SSIM of Wang et al. and
         ``structural_similarity(gaussian_weights=True, use_sample_covariance=False)``.
+    block_shape : int or tuple of int, optional
+        Evaluate block by block (see :func:`psnr`). Each block is read with a halo of
+        ``window // 2`` voxels and contributes the local SSIMs of the windows centred in it,
+        so the mean is the in-memory one to float rounding. A default ``data_range`` costs
+        one more pass over ``gt`` for its extrema.
+    scheduler, workers : optional
+        Where the blocks run, as for :func:`mire.blockwise.for_blocks`.
 
     Returns
     -------
@@ -204,8 +404,9 @@ def ssim(gt, pred, *, data_range=None, window=None, gaussian=False) -> float:
     >>> gt = np.random.default_rng(0).random((16, 16, 16))
     >>> ssim(gt, gt, data_range=1.0)
     1.0
-    >>> bool(ssim(gt, 0.5 * gt, data_range=1.0) < 1.0)
-    True
+    >>> s = ssim(gt, 0.5 * gt, data_range=1.0)
+    >>> bool(s < 1.0), bool(abs(ssim(gt, 0.5 * gt, data_range=1.0, block_shape=7) - s) < 1e-12)
+    (True, True)
     """
     gt, pred = _image_pair(gt, pred)
     if gt.ndim not in (2, 3):
@@ -215,35 +416,20 @@ def ssim(gt, pred, *, data_range=None, window=None, gaussian=False) -> float:
         raise ValueError(f"window must be an odd integer >= 3, got {window!r}")
     width = int(width)
     if min(gt.shape) < width:
-        raise ValueError(f"images of shape {gt.shape} are smaller than the {width}-wide SSIM window "
+        raise ValueError(f"images of shape {tuple(gt.shape)} are smaller than the {width}-wide SSIM window "
                          f"on at least one axis")
-    R = _resolve_data_range(gt, data_range)
-    c1, c2 = (0.01 * R) ** 2, (0.03 * R) ** 2
+    spec = _data_range_spec(data_range)
     weights = _window_weights(width, gaussian)
-
-    n_out = gt.shape[0] - width + 1          # valid positions along the first axis
-    per_row = max(1, int(np.prod(gt.shape[1:])))
-    # At least 4 halos' worth of rows per slab, so re-read halo rows cost <= 25 % extra.
-    step = max(4 * (width - 1), _SSIM_SLAB_VOXELS // per_row)
-    total = 0.0
-    for start in range(0, n_out, step):
-        stop = min(n_out, start + step)
-        x = np.asarray(gt[start:stop + width - 1], dtype=np.float64)
-        y = np.asarray(pred[start:stop + width - 1], dtype=np.float64)
-        mx = _local_mean_valid(x, weights)
-        my = _local_mean_valid(y, weights)
-        mxy = mx * my
-        msq = mx * mx + my * my
-        # SSIM needs only var_x + var_y, so one filter of x^2 + y^2 replaces two. Variances
-        # as E[x^2] - E[x]^2 in float64: the cancellation error is ~1e-16 of the squared
-        # signal, far below C2 = (0.03 R)^2.
-        var_sum = _local_mean_valid(x * x + y * y, weights) - msq
-        cov = _local_mean_valid(x * y, weights) - mxy
-        num = (2.0 * mxy + c1) * (2.0 * cov + c2)
-        den = (msq + c1) * (var_sum + c2)
-        total += float(np.sum(num / den))
-    n_windows = n_out * int(np.prod([s - width + 1 for s in gt.shape[1:]]))
-    return total / n_windows
+    block = _block_plan((gt, pred), block_shape)
+    if block is None:
+        R = _data_range_value(spec, _in_memory_extrema(gt))
+        total, n_windows = _ssim_total(gt, pred, weights, (0.01 * R) ** 2, (0.03 * R) ** 2)
+        return total / n_windows
+    run = functools.partial(_for_blocks, scheduler=scheduler, workers=workers)
+    R = _data_range_value(spec, lambda: _sum_extrema(run(_extrema_block, (gt,), block)))
+    parts = run(functools.partial(_ssim_block, weights=weights, c1=(0.01 * R) ** 2, c2=(0.03 * R) ** 2),
+                (gt, pred), block, halo=width // 2)
+    return math.fsum(p[0] for p in parts) / sum(p[1] for p in parts)
 
 
 # --------------------------------------------------------------------------------------------
@@ -313,7 +499,7 @@ def _drop_unused(index: np.ndarray, n: int, values_of):
     return np.take(lut, index), len(used), lambda idx: values_of(used[idx])
 
 
-def contingency_table(gt, seg) -> ContingencyTable:
+def contingency_table(gt, seg, *, block_shape=None, scheduler=None, workers=None) -> ContingencyTable:
     """Sparse table of voxel overlaps between two label images.
 
     Each voxel gets the int64 key ``gt_index * n_seg + seg_index`` and the keys are
@@ -326,11 +512,27 @@ def contingency_table(gt, seg) -> ContingencyTable:
     (``benchmarks/bench_label_metrics.py``). No label is ignored here: the metrics drop
     the rows of ignored ground-truth labels, so one table serves all of them.
 
+    **Volumes larger than memory** (zarr, HDF5, dask inputs, or any input with
+    ``block_shape``): each block's table is made as above and kept as (gt label, seg label,
+    count) triples; the triples of all blocks are then merged by one sort. The result is
+    identical to the in-memory table. Memory stays bounded because a table holds one entry
+    per *distinct* label pair, not per voxel: one block of ~4 million voxels costs ~150 MB
+    while it is counted, and its triples (24 bytes each) typically number a few per
+    segment that touches the block, thousands of times fewer than its voxels. The merge
+    holds every block's triples at once, so a pair that crosses k blocks is stored k times
+    until then.
+
     Parameters
     ----------
     gt, seg : array_like of int or bool
         Label images of the same shape. Any integer dtype, including uint64 ids above
         2**63 and negative labels; bool images count as labels 0 and 1 (reported as uint8).
+        zarr, HDF5 and dask arrays are read block by block.
+    block_shape : int or tuple of int, optional
+        Blocks for a blockwise count (default for array-likes: whole storage chunks, about 4
+        million voxels; numpy arrays are counted whole unless given).
+    scheduler, workers : optional
+        Where the blocks run, as for :func:`mire.blockwise.for_blocks`.
 
     Returns
     -------
@@ -354,7 +556,49 @@ def contingency_table(gt, seg) -> ContingencyTable:
            [1, 1]])
     >>> t.gt_labels, t.seg_labels
     (array([1, 2]), array([5, 7]))
+    >>> (contingency_table([1, 1, 2, 2], [5, 5, 5, 7], block_shape=3).counts != t.counts).nnz
+    0
     """
+    block = _block_plan((gt, seg), block_shape)
+    if block is None:
+        return _table_in_memory(gt, seg)
+    gt = _check_source(gt, "gt", labels=True)
+    seg = _check_source(seg, "seg", labels=True)
+    check_same_shape(gt, seg, names=("gt", "seg"))
+    parts = _for_blocks(_table_block, (gt, seg), block, scheduler=scheduler, workers=workers)
+    return _merge_tables(parts)
+
+
+def _table_block(gt, seg, block):
+    """One block's table as (gt label, seg label, count) triples: label values, not indices,
+    because each block numbers its labels differently."""
+    t = _table_in_memory(gt, seg)
+    c = t.counts.tocoo()
+    return t.gt_labels[c.row], t.seg_labels[c.col], c.data
+
+
+def _merge_tables(parts) -> ContingencyTable:
+    """Add up per-block triples into one table, laid out as :func:`_table_in_memory` lays it."""
+    g = np.concatenate([p[0] for p in parts])
+    s = np.concatenate([p[1] for p in parts])
+    counts = np.concatenate([p[2] for p in parts])
+    gt_labels, gi = np.unique(g, return_inverse=True)
+    seg_labels, si = np.unique(s, return_inverse=True)
+    del g, s
+    gi, si = gi.reshape(-1), si.reshape(-1)
+    # Sort by (row, col) and add up the runs of equal pairs: exact int64 sums, and no
+    # gi * n_seg + si key that could overflow with billions of labels on both sides.
+    order = np.lexsort((si, gi))
+    gi, si, counts = gi[order], si[order], counts[order]
+    first = np.ones(len(gi), bool)
+    first[1:] = (gi[1:] != gi[:-1]) | (si[1:] != si[:-1])
+    starts = np.flatnonzero(first)
+    table = sparse.csr_array((np.add.reduceat(counts, starts).astype(np.int64), (gi[starts], si[starts])),
+                             shape=(len(gt_labels), len(seg_labels)))
+    return ContingencyTable(table, gt_labels, seg_labels)
+
+
+def _table_in_memory(gt, seg) -> ContingencyTable:
     gt = _label_array(gt, "gt")
     seg = _label_array(seg, "seg")
     check_same_shape(gt, seg, names=("gt", "seg"))
@@ -441,7 +685,8 @@ def _voi_from_entries(rows, cols, values, shape):
     return (split if split > 0 else 0.0), (merge if merge > 0 else 0.0)
 
 
-def adapted_rand_error(gt, seg, *, ignore_labels=(0,)) -> tuple[float, float, float]:
+def adapted_rand_error(gt, seg, *, ignore_labels=(0,), block_shape=None, scheduler=None,
+                       workers=None) -> tuple[float, float, float]:
     """Adapted Rand error, precision and recall (SNEMI3D / ISBI 2012 convention).
 
     Voxels whose ground-truth label is in ``ignore_labels`` (default: 0, the unlabelled
@@ -469,6 +714,10 @@ def adapted_rand_error(gt, seg, *, ignore_labels=(0,)) -> tuple[float, float, fl
         Ground-truth and candidate label images, same shape.
     ignore_labels : sequence of int, default (0,)
         Ground-truth labels whose voxels are not scored.
+    block_shape, scheduler, workers : optional
+        Blockwise evaluation of volumes larger than memory (zarr, HDF5, dask inputs):
+        per-block contingency tables are summed, see :func:`contingency_table`. The result
+        is identical to the in-memory one.
 
     Returns
     -------
@@ -492,10 +741,12 @@ def adapted_rand_error(gt, seg, *, ignore_labels=(0,)) -> tuple[float, float, fl
     >>> adapted_rand_error(gt, np.array([3, 3, 3, 3]))       # everything merged
     (0.5, 0.3333333333333333, 1.0)
     """
-    return _arand_from_entries(*_scored_entries(contingency_table(gt, seg), ignore_labels))
+    table = contingency_table(gt, seg, block_shape=block_shape, scheduler=scheduler, workers=workers)
+    return _arand_from_entries(*_scored_entries(table, ignore_labels))
 
 
-def variation_of_information(gt, seg, *, ignore_labels=()) -> tuple[float, float]:
+def variation_of_information(gt, seg, *, ignore_labels=(), block_shape=None, scheduler=None,
+                             workers=None) -> tuple[float, float]:
     """Variation of information split by its two conditional entropies, in bits.
 
     ``split = H(seg | gt)``: how much ``seg`` cuts ground-truth segments apart
@@ -515,6 +766,10 @@ def variation_of_information(gt, seg, *, ignore_labels=()) -> tuple[float, float
         Ground-truth and candidate label images, same shape.
     ignore_labels : sequence of int, default ()
         Ground-truth labels whose voxels are not scored.
+    block_shape, scheduler, workers : optional
+        Blockwise evaluation of volumes larger than memory (zarr, HDF5, dask inputs):
+        per-block contingency tables are summed, see :func:`contingency_table`. The result
+        is identical to the in-memory one.
 
     Returns
     -------
@@ -536,10 +791,12 @@ def variation_of_information(gt, seg, *, ignore_labels=()) -> tuple[float, float
     >>> variation_of_information(gt, np.array([1, 1, 2, 2]))   # one false split: 1 bit
     (1.0, 0.0)
     """
-    return _voi_from_entries(*_scored_entries(contingency_table(gt, seg), ignore_labels))
+    table = contingency_table(gt, seg, block_shape=block_shape, scheduler=scheduler, workers=workers)
+    return _voi_from_entries(*_scored_entries(table, ignore_labels))
 
 
-def segmentation_scores(gt, seg, *, ignore_labels=(0,)) -> dict[str, float]:
+def segmentation_scores(gt, seg, *, ignore_labels=(0,), block_shape=None, scheduler=None,
+                        workers=None) -> dict[str, float]:
     """Adapted Rand error and VOI (and the CREMI score) from one contingency table.
 
     The EM segmentation protocol of DESIGN.md: ground-truth voxels labelled with one of
@@ -554,6 +811,10 @@ def segmentation_scores(gt, seg, *, ignore_labels=(0,)) -> dict[str, float]:
         Ground-truth and candidate label images, same shape.
     ignore_labels : sequence of int, default (0,)
         Ground-truth labels whose voxels are not scored.
+    block_shape, scheduler, workers : optional
+        Blockwise evaluation of volumes larger than memory (zarr, HDF5, dask inputs):
+        per-block contingency tables are summed, see :func:`contingency_table`. The result
+        is identical to the in-memory one.
 
     Returns
     -------
@@ -573,7 +834,8 @@ def segmentation_scores(gt, seg, *, ignore_labels=(0,)) -> dict[str, float]:
     >>> s["arand_error"], s["voi_split"], s["voi_merge"], s["cremi_score"]
     (0.0, 0.0, 0.0, 0.0)
     """
-    entries = _scored_entries(contingency_table(gt, seg), ignore_labels)
+    table = contingency_table(gt, seg, block_shape=block_shape, scheduler=scheduler, workers=workers)
+    entries = _scored_entries(table, ignore_labels)
     error, precision, recall = _arand_from_entries(*entries)
     split, merge = _voi_from_entries(*entries)
     return {
@@ -590,7 +852,8 @@ def segmentation_scores(gt, seg, *, ignore_labels=(0,)) -> dict[str, float]:
 # foreground masks (tracing protocol)
 # --------------------------------------------------------------------------------------------
 
-def foreground_precision_recall(gt_mask, mask) -> tuple[float, float]:
+def foreground_precision_recall(gt_mask, mask, *, block_shape=None, scheduler=None,
+                                workers=None) -> tuple[float, float]:
     """Precision and recall of a predicted foreground mask against the true one.
 
     precision = |gt AND mask| / |mask| (how much of the predicted foreground is real),
@@ -606,6 +869,9 @@ def foreground_precision_recall(gt_mask, mask) -> tuple[float, float]:
     ----------
     gt_mask, mask : array_like of bool
         True and predicted foreground, same shape.
+    block_shape, scheduler, workers : optional
+        Blockwise evaluation of volumes larger than memory (zarr, HDF5, dask inputs): the
+        three voxel counts are summed over blocks, so the result is identical.
 
     Returns
     -------
@@ -624,12 +890,21 @@ def foreground_precision_recall(gt_mask, mask) -> tuple[float, float]:
     >>> foreground_precision_recall(gt, np.array([1, 1, 0, 1, 0], bool))
     (0.6666666666666666, 0.6666666666666666)
     """
-    gt_mask = check_image(gt_mask, name="gt_mask") != 0
-    mask = check_image(mask, name="mask") != 0
+    gt_mask = _check_source(gt_mask, "gt_mask")
+    mask = _check_source(mask, "mask")
     check_same_shape(gt_mask, mask, names=("gt_mask", "mask"))
-    hits = int(np.count_nonzero(gt_mask & mask))
-    n_pred = int(np.count_nonzero(mask))
-    n_true = int(np.count_nonzero(gt_mask))
+    block = _block_plan((gt_mask, mask), block_shape)
+    if block is None:
+        hits, n_pred, n_true = _foreground_counts(gt_mask, mask, None)
+    else:
+        parts = _for_blocks(_foreground_counts, (gt_mask, mask), block, scheduler=scheduler, workers=workers)
+        hits, n_pred, n_true = (sum(p[k] for p in parts) for k in range(3))
     precision = hits / n_pred if n_pred else 1.0
     recall = hits / n_true if n_true else 1.0
     return precision, recall
+
+
+def _foreground_counts(gt_mask, mask, block):
+    gt_mask = check_image(gt_mask, name="gt_mask") != 0
+    mask = check_image(mask, name="mask") != 0
+    return int(np.count_nonzero(gt_mask & mask)), int(np.count_nonzero(mask)), int(np.count_nonzero(gt_mask))
