@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import re
 from pathlib import Path
 
 import numpy as np
@@ -47,15 +49,65 @@ def _parse_metrics(spec: str, gt: np.ndarray) -> list[str]:
     return list(dict.fromkeys(names))  # keep the order given, drop repeats
 
 
-def _parse_data_range(spec: str | None, gt: np.ndarray):
-    if spec is None or spec.lower() == "range":
-        return None  # mire.metrics default: gt.max() - gt.min()
-    if spec.lower() == "peak":
-        return float(np.max(gt))  # paper-2020 protocol
+def _parse_data_range(spec: str | None):
+    if spec is None or spec.lower() in ("range", "peak"):
+        # mire.metrics computes them (blockwise for big inputs): gt.max() - gt.min() by
+        # default, gt.max() for the paper-2020 protocol
+        return None if spec is None else spec.lower()
     try:
         return float(spec)
     except ValueError:
         raise ValueError(f"--data-range must be a number, 'peak' or 'range', got {spec!r}") from None
+
+
+def _parse_block_size(spec: str | None):
+    """``"128"`` -> 128 (every axis), ``"32,256,256"`` -> a tuple; None -> None."""
+    if spec is None:
+        return None
+    try:
+        sizes = tuple(int(v) for v in spec.split(","))
+    except ValueError:
+        raise ValueError(f"--block-size must be an integer or comma-separated integers such as "
+                         f"32,256,256, got {spec!r}") from None
+    if any(v < 1 for v in sizes):
+        raise ValueError(f"--block-size must be positive, got {spec!r}")
+    return sizes[0] if len(sizes) == 1 else sizes
+
+
+def _read(path: Path, *, lazy: bool):
+    """Chunked containers (zarr / OME-Zarr, HDF5) are always opened lazily, so the metrics
+    read them block by block; other files too when blocks were asked for."""
+    from mire.io import imread
+    from mire.io.formats import read_format
+
+    if lazy or read_format(path) in ("omezarr", "hdf5"):
+        return imread(path, lazy=True)
+    return np.asarray(imread(path))
+
+
+@contextlib.contextmanager
+def _cluster_client(address: str | None):
+    """One dask.distributed client for every metric of the run (None: local scheduler)."""
+    if not address:
+        yield None
+        return
+    # Checked here because distributed's Client, once it failed to parse an address, hangs
+    # for 20 s in its finalizer.
+    if not re.fullmatch(r"inproc://\S+|([a-z]+://)?[^\s/]+:\d+", address):
+        raise ValueError(f"--cluster must be a dask scheduler address such as tcp://10.0.0.1:8786, got {address!r}")
+    try:
+        from distributed import Client
+    except ImportError:
+        raise ValueError("--cluster needs dask.distributed: pip install distributed") from None
+    try:
+        # set as default: distributed.as_completed (used by mire.blockwise) looks the client up
+        client = Client(address, timeout="10s")
+    except (OSError, ValueError, TypeError) as exc:
+        raise ConnectionError(f"cannot reach the dask scheduler at {address!r}: {exc}") from None
+    try:
+        yield client
+    finally:
+        client.close()
 
 
 def _parse_ignore(spec: str) -> tuple[int, ...]:
@@ -65,21 +117,26 @@ def _parse_ignore(spec: str) -> tuple[int, ...]:
         raise ValueError(f"--ignore-labels must be comma-separated integers, got {spec!r}") from None
 
 
-def evaluate_arrays(pred: np.ndarray, gt: np.ndarray, metrics: list[str], *, data_range=None,
-                    window: int = 5, ignore_labels=(0,)) -> dict[str, float]:
-    """Compute the named metrics of ``pred`` against ``gt``; keys as in the JSON output."""
+def evaluate_arrays(pred, gt, metrics: list[str], *, data_range=None, window: int = 5, ignore_labels=(0,),
+                    block_shape=None, scheduler=None, workers: int | None = None) -> dict[str, float]:
+    """Compute the named metrics of ``pred`` against ``gt``; keys as in the JSON output.
+
+    numpy inputs are scored in memory (blockwise if ``block_shape`` is given); zarr, HDF5
+    and dask inputs block by block, on ``scheduler`` with ``workers`` (see mire.metrics).
+    """
     from mire import metrics as M
 
     if np.shape(pred) != np.shape(gt):
         raise ValueError(f"PRED shape {np.shape(pred)} does not match GT shape {np.shape(gt)}")
+    blockwise = {"block_shape": block_shape, "scheduler": scheduler, "workers": workers}
     out: dict[str, float] = {}
     if "psnr" in metrics:
-        out["psnr"] = M.psnr(gt, pred, data_range=data_range)
+        out["psnr"] = M.psnr(gt, pred, data_range=data_range, **blockwise)
     if "ssim" in metrics:
-        out["ssim"] = M.ssim(gt, pred, data_range=data_range, window=window)
+        out["ssim"] = M.ssim(gt, pred, data_range=data_range, window=window, **blockwise)
     if {"arand", "voi", "cremi"} & set(metrics):
         # One contingency table for all label metrics.
-        scores = M.segmentation_scores(gt, pred, ignore_labels=ignore_labels)
+        scores = M.segmentation_scores(gt, pred, ignore_labels=ignore_labels, **blockwise)
         if "arand" in metrics:
             out.update({k: scores[k] for k in ("arand_error", "arand_precision", "arand_recall")})
         if "voi" in metrics:
@@ -87,7 +144,8 @@ def evaluate_arrays(pred: np.ndarray, gt: np.ndarray, metrics: list[str], *, dat
         if "cremi" in metrics:
             out["cremi_score"] = scores["cremi_score"]
     if "fg" in metrics:
-        out["fg_precision"], out["fg_recall"] = M.foreground_precision_recall(gt != 0, pred != 0)
+        # nonzero = foreground, counted per block by the metric itself
+        out["fg_precision"], out["fg_recall"] = M.foreground_precision_recall(gt, pred, **blockwise)
     return out
 
 
@@ -106,6 +164,14 @@ def evaluate(
     ignore_labels: str = typer.Option(
         "0", "--ignore-labels", help="GT labels left out of arand/voi/cremi (comma-separated; '' for none)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object (metric -> value) instead of a table."),
+    block_size: str = typer.Option(
+        None, "--block-size",
+        help="Score block by block: one size for every axis or one per axis (e.g. 32,256,256). zarr / "
+             "OME-Zarr / HDF5 inputs are always read block by block (default blocks: whole chunks, "
+             "about 4 million voxels)."),
+    workers: int = typer.Option(None, "--workers", min=1, help="Local worker threads for blockwise scoring."),
+    cluster: str = typer.Option(
+        None, "--cluster", help="Address of a dask.distributed scheduler (tcp://host:8786) to score the blocks on."),
 ):
     """Score PRED against GT and print a table (or JSON with --json).
 
@@ -114,19 +180,23 @@ def evaluate(
     JSON keys: psnr, ssim, arand_error/precision/recall, voi_split/merge, cremi_score, fg_precision/recall.
 
     An infinite PSNR (identical images) is written as null in the JSON output.
-    """
-    from mire.io import imread
 
+    Volumes larger than memory (zarr / OME-Zarr, HDF5) are never loaded whole: every metric is
+    summed over blocks (contingency tables for the label metrics) and equals the in-memory value.
+    """
     with friendly_errors():
-        with console.status(f"reading {pred.name} and {gt.name}"):
-            gt_arr = np.asarray(imread(gt))
-            pred_arr = np.asarray(imread(pred))
+        block_shape = _parse_block_size(block_size)
+        range_spec = _parse_data_range(data_range)
+        with console.status(f"opening {pred.name} and {gt.name}"):
+            gt_arr = _read(gt, lazy=block_shape is not None)
+            pred_arr = _read(pred, lazy=block_shape is not None)
         if pred_arr.shape != gt_arr.shape:
             raise ValueError(f"PRED {pred} has shape {pred_arr.shape} but GT {gt} has shape {gt_arr.shape}")
         names = _parse_metrics(metrics, gt_arr)
-        with console.status("computing " + ", ".join(names)):
-            results = evaluate_arrays(pred_arr, gt_arr, names, data_range=_parse_data_range(data_range, gt_arr),
-                                      window=window, ignore_labels=_parse_ignore(ignore_labels))
+        with _cluster_client(cluster) as client, console.status("computing " + ", ".join(names)):
+            results = evaluate_arrays(pred_arr, gt_arr, names, data_range=range_spec, window=window,
+                                      ignore_labels=_parse_ignore(ignore_labels), block_shape=block_shape,
+                                      scheduler=client, workers=workers)
 
     if as_json:
         clean = {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in results.items()}
