@@ -104,33 +104,52 @@ def richardson_lucy(image, psf, *, n_iter: int = 30, tv_weight: float = 0.0, bou
     device = torch.device(device) if device is not None else default_device()
     dtype = compute_dtype(img)
     y = to_tensor(img, dtype=dtype, device=device)
-    if boundary == "valid":
-        op = Blur(kernel, img.shape, boundary="valid", dtype=dtype, device=device)
-        # H^T 1: how much of each unknown voxel's light reaches the detector (Bertero & Boccacci)
-        norm = op.adjoint(torch.ones_like(y))
-        offset = tuple(slice(k - 1 - k // 2, k - 1 - k // 2 + n) for k, n in zip(kernel.shape, img.shape))
-        x = torch.full(op.in_shape, float(y.mean()) if float(y.mean()) > 0 else 0.5, dtype=dtype, device=device)
+    # The Blur operator supplies the OTF and the FFT grid once; the loop then stays on that grid
+    # (x and the ratio live in fixed regions of it, zero elsewhere), so an iteration is four FFTs
+    # and a handful of in-place passes, with no padding copies or cropping per operator call.
+    op = Blur(kernel, img.shape, boundary=boundary, dtype=dtype, device=device)
+    grid, dims = op.fft_shape, tuple(range(img.ndim))
+    otf, otf_conj = op.otf, op.otf.conj().resolve_conj()
+    k = np.array(kernel.shape)
+    if boundary == "valid":  # unknown: in_shape at the grid origin; data: where its footprint is inside
+        x_region = tuple(slice(0, n) for n in op.in_shape)
+        y_region = tuple(slice(int(kk - 1 - kk // 2), int(kk - 1 - kk // 2) + n) for kk, n in zip(k, img.shape))
     else:
-        op = Blur(kernel, img.shape, boundary=boundary, dtype=dtype, device=device)
-        norm = None
-        offset = tuple(slice(None) for _ in img.shape)
-        x = torch.full(img.shape, 0.5, dtype=dtype, device=device)  # scikit-image's start
+        x_region = y_region = tuple(slice(0, n) for n in img.shape)
+    offset = tuple(slice(y.start - x.start, y.stop - x.start) for x, y in zip(x_region, y_region))
+    x_full = torch.zeros(grid, dtype=dtype, device=device)
+    r_full = torch.zeros(grid, dtype=dtype, device=device)
+    x = x_full[x_region]
+    if boundary == "valid":
+        # H^T 1: how much of each unknown voxel's light reaches the detector (Bertero & Boccacci)
+        r_full[y_region] = 1
+        norm = torch.fft.irfftn(torch.fft.rfftn(r_full, dim=dims) * otf_conj, s=grid, dim=dims)[x_region]
+        inv_norm = torch.where(norm > 1e-6, 1.0 / norm.clamp_min(1e-6), torch.zeros_like(norm))
+        x.fill_(float(y.mean()) if float(y.mean()) > 0 else 0.5)
+    else:
+        norm = inv_norm = None
+        x.fill_(0.5)  # scikit-image's start
     sp = normalize_spacing(spacing, img.ndim)
+    ratio = r_full[y_region]
     with progress_bar(progress, int(n_iter), "Richardson-Lucy") as bar:
         for _ in range(int(n_iter)):
-            ratio = y / (op.forward(x) + eps)
-            corr = op.adjoint(ratio)
-            denom = norm
+            hx = torch.fft.irfftn(torch.fft.rfftn(x_full, dim=dims).mul_(otf), s=grid, dim=dims)[y_region]
+            torch.div(y, hx.add_(eps), out=ratio)
+            corr = torch.fft.irfftn(torch.fft.rfftn(r_full, dim=dims).mul_(otf_conj), s=grid, dim=dims)[x_region]
             if tv_weight > 0:
-                g = grad(x, sp)
+                g = grad(x.contiguous(), sp)
                 unit = g / torch.sqrt((g * g).sum(0) + 1e-12)
                 # d TV / dx = grad^T (grad x / |grad x|); RL-TV divides by (H^T 1 + w dTV/dx)
                 tv_term = tv_weight * grad_adjoint(unit, sp)
                 denom = (1.0 if norm is None else norm) + tv_term
                 denom = denom.clamp_min(1e-2 * (1.0 if norm is None else float(norm.max())))
-            x = x * corr if denom is None else x * corr / denom
-            if norm is not None and denom is norm:
-                x = torch.where(norm > 1e-6, x, torch.zeros_like(x))
+                x.mul_(corr).div_(denom)
+                if norm is not None:
+                    x.mul_(norm > 1e-6)
+            else:
+                x.mul_(corr)
+                if inv_norm is not None:
+                    x.mul_(inv_norm)
             bar.advance(1)
     out = to_numpy(x[offset])
     return out.astype(np.float64 if dtype == torch.float64 else np.float32, copy=False)
