@@ -135,7 +135,7 @@ def _extrema_block(x, block):
     return float(np.min(x)), float(np.max(x))
 
 
-def _sum_extrema(parts) -> tuple[float, float]:
+def _combine_extrema(parts) -> tuple[float, float]:
     return min(p[0] for p in parts), max(p[1] for p in parts)
 
 
@@ -245,7 +245,7 @@ def psnr(gt, pred, *, data_range=None, block_shape=None, scheduler=None, workers
         # One pass gives both the squared errors and gt's extrema (cheap, and often needed).
         parts = _for_blocks(_psnr_block, (gt, pred), block, scheduler=scheduler, workers=workers)
         sse = math.fsum(p[2] for p in parts)
-        lo, hi = _sum_extrema(parts)
+        lo, hi = _combine_extrema(parts)
         extrema = lambda: (lo, hi)  # noqa: E731
     data_range = _data_range_value(spec, extrema)
     mse = sse / math.prod(gt.shape)
@@ -426,7 +426,7 @@ def ssim(gt, pred, *, data_range=None, window=None, gaussian=False, block_shape=
         total, n_windows = _ssim_total(gt, pred, weights, (0.01 * R) ** 2, (0.03 * R) ** 2)
         return total / n_windows
     run = functools.partial(_for_blocks, scheduler=scheduler, workers=workers)
-    R = _data_range_value(spec, lambda: _sum_extrema(run(_extrema_block, (gt,), block)))
+    R = _data_range_value(spec, lambda: _combine_extrema(run(_extrema_block, (gt,), block)))
     parts = run(functools.partial(_ssim_block, weights=weights, c1=(0.01 * R) ** 2, c2=(0.03 * R) ** 2),
                 (gt, pred), block, halo=width // 2)
     return math.fsum(p[0] for p in parts) / sum(p[1] for p in parts)
