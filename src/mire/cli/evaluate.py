@@ -117,6 +117,25 @@ def _parse_ignore(spec: str) -> tuple[int, ...]:
         raise ValueError(f"--ignore-labels must be comma-separated integers, got {spec!r}") from None
 
 
+@contextlib.contextmanager
+def _progress(what: str, blockwise: bool, client):
+    """A spinner for in-memory work; a bar per pass over the blocks on the local scheduler
+    (stderr, so --json output stays clean); the dashboard's address on a cluster."""
+    if not blockwise or client is not None:
+        if client is not None:
+            console.print(f"scoring on {client.scheduler.address}; progress: {client.dashboard_link}")
+        with console.status("computing " + what):
+            yield
+        return
+    import sys
+
+    from dask.diagnostics import ProgressBar
+
+    console.print(f"computing {what} block by block")
+    with ProgressBar(minimum=1.0, out=sys.stderr):   # passes shorter than 1 s show no bar
+        yield
+
+
 def evaluate_arrays(pred, gt, metrics: list[str], *, data_range=None, window: int = 5, ignore_labels=(0,),
                     block_shape=None, scheduler=None, workers: int | None = None) -> dict[str, float]:
     """Compute the named metrics of ``pred`` against ``gt``; keys as in the JSON output.
@@ -193,7 +212,9 @@ def evaluate(
         if pred_arr.shape != gt_arr.shape:
             raise ValueError(f"PRED {pred} has shape {pred_arr.shape} but GT {gt} has shape {gt_arr.shape}")
         names = _parse_metrics(metrics, gt_arr)
-        with _cluster_client(cluster) as client, console.status("computing " + ", ".join(names)):
+        lazy = not (isinstance(gt_arr, np.ndarray) and isinstance(pred_arr, np.ndarray))
+        with _cluster_client(cluster) as client, _progress(", ".join(names), lazy or block_shape is not None,
+                                                           client):
             results = evaluate_arrays(pred_arr, gt_arr, names, data_range=range_spec, window=window,
                                       ignore_labels=_parse_ignore(ignore_labels), block_shape=block_shape,
                                       scheduler=client, workers=workers)
