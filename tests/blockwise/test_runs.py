@@ -145,3 +145,19 @@ def test_scheduler_errors():
     with dask.config.set({"distributed.comm.timeouts.connect": "1s"}):
         with pytest.raises(ConnectionError, match="dask scheduler"):
             map_blocks(smooth, np.ones((8, 8)), block_shape=4, scheduler="tcp://127.0.0.1:1")
+
+
+def test_cluster_by_address_or_non_default_client():
+    distributed = pytest.importorskip("distributed")
+
+    vol = np.random.default_rng(3).random((8, 24, 24))
+    expected = map_blocks(smooth, vol, block_shape=(4, 12, 12), halo=2, scheduler="threads")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None,
+                                  silence_logs=50) as cluster:
+        # no default client exists: the address gets its own client for the run
+        parts = for_blocks(lambda a, blk: float(a[blk.inner].sum()), [vol], block_shape=(4, 12, 12),
+                           scheduler=cluster.scheduler_address)
+        assert sum(parts) == pytest.approx(vol.sum(), rel=1e-12)
+        with distributed.Client(cluster, set_as_default=False) as client:
+            np.testing.assert_array_equal(
+                map_blocks(smooth, vol, block_shape=(4, 12, 12), halo=2, scheduler=client), expected)

@@ -89,7 +89,8 @@ def _run_on_client(client, fn, items, *, progress, description):
     results = [None] * len(items)
     try:
         with progress_bar(progress, len(items), description) as bar:
-            for fut, res in as_completed(futures, with_results=True):
+            # loop=: the client may not be the default one (an address connected for this run)
+            for fut, res in as_completed(futures, with_results=True, loop=client.loop):
                 results[position[fut.key]] = res
                 fut.release()
                 bar.advance()
