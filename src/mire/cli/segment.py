@@ -45,6 +45,57 @@ def _axes(ndim: int) -> str:
     return "ZYX"[-ndim:]
 
 
+def _ints(text: str, option: str, ndim: int) -> tuple[int, ...]:
+    """``"64"`` or ``"16,256,256"`` -> one int per axis."""
+    try:
+        values = tuple(int(v) for v in text.split(","))
+    except ValueError:
+        raise ValueError(f"{option} must be an integer or comma-separated integers such as 16,256,256; "
+                         f"got {text!r}") from None
+    if len(values) == 1:
+        values *= ndim
+    if len(values) != ndim:
+        raise ValueError(f"{option} has {len(values)} values but the image is {ndim}D")
+    return values
+
+
+def _segment_blocks(image, out, *, block_size, halo, thresholds, invert, stitch, workers, cluster, progress,
+                    options):
+    """The blockwise path: lazy input, zarr / OME-Zarr output written block by block."""
+    import numpy as np
+
+    from mire.io import imread, imwrite
+    from mire.segment import segment_blockwise
+
+    data = imread(image, lazy=True)  # dask: each block reads only its own window
+    if data.ndim not in (2, 3):
+        raise ValueError(f"{image}: a boundary map must be 2D or 3D, got shape {data.shape}")
+    # elementwise and lazy, so still read block by block (as _as_probability does in memory)
+    if np.issubdtype(data.dtype, np.integer):
+        data = data.astype(np.float32) / np.float32(np.iinfo(data.dtype).max)
+    else:
+        data = data.astype(np.float32)
+    if invert:
+        data = 1.0 - data
+    block = _ints(block_size, "--block-size", data.ndim) if block_size else tuple(min(n, 256) for n in data.shape)
+    halo_t = _ints(halo, "--halo", data.ndim)
+    zarr_out = out.name.lower().endswith(".zarr")
+    for t in thresholds:
+        path = _out_path(out, t, len(thresholds) > 1)
+        seg = segment_blockwise(data, block_shape=block, halo=halo_t, threshold=t, stitch=stitch,
+                                out=path if zarr_out else None, axes=_axes(data.ndim), scheduler=cluster,
+                                workers=workers, progress=progress, **options)
+        if not zarr_out:  # other formats are written whole, from memory
+            imwrite(path, seg, axes=_axes(seg.ndim))
+        if zarr_out:  # ids are 1..N: the count is the maximum, read block by block
+            import dask.array as da
+
+            n = int(da.from_zarr(seg).max().compute())
+        else:
+            n = int(np.count_nonzero(np.unique(seg)))
+        console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
+
+
 def segment_cmd(
     image: Path = typer.Argument(..., help="Raw EM (with --model), boundary probability map (1 = membrane) "
                                            "or affinities (C, Z, Y, X)."),
@@ -64,6 +115,18 @@ def segment_cmd(
     min_distance: float = typer.Option(3.0, "--min-distance", help="Seed spacing of the watershed (voxels)."),
     per_slice: bool = typer.Option(False, "--per-slice", help="2D watershed per z-slice (thick-section ssTEM)."),
     invert: bool = typer.Option(False, "--invert", help="The map is 1 inside cells (1 - boundary): invert it."),
+    block_size: str = typer.Option(None, "--block-size",
+                                   help="Segment block by block, e.g. 64,256,256 (Z,Y,X): the input is read one "
+                                        "block at a time and labels are stitched across blocks (--boundaries)."),
+    halo: str = typer.Option("16", "--halo", help="Context voxels around each block: one number or Z,Y,X."),
+    stitch: str = typer.Option("graph", "--stitch",
+                               help="graph: one agglomeration of the blocks' summed region graph (as in memory); "
+                                    "overlap: each block agglomerates, segments matched by overlap."),
+    workers: int = typer.Option(None, "--workers", help="Local worker threads (default: one per core)."),
+    cluster: str = typer.Option(None, "--cluster",
+                                help="dask.distributed scheduler address (tcp://host:8786); the output and its "
+                                     "scratch folder must be on storage the workers share."),
+    progress: bool = typer.Option(False, "--progress", help="Show a progress bar per pass (blockwise)."),
 ):
     """Segment raw EM with a model, or a boundary map / affinities: watershed, agglomeration, cleanup."""
     with friendly_errors():
@@ -76,6 +139,15 @@ def segment_cmd(
             raise ValueError("say what IMAGE holds: give exactly one of --boundaries, --affinities or --model")
         if not image.exists():
             raise FileNotFoundError(f"input not found: {image}")
+        if block_size is not None or cluster is not None:
+            if not boundaries:
+                raise ValueError("--block-size/--cluster segment boundary maps (--boundaries); for raw EM, "
+                                 "predict the boundary map first, for affinities segment in memory")
+            _segment_blocks(image, out, block_size=block_size, halo=halo, thresholds=_thresholds(threshold or "0.5"),
+                            invert=invert, stitch=stitch, workers=workers, cluster=cluster, progress=progress,
+                            options=dict(min_size=min_size, scoring=scoring or "mean", min_distance=min_distance,
+                                         per_slice=per_slice))
+            return
         if model is not None:
             segmenter = Segmenter.load(model)
             thr = _thresholds(threshold) if threshold else [float(segmenter.metadata["postprocess"]["threshold"])]
@@ -89,7 +161,7 @@ def segment_cmd(
             segs = segmenter.segment(imread(image), **opts)
             for t, seg in zip(thr, segs):
                 path = _out_path(out, t, len(thr) > 1)
-                imwrite(path, seg, axes=_axes(seg.ndim))
+                imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")
                 console.print(f"threshold {t:g}: {int(np.count_nonzero(np.unique(seg)))} segments -> {path}")
             return
         thr = _thresholds(threshold or "0.5")
@@ -104,7 +176,7 @@ def segment_cmd(
                                       min_distance=min_distance)
         for t, seg in zip(thr, segs):
             path = _out_path(out, t, len(thr) > 1)
-            imwrite(path, seg, axes=_axes(seg.ndim))
+            imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")  # labels: no averaged pyramid
             n = int(np.count_nonzero(np.unique(seg)))
             console.print(f"threshold {t:g}: {n} segments -> {path}")
 
