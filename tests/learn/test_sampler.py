@@ -108,15 +108,47 @@ def test_noise2void_sampler_masks_loss_pixels_only():
 def test_simulate_sampler_noise_matches_protocol():
     clean = np.zeros((24, 48, 48))
     clean[12, 24, 24] = 100.0  # peak 100: the flat background shows the pure noise
-    s = simulate_sampler(clean, patch=(8, 16, 16), conditions=["N2-B1"], augment=False)
+    s = simulate_sampler(clean, patch=(8, 16, 16), conditions=["N2-B1"], augment=False, n_windows=1)
     assert s.ranges[0][0] == (0.0, 100.0)  # percentiles of a flat image fall back to min/max
     ex = s.make_example
-    lo, hi = ex.stats[0]["N2-B1"]
+    [(lo, hi)] = ex.stats[0]["N2-B1"]
     x, y, _ = s.batch(0, batch_size=16)
     noise = (x - y).numpy() * (hi - lo)  # back to clean-normalized units (peak = 1)
     assert np.std(noise) == pytest.approx(1 / 7, rel=0.05)
     # input normalized like Restorer.predict normalizes a degraded stack: by its own percentiles
-    assert lo < 0 < hi
+    # (1st and 99.8th percentiles of N(0, 1/7): -2.33 / 7 and 2.88 / 7)
+    assert lo == pytest.approx(-2.33 / 7, rel=0.1) and hi == pytest.approx(2.88 / 7, rel=0.1)
+
+
+def _sparse_stack(shape=(16, 96, 96)):
+    """Dark background, a bright structure in one corner only: percentiles depend on the window."""
+    clean = np.zeros(shape)
+    clean[:, 8:40, 8:40] = 50.0
+    clean[:, 20:24, 8:40] = 250.0
+    return clean
+
+
+def test_simulated_normalization_spans_what_predict_meets():
+    # Regression: the percentiles that normalized every training patch came from ONE central
+    # crop, while Restorer.predict uses those of whatever it is given. On sparse data the two
+    # differ by 2x and the network, trained at one scale, failed at the other.
+    from mire.learn.normalize import percentile_range
+    from mire.optics import simulate
+
+    clean = _sparse_stack()
+    s = simulate_sampler(clean, patch=(8, 32, 32), conditions=["N1-B1"], stats_size=(16, 96, 96), n_windows=24)
+    windows = np.array(s.make_example.stats[0]["N1-B1"])
+    assert windows.shape == (24, 2)
+    # what predict computes, in the sampler's units (clean / 250): the whole stack, the empty
+    # corner, the bright corner
+    unit = s.ranges[0][0][1]
+    noisy = simulate(clean, condition="N1-B1", seed=3) / unit
+    for crop in (noisy, noisy[:, 48:, 48:], noisy[:, :48, :48]):
+        lo, hi = percentile_range(crop)
+        assert windows[:, 0].min() - 0.05 < lo < windows[:, 0].max() + 0.05
+        assert windows[:, 1].min() * 0.9 < hi < windows[:, 1].max() * 1.1
+    # and the windows really differ (the bright corner in or out)
+    assert windows[:, 1].max() > 1.5 * windows[:, 1].min()
 
 
 def test_percentile_range_reads_a_bounded_subsample():

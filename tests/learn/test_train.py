@@ -123,3 +123,26 @@ def test_multichannel_bce_with_ignore_mask_for_segmentation_targets():
     hist = train(model, Sampler(), loss="bce", epochs=2, steps_per_epoch=10, batch_size=2, lr=1e-2,
                  progress=False, device="cpu")
     assert hist["loss"][-1] < hist["loss"][0]
+
+
+def test_global_validation_psnr_scores_the_pooled_error_by_hand():
+    # Regression: per-patch data ranges made validation PSNR meaningless on sparse stacks (a
+    # background patch's range is a sliver of noise), so the "best" checkpoint was arbitrary.
+    from mire.metrics import psnr
+
+    rng = np.random.default_rng(0)
+    y1, y2 = rng.random((2, 1, 8, 8)), 4 * rng.random((2, 1, 8, 8))  # targets of very different ranges
+    batches = [(torch.tensor(y1 + 0.1, dtype=torch.float32), torch.tensor(y1, dtype=torch.float32), None),
+               (torch.tensor(y2 - 0.3, dtype=torch.float32), torch.tensor(y2, dtype=torch.float32), None)]
+    identity = torch.nn.Identity()
+    identity.register_parameter("p", torch.nn.Parameter(torch.zeros(1)))  # evaluate() needs a device
+    data_range = max(y1.max(), y2.max()) - min(y1.min(), y2.min())
+    expected = 10 * np.log10(data_range ** 2 / ((0.1 ** 2 + 0.3 ** 2) / 2))  # pooled MSE 0.05
+    got = evaluate(identity, batches, data_range="global")
+    assert got["psnr"] == pytest.approx(expected, abs=1e-3)
+    # equal to mire.metrics.psnr of all patches together
+    pred = np.concatenate([b[0].numpy() for b in batches]).astype(np.float64)
+    tgt = np.concatenate([b[1].numpy() for b in batches]).astype(np.float64)
+    assert got["psnr"] == pytest.approx(psnr(tgt, pred, data_range=data_range), abs=1e-3)
+    with pytest.raises(ValueError, match="data_range"):
+        evaluate(identity, batches, data_range="patch")

@@ -48,35 +48,55 @@ def _array_max(a) -> float:
 class SimulatedExamples:
     """Degrade clean crops on the fly with :func:`mire.optics.simulate` (paper-2020 protocol).
 
-    A random condition per patch. The network input is normalized exactly as
-    :meth:`mire.restore.Restorer.predict` will normalize a whole degraded stack (by its own
-    percentiles, estimated once per image and condition on a central crop), and the target is the
-    clean crop in the same units, so training and prediction see the same scale.
+    A random condition per patch. The network input is normalized as
+    :meth:`mire.restore.Restorer.predict` normalizes a whole degraded image: by the percentiles of
+    a degraded *window* of the stack, in the same units as the clean target. Prediction sees
+    whatever the user passes (a whole stack, a sparse crop, a bright crop), and on sparse
+    fluorescence those percentiles swing by 2x with the content: so each patch draws one of
+    ``n_windows`` windows of random position and size (a quarter to all of ``stats_size``,
+    clipped to the stack) and the network learns every normalization it will meet. Estimating
+    them on one central crop only (as before) made a model that failed on other crops.
     """
 
     def __init__(self, groups, ranges, *, conditions, margin: int, ndim: int, percentiles=PERCENTILES,
-                 stats_size=(32, 256, 256), seed: int = 0):
+                 stats_size=(32, 256, 256), n_windows: int = 8, seed: int = 0):
         from mire.optics.simulate import parse_condition
 
         self.conditions = tuple(conditions)
         self.params = {c: parse_condition(c) for c in self.conditions}
         self.margin, self.ndim = margin, ndim
         self.peaks, self.stats = [], []
+        rng = np.random.default_rng([seed, 7])
         for gi, g in enumerate(groups):
             lo, hi = ranges[gi][0]
             peak = (_array_max(g[0]) - lo) / (hi - lo)  # the paper's peak, in normalized units
             self.peaks.append(peak)
-            a = g[0]
-            lead = (0,) * (a.ndim - ndim)
-            spatial = a.shape[a.ndim - ndim:]
-            size = stats_size[-ndim:]
-            window = lead + tuple(slice(max(0, (s - c) // 2), max(0, (s - c) // 2) + c) for s, c in zip(spatial, size))
-            crop = (np.asarray(a[window], dtype=np.float64) - lo) / (hi - lo)
-            per_cond = {}
-            for c in self.conditions:
-                degraded = self._degrade(crop, c, peak, seed)
-                per_cond[c] = percentile_range(degraded, percentiles=percentiles)
+            per_cond = {c: [] for c in self.conditions}
+            for _ in range(max(1, int(n_windows))):
+                crop = (_random_window(g[0], stats_size[-ndim:], ndim, rng) - lo) / (hi - lo)
+                for c, r in self._window_ranges(crop, peak, percentiles, rng).items():
+                    per_cond[c].append(r)
             self.stats.append(per_cond)
+
+    def _window_ranges(self, crop, peak, percentiles, rng):
+        """Percentiles of ``crop`` under every condition: blurred once per sigma, noised on a subsample.
+
+        Gaussian noise is i.i.d., so adding it to a strided subsample of the blurred crop gives
+        the same percentile distribution as subsampling the noisy crop (which is what
+        :func:`percentile_range` does at prediction time), for a fraction of the cost.
+        """
+        from mire.learn.normalize import subsample
+        from mire.optics.simulate import simulate
+
+        out, blurred = {}, {}
+        for c in self.conditions:
+            sigma, fraction = self.params[c]
+            if sigma not in blurred:
+                b = simulate(crop, condition=None, blur_sigma=sigma, noise="none")
+                blurred[sigma] = subsample(b, max_elements=2**20)
+            sample = blurred[sigma] + rng.normal(0.0, fraction * peak, size=blurred[sigma].shape)
+            out[c] = percentile_range(sample, percentiles=percentiles)
+        return out
 
     def _degrade(self, crop, condition, peak, seed):
         from mire.optics.simulate import simulate
@@ -89,21 +109,38 @@ class SimulatedExamples:
         condition = self.conditions[int(rng.integers(len(self.conditions)))]
         clean = crops[0]
         degraded = self._degrade(clean, condition, self.peaks[group_index], int(rng.integers(2**31)))
-        lo, hi = self.stats[group_index][condition]
+        windows = self.stats[group_index][condition]
+        lo, hi = windows[int(rng.integers(len(windows)))]
         x = center_crop((degraded - lo) / (hi - lo), self.margin, self.ndim)
         y = center_crop((clean - lo) / (hi - lo), self.margin, self.ndim)
         return x[None].astype(np.float32), y[None].astype(np.float32), None
 
 
+def _random_window(a, size, ndim: int, rng) -> np.ndarray:
+    """A float64 window of ``a`` (last ``ndim`` axes spatial) at a random place, each side between
+    a quarter of ``size`` (or of the axis, if smaller) and all of it; one random index per leading axis."""
+    lead = tuple(int(rng.integers(s)) for s in a.shape[: a.ndim - ndim])
+    spatial = a.shape[a.ndim - ndim:]
+    window = []
+    for s, c in zip(spatial, size):
+        c = min(int(c), s)
+        n = int(rng.integers(max(1, c // 4), c + 1))
+        start = int(rng.integers(0, s - n + 1))
+        window.append(slice(start, start + n))
+    return np.asarray(a[lead + tuple(window)], dtype=np.float64)
+
+
 def simulate_sampler(clean, *, patch, conditions=None, seed: int = 0, augment: bool = True,
-                     percentiles=PERCENTILES, stats_size=(32, 256, 256)):
+                     percentiles=PERCENTILES, stats_size=(32, 256, 256), n_windows: int = 8):
     """Patches of clean images degraded on the fly by the paper-2020 protocol (random condition each).
 
     Each patch is read with a margin of 3 blur sigmas, degraded by
     :func:`mire.optics.simulate` (Gaussian blur then Gaussian noise of SD ``fraction * peak``,
     ``peak`` = the maximum of the whole clean image), and cropped: fast and border-artifact free.
-    The percentiles that normalize the network input are estimated once per image and condition
-    by degrading a central crop of ``stats_size``.
+    The percentiles that normalize the network input and target are those of a degraded window
+    of the image (one of ``n_windows`` of random place and size up to ``stats_size``, drawn per
+    patch; see :class:`SimulatedExamples`), so the network meets the normalizations that
+    :meth:`mire.restore.Restorer.predict` will apply to whole stacks and crops alike.
 
     Examples
     --------
@@ -123,7 +160,7 @@ def simulate_sampler(clean, *, patch, conditions=None, seed: int = 0, augment: b
                            percentiles=percentiles)
     sampler.make_example = SimulatedExamples(sampler.groups, sampler.ranges, conditions=conditions,
                                              margin=margin, ndim=len(sampler.patch), percentiles=percentiles,
-                                             stats_size=stats_size, seed=seed)
+                                             stats_size=stats_size, n_windows=n_windows, seed=seed)
     return sampler
 
 

@@ -11,11 +11,18 @@ from mire.nets.unet import EncoderDecoder, UNet
 #: Named configurations. ``"paper"``: Ishii et al. 2020 (7 encoder + 7 decoder blocks of 3 convs,
 #: batch norm, ReLU). ``"fast"``: the CPU-fast default: a 2x space-to-depth stem so every conv runs
 #: on 1/4 (2D) or 1/8 (3D) of the pixels, factorized 3D kernels, and a residual output.
+#: ``"restore"``: the same CPU-fast layout for restoration (the default of
+#: :class:`mire.restore.Restorer`), without batch norm and without the residual output: batch-norm
+#: running statistics gathered on a few small patches do not describe whole images at prediction
+#: time, and a zero-initialized residual head starts at the identity, where the L1 loss's
+#: gradient is the sign of the noise (uncorrelated with the signal): such nets barely learned.
 PRESETS = {
     "paper": {"arch": "unet", "depth": 7, "base_channels": 16, "max_channels": 128, "convs_per_block": 3, "norm": "batch",
               "activation": "relu", "kernel": 3, "pool": 2, "conv": "full", "stem": 1, "residual": False},
     "fast": {"arch": "unet", "depth": 3, "base_channels": 24, "convs_per_block": 2, "norm": "batch",
              "activation": "relu", "kernel": 3, "pool": 2, "conv": "factorized", "stem": 2, "residual": True},
+    "restore": {"arch": "unet", "depth": 3, "base_channels": 16, "convs_per_block": 2, "norm": "none",
+                "activation": "relu", "kernel": 3, "pool": 2, "conv": "factorized", "stem": 2, "residual": False},
     "tiny": {"arch": "unet", "depth": 2, "base_channels": 8, "convs_per_block": 1, "norm": "none",
              "activation": "relu", "kernel": 3, "pool": 2, "conv": "full", "stem": 1, "residual": True},
 }

@@ -27,8 +27,8 @@ class Restorer:
     Parameters
     ----------
     config : dict or str, optional
-        Network config (see :func:`mire.nets.build_model`) or preset name (``"fast"``, the
-        default, or ``"paper"``).
+        Network config (see :func:`mire.nets.build_model`) or preset name: ``"restore"`` (the
+        default: CPU-fast, no batch norm, direct output), ``"fast"``, ``"paper"`` or ``"tiny"``.
     ndim : {2, 3}
         Spatial dimensions when ``config`` does not say.
     axes : str, optional
@@ -48,6 +48,7 @@ class Restorer:
     def __init__(self, config=None, *, ndim: int = 3, axes: str | None = None, percentiles=(1.0, 99.8)):
         from mire.nets import build_model
 
+        config = "restore" if config is None else config
         if isinstance(config, dict) and "ndim" in config:
             ndim = int(config["ndim"])
             self.model = build_model(config)
@@ -87,7 +88,8 @@ class Restorer:
             Default (16, 64, 64) in 3D, (96, 96) in 2D.
         epochs, steps_per_epoch, batch_size, lr, lr_decay, loss, val, checkpoint_dir, resume, seed,
         device, progress, callback, stop_event
-            See :func:`mire.learn.train`.
+            See :func:`mire.learn.train`. Validation PSNR (which picks the ``best`` checkpoint)
+            uses one data range for all validation patches (``val_data_range="global"``).
         conditions : list of str, optional
             Simulation conditions (default all nine).
 
@@ -123,7 +125,8 @@ class Restorer:
         history = train_loop(self.model, sampler, loss=loss, lr=lr, lr_decay=lr_decay, epochs=epochs,
                              steps_per_epoch=steps_per_epoch, batch_size=batch_size, val=val,
                              checkpoint_dir=checkpoint_dir, resume=resume, seed=seed, device=device,
-                             progress=progress, callback=callback, stop_event=stop_event)
+                             progress=progress, callback=callback, stop_event=stop_event,
+                             val_data_range="global")
         previous = self.metadata.get("training")
         self.metadata["training"] = {
             "mode": mode, "patch": list(patch), "epochs": epochs, "steps_per_epoch": steps_per_epoch,
