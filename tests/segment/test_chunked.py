@@ -168,3 +168,43 @@ def test_real_em_crop_blockwise_equals_whole(shared_data):
     blocks = segment_blockwise(b, block_shape=(12, 50, 64), halo=(12, 24, 24))  # 2 x 2 x 2 blocks
     assert adapted_rand_error(whole, blocks)[0] <= 0.01
     assert _face_splits(whole, blocks, (12, 50, 64)) == []
+
+
+def test_cli_segments_ome_zarr_in_blocks(volume, tmp_path):
+    from typer.testing import CliRunner
+
+    from mire.cli import app
+    from mire.io import iminfo, imread, imwrite
+
+    b = np.ascontiguousarray(np.tile(volume[0], (1, 2, 2))[:, :128, :128])  # 128 px: a 2-level pyramid
+    src, out = tmp_path / "membranes.ome.zarr", tmp_path / "seg.ome.zarr"
+    imwrite(src, (b * 255).round().astype(np.uint8), axes="ZYX")  # an 8-bit probability map
+    res = CliRunner().invoke(app, ["segment", str(src), str(out), "--boundaries", "--block-size", "6,64,64",
+                                   "--halo", "6,16,16", "--workers", "2"])
+    assert res.exit_code == 0, res.output
+    seg = imread(out)
+    expected = segment_blockwise((b * 255).round().astype(np.uint8) / np.float32(255), block_shape=(6, 64, 64),
+                                 halo=(6, 16, 16))
+    np.testing.assert_array_equal(seg, expected)
+    assert f"{seg.max()} segments" in res.output
+    info = iminfo(out)
+    assert info["levels"] == 2 and info["axes"] == "ZYX"
+    coarse = imread(out, level=1)
+    np.testing.assert_array_equal(coarse, seg[:, ::2, ::2])  # nearest: labels are picked, not averaged
+
+
+def test_cli_block_errors(tmp_path):
+    from typer.testing import CliRunner
+
+    from mire.cli import app
+    from mire.io import imwrite
+
+    src = tmp_path / "b.ome.zarr"
+    imwrite(src, np.zeros((4, 32, 32), np.float32), axes="ZYX")
+    runner = CliRunner()
+    res = runner.invoke(app, ["segment", str(src), str(tmp_path / "o.zarr"), "--boundaries", "--block-size", "4,x"])
+    assert res.exit_code == 2 and "comma-separated integers" in res.output
+    res = runner.invoke(app, ["segment", str(src), str(tmp_path / "o.zarr"), "--boundaries", "--block-size", "4,16"])
+    assert res.exit_code == 2 and "2 values but the image is 3D" in res.output
+    res = runner.invoke(app, ["segment", str(src), str(tmp_path / "o.zarr"), "--affinities", "--block-size", "16"])
+    assert res.exit_code == 2 and "--boundaries" in res.output
