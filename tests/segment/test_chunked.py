@@ -96,6 +96,18 @@ def test_objects_crossing_many_blocks_keep_one_id():
             assert len(np.unique(seg[cells == c])) == 1, (stitch, c)
 
 
+def test_2d_and_per_slice_equal_whole_volume():
+    image, _ = em_cells((128, 128), seed=3)
+    b = baseline_boundary_map(image)
+    seg = segment_blockwise(b, block_shape=(64, 64), halo=24)
+    assert variation_of_information(segment_boundaries(b), seg) == (0.0, 0.0)
+    image, _ = em_cells((4, 96, 96), seed=3)
+    b = baseline_boundary_map(image, per_slice=True)
+    seg = segment_blockwise(b, block_shape=(2, 48, 48), halo=(2, 24, 24), per_slice=True, stitch="overlap")
+    assert variation_of_information(segment_boundaries(b, per_slice=True), seg) == (0.0, 0.0)
+    assert len(np.intersect1d(seg[1], seg[2])) == 0  # slices segmented apart share no ID across the face
+
+
 def test_min_size_merges_small_regions(volume):
     b, _ = volume
     seg = segment_blockwise(b, block_shape=BLOCK, halo=HALO, threshold=0.3, min_size=400)
@@ -141,6 +153,8 @@ def test_killed_run_resumes_from_its_blocks(volume, tmp_path, monkeypatch):
     np.testing.assert_array_equal(resumed[:], segment_blockwise(b, **opts))
     assert isinstance(zarr.open_array(str(out), mode="r"), zarr.Array)
     assert not (tmp_path / ".seg.zarr.stitch").exists()
+    with pytest.raises(FileExistsError, match="exists"):
+        segment_blockwise(b, out=out, **opts)
 
 
 def test_bad_input_is_refused(volume):

@@ -85,13 +85,12 @@ def _segment_blocks(image, out, *, block_size, halo, thresholds, invert, stitch,
         seg = segment_blockwise(data, block_shape=block, halo=halo_t, threshold=t, stitch=stitch,
                                 out=path if zarr_out else None, axes=_axes(data.ndim), scheduler=cluster,
                                 workers=workers, progress=progress, **options)
-        if not zarr_out:  # other formats are written whole, from memory
-            imwrite(path, seg, axes=_axes(seg.ndim))
         if zarr_out:  # ids are 1..N: the count is the maximum, read block by block
             import dask.array as da
 
             n = int(da.from_zarr(seg).max().compute())
-        else:
+        else:  # other formats are written whole, from memory
+            imwrite(path, seg, axes=_axes(seg.ndim))
             n = int(np.count_nonzero(np.unique(seg)))
         console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
 

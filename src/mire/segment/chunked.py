@@ -489,8 +489,10 @@ def _relabel_block(piece, block, *, table, dtype):
 
 # --------------------------------------------------------------------------- scratch space
 def _scratch(out, fingerprint, resume):
-    """Scratch folder for the intermediate labels and face slabs: kept beside a path ``out`` (so
-    a killed run resumes from it), a temporary folder otherwise. Returns ``(path, owned)``."""
+    """Scratch folder for the intermediate labels and face slabs, and whether to keep it on failure.
+
+    Beside a path ``out`` (``.<name>.stitch``), kept when a run fails so that the next run with
+    the same options resumes from it; otherwise a temporary folder."""
     if isinstance(out, (str, os.PathLike)):
         target = Path(out)
         root = target.parent / f".{target.name}.stitch"
@@ -500,7 +502,7 @@ def _scratch(out, fingerprint, resume):
         root.mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps(fingerprint))
         return root, True
-    return Path(tempfile.mkdtemp(prefix="mire-segment-")), True
+    return Path(tempfile.mkdtemp(prefix="mire-segment-")), False
 
 
 def _check_input(image):
@@ -619,6 +621,8 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
     if sampling is not None and len(sampling) != ndim:
         raise ValueError(f"sampling has {len(sampling)} values for a {ndim}D boundary map")
     q = _parse_scoring(scoring)
+    if isinstance(out, (str, os.PathLike)) and Path(out).exists():  # before any work, not after
+        raise FileExistsError(f"output {out} exists; remove it or choose another name")
     params = dict(threshold=float(threshold), seed_threshold=float(seed_threshold),
                   min_distance=float(min_distance), sigma=float(sigma), alpha=float(alpha),
                   per_slice=bool(per_slice), sampling=None if sampling is None else [float(s) for s in sampling],
@@ -626,15 +630,19 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
     fingerprint = dict(shape=list(shape), dtype=str(image.dtype), block=list(block), halo=list(h), stitch=stitch,
                        overlap=float(match_overlap), nbins=int(nbins), **params)
     token = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-    root, owned = _scratch(out, fingerprint, resume)
-    with blockwise.resolve_scheduler(scheduler, workers=workers) as (_, sched):
-        # one connection to a cluster address for all passes
-        run = dict(scheduler=sched, workers=workers, progress=progress)
-        result = _run(image, out, root, faces=faces, block=block, halo=h, params=params, stitch=stitch, q=q,
-                      nbins=int(nbins), overlap=float(match_overlap), token=token, resume=resume, run=run,
-                      ome=dict(axes=axes, pixel_size=pixel_size))
-    if owned:
-        shutil.rmtree(root, ignore_errors=True)
+    root, keep_on_error = _scratch(out, fingerprint, resume)
+    try:
+        with blockwise.resolve_scheduler(scheduler, workers=workers) as (_, sched):
+            # one connection to a cluster address for all passes
+            run = dict(scheduler=sched, workers=workers, progress=progress)
+            result = _run(image, out, root, faces=faces, block=block, halo=h, params=params, stitch=stitch, q=q,
+                          nbins=int(nbins), overlap=float(match_overlap), token=token, resume=resume, run=run,
+                          ome=dict(axes=axes, pixel_size=pixel_size))
+    except BaseException:
+        if not keep_on_error:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    shutil.rmtree(root, ignore_errors=True)
     return result
 
 
