@@ -200,3 +200,29 @@ def test_psf_spec_string_and_file(tmp_path):
     np.testing.assert_allclose(a, b, atol=1e-6)
     with pytest.raises((ValueError, FileNotFoundError, OSError)):
         tv_deconvolve(y, str(tmp_path / "missing_psf.tif"), weight=0.01)
+
+
+def test_auto_rule_uses_sure_for_a_near_delta_psf():
+    from mire.restore._weight import auto_rule
+
+    assert auto_rule(gaussian_psf(0.4, ndim=3)) == "sure"  # B1 of the paper-2020 protocol
+    assert auto_rule(gaussian_psf(0.8, ndim=3)) == "discrepancy"
+    assert auto_rule(gaussian_psf(1.0, ndim=2)) == "discrepancy"
+    assert auto_rule(gaussian_psf(0.4, ndim=3), data_term="poisson") == "discrepancy"  # SURE assumes Gaussian noise
+
+
+def test_sure_weight_close_to_oracle_at_weak_blur():
+    """Near-delta blur (mostly denoising): SURE of the prediction is the risk of the estimate itself."""
+    rng = np.random.default_rng(8)
+    truth = shapes2d(64)
+    psf = gaussian_psf(0.4, ndim=2)
+    y = blur(truth, 0.4) + 0.15 * rng.standard_normal(truth.shape)
+    grid = np.geomspace(0.02, 0.32, 7)
+    errs = [np.mean((tv_deconvolve(y, psf, weight=w) - truth) ** 2) for w in grid]
+    out, info = tv_deconvolve(y, psf, return_info=True)
+    assert info["weight"] == pytest.approx(choose_tv_weight(y / np.abs(y).max(), psf, method="sure"))
+    assert np.mean((out - truth) ** 2) <= 1.15 * min(errs), (info["weight"], grid[int(np.argmin(errs))])
+    # the discrepancy rule over-smooths here; SURE does better than its 0.7 x correction
+    w_disc = choose_tv_weight(y / np.abs(y).max(), psf, method="discrepancy")
+    err_disc = np.mean((tv_deconvolve(y, psf, weight=0.7 * w_disc) - truth) ** 2)
+    assert np.mean((out - truth) ** 2) < err_disc

@@ -340,12 +340,14 @@ def tv_deconvolve(image, psf=None, *, weight=None, n_iter: int | None = None, da
         Process the volume in blocks with a halo through :func:`mire.blockwise.map_blocks`
         (bounded memory). The weight is chosen once on the whole image (or a central crop) first,
         so all blocks use the same one. Default halo: 4 PSF radii per axis.
-    weight_search : {"auto", "discrepancy", "jinv"}
-        Rule used when ``weight`` is None: ``"auto"`` (default) is the discrepancy-principle
-        weight times 0.7 (Morozov's rule over-smooths deconvolutions, while too small a weight
-        fails badly; see :mod:`mire.restore._weight`); ``"discrepancy"`` is Morozov's rule as is; ``"jinv"`` the
-        J-invariant hold-out rule, which collapses to a tiny weight at low noise and low blur
-        (N1-B1), where held-out pixels are predicted well by interpolation alone
+    weight_search : {"auto", "discrepancy", "jinv", "sure"}
+        Rule used when ``weight`` is None: ``"auto"`` (default) is SURE (Stein's unbiased risk
+        estimate) for a near-delta PSF, where deconvolution is mostly denoising, and otherwise the
+        discrepancy-principle weight times 0.7 (Morozov's rule over-smooths deconvolutions, while
+        too small a weight fails badly); see :mod:`mire.restore._weight`. ``"discrepancy"`` is
+        Morozov's rule as is; ``"sure"`` SURE whatever the PSF; ``"jinv"`` the J-invariant
+        hold-out rule, which collapses to a tiny weight at low noise and low blur (N1-B1), where
+        held-out pixels are predicted well by interpolation alone
         (experiments/results/paper2020_classical.md).
     return_info : bool
         Also return a dict with ``weight``, ``objective`` (every 10th iteration and the last, ADMM;
