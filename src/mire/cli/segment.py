@@ -98,7 +98,8 @@ def _segment_blocks(image, out, *, block_size, halo, thresholds, invert, stitch,
 def segment_cmd(
     image: Path = typer.Argument(..., help="Raw EM (with --model), boundary probability map (1 = membrane) "
                                            "or affinities (C, Z, Y, X)."),
-    out: Path = typer.Argument(..., help="Output labels (.tif, .ome.zarr, file.h5:/dataset)."),
+    out: Path = typer.Argument(..., help="Output labels (.tif, .ome.zarr, .zarr, file.h5:/dataset); with "
+                                         "--block-size, .zarr / .ome.zarr are written block by block."),
     boundaries: bool = typer.Option(False, "--boundaries", help="IMAGE is a boundary probability map."),
     affinities: bool = typer.Option(False, "--affinities", help="IMAGE is an affinity volume, channels first."),
     model: str = typer.Option(None, "--model", "-m", help="IMAGE is raw EM: segment it with this shipped model "

@@ -39,7 +39,6 @@ import numpy as np
 __all__ = ["segment_blockwise", "match_labels"]
 
 _LOCAL_BITS = 32
-_LOCAL_MASK = np.uint64((1 << _LOCAL_BITS) - 1)
 
 
 def match_labels(a, b, *, overlap: float = 0.5) -> np.ndarray:
