@@ -28,6 +28,7 @@ DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "w2s_widefield_
 CONFIG = {"arch": "unet", "ndim": 2, "depth": 3, "base_channels": 24, "convs_per_block": 2, "norm": "none",
           "activation": "relu", "kernel": 3, "pool": 2, "conv": "full", "stem": 2, "residual": False}
 PATCH, BATCH = (96, 96), 4
+ALIGN = True  # clean -> noisy units by least squares (learn.affine_aligned_range)
 TRAIN_FOVS = slice(0, 24)  # rows 0..23 = FOVs 001..024 (fov_ids.txt)
 TRAINING = {"data": "W2S 8-bit FOVs 1..24, channels 0..2 (w2s_widefield_denoising_8bit)",
             "protocol": "real pairs avg1 -> avg400, each normalized by its own percentiles (1, 99.8)",
@@ -45,15 +46,16 @@ def main():
     torch.set_num_threads(args.threads)
     import tifffile
 
-    from mire.learn import PatchSampler, train
+    from mire.learn import pairs_sampler, train
     from mire.nets import build_model, count_parameters
 
     noisy = tifffile.imread(DATA / "noisy_avg1.tif")[TRAIN_FOVS]  # 19 MB each: fine in memory
     clean = tifffile.imread(DATA / "target_avg400.tif")[TRAIN_FOVS]
-    # one (noisy, clean) group per image, so each gets its own percentiles
-    groups = [(noisy[i, c], clean[i, c]) for i in range(noisy.shape[0]) for c in range(noisy.shape[1])]
-    sampler = PatchSampler(groups, patch=PATCH, seed=0)
-    val = PatchSampler(groups, patch=PATCH, seed=1)
+    # one (noisy, clean) pair per image and channel: each noisy image gets its own percentiles and
+    # its target is affinely aligned to it (the 8-bit export stretched every image independently)
+    pairs = [(noisy[i, c], clean[i, c]) for i in range(noisy.shape[0]) for c in range(noisy.shape[1])]
+    sampler = pairs_sampler([p[0] for p in pairs], [p[1] for p in pairs], patch=PATCH, seed=0, align=ALIGN)
+    val = pairs_sampler([p[0] for p in pairs], [p[1] for p in pairs], patch=PATCH, seed=1, align=ALIGN)
     torch.manual_seed(0)
     model = build_model(CONFIG)
     print(f"model: {count_parameters(model)} parameters, config {CONFIG}", flush=True)

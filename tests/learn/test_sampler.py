@@ -157,3 +157,27 @@ def test_percentile_range_reads_a_bounded_subsample():
     assert counted.read <= 1600
     assert lo == 0 and hi > 0.95 * 40000
     assert percentile_range(np.full((4, 4), 3.0)) == (3.0, 4.0)  # flat: unit range, no division by 0
+
+
+def test_aligned_pairs_put_the_target_in_the_inputs_units():
+    # Regression (W2S): noisy and clean each normalized by their own percentiles leave the target
+    # at 0.4x..1x the input's signal scale, a different factor per image; align=True fixes it.
+    rng = np.random.default_rng(0)
+    yy, xx = np.mgrid[:96, :96]
+    clean = 200 * np.exp(-((yy - 40.0) ** 2 + (xx - 50.0) ** 2) / 300) + 10  # 8-bit-like export
+    noisy = 0.3 * clean + 7 + 12 * rng.standard_normal(clean.shape)  # another stretch, heavy noise
+    plain = pairs_sampler(noisy, clean, patch=(48, 48), augment=False)
+    aligned = pairs_sampler(noisy, clean, patch=(48, 48), augment=False, align=True)
+    assert aligned.ranges[0][0] == plain.ranges[0][0]  # the input is normalized as before
+
+    def slope(sampler):
+        x, y, _ = sampler.batch(0, 16)
+        x, y = x.numpy().ravel(), y.numpy().ravel()
+        a, b = np.polyfit(y, x, 1)
+        return a, b
+
+    a, b = slope(aligned)
+    assert a == pytest.approx(1.0, abs=0.05) and b == pytest.approx(0.0, abs=0.03)
+    assert slope(plain)[0] < 0.8  # percentiles of the noisy image include the noise's spread
+    with pytest.raises(ValueError, match="not positively correlated"):
+        pairs_sampler(noisy, -clean, patch=(48, 48), align=True)

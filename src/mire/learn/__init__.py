@@ -19,7 +19,7 @@ Examples
 """
 
 from mire.learn.checkpoint import load_checkpoint, load_tensors, read_json, save_checkpoint, save_tensors, write_json
-from mire.learn.examples import (SimulatedExamples, blind_spot_mask, noise2void_sampler, pairs_sampler,
+from mire.learn.examples import (SimulatedExamples, affine_aligned_range, blind_spot_mask, noise2void_sampler, pairs_sampler,
                                  simulate_sampler)
 from mire.learn.losses import pixel_loss
 from mire.learn.normalize import denormalize, normalize, percentile_range
@@ -29,7 +29,7 @@ from mire.learn.loop import evaluate, train
 
 __all__ = [
     "PatchSampler", "pairs_sampler", "simulate_sampler", "noise2void_sampler", "blind_spot_mask",
-    "SimulatedExamples", "augment", "open_array", "train", "evaluate", "predict_tiled", "pixel_loss",
+    "SimulatedExamples", "affine_aligned_range", "augment", "open_array", "train", "evaluate", "predict_tiled", "pixel_loss",
     "percentile_range", "normalize", "denormalize", "save_checkpoint", "load_checkpoint",
     "save_tensors", "load_tensors", "read_json", "write_json",
 ]

@@ -14,12 +14,18 @@ from mire.learn.normalize import PERCENTILES, percentile_range
 from mire.learn.sampler import PatchSampler, center_crop, open_array
 
 
-def pairs_sampler(noisy, clean, *, patch, seed: int = 0, augment: bool = True, percentiles=PERCENTILES):
+def pairs_sampler(noisy, clean, *, patch, seed: int = 0, augment: bool = True, percentiles=PERCENTILES,
+                  align: bool = False):
     """Patches of aligned (noisy, clean) images, each normalized by its own percentiles.
 
     ``noisy`` and ``clean`` are arrays / paths, or lists of them (one pair per element). Separate
     normalization (as in CARE) makes pairs usable even when their intensity scales differ, e.g.
     independently min-max-stretched 8-bit exports.
+
+    ``align=True`` then maps each clean image affinely onto its noisy partner's normalized units
+    (:func:`affine_aligned_range`). Percentiles of a noisy image include the noise's spread, so
+    on their own they leave the clean target 0.4x to 1x the scale of the input's signal,
+    differently for every image (W2S): the network is then asked for a scale it cannot know.
 
     Examples
     --------
@@ -33,7 +39,45 @@ def pairs_sampler(noisy, clean, *, patch, seed: int = 0, augment: bool = True, p
     clean = list(clean) if isinstance(clean, list) else [clean]
     if len(noisy) != len(clean):
         raise ValueError(f"got {len(noisy)} noisy images but {len(clean)} clean ones")
-    return PatchSampler(list(zip(noisy, clean)), patch=patch, seed=seed, augment=augment, percentiles=percentiles)
+    normalize = True
+    if align:
+        normalize = []
+        for n, c in zip(noisy, clean):
+            n, c = open_array(n), open_array(c)
+            rn = percentile_range(n, percentiles=percentiles)
+            normalize.append([rn, affine_aligned_range(n, c, rn, percentiles=percentiles)])
+    return PatchSampler(list(zip(noisy, clean)), patch=patch, seed=seed, augment=augment, percentiles=percentiles,
+                        normalize=normalize)
+
+
+def affine_aligned_range(noisy, clean, noisy_range, *, percentiles=PERCENTILES, max_elements: int = 2**22):
+    """``(lo, hi)`` that normalize ``clean`` into ``noisy``'s normalized units, by least squares.
+
+    Regresses the normalized noisy image on the (percentile-normalized) clean one, ``n ~ a c + b``
+    (the noise is the regression's error, so ``a`` and ``b`` are unbiased), and returns the range
+    for which ``(clean - lo) / (hi - lo) == a c + b``. Both images are read as bounded strided
+    subsamples.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> clean = np.random.default_rng(0).random((64, 64))
+    >>> noisy = 3 * clean + 1 + 0.1 * np.random.default_rng(1).standard_normal((64, 64))
+    >>> lo, hi = affine_aligned_range(noisy, clean, (1.0, 4.0))
+    >>> round(lo, 2), round(hi, 2)  # noisy (1, 4) -> (0, 1) is clean (0, 1) -> (0, 1)
+    (0.0, 1.0)
+    """
+    from mire.learn.normalize import subsample
+
+    lo_c, hi_c = percentile_range(clean, percentiles=percentiles, max_elements=max_elements)
+    n = (subsample(noisy, max_elements=max_elements).ravel() - noisy_range[0]) / (noisy_range[1] - noisy_range[0])
+    c = (subsample(clean, max_elements=max_elements).ravel() - lo_c) / (hi_c - lo_c)
+    ok = np.isfinite(n) & np.isfinite(c)
+    a, b = np.linalg.lstsq(np.stack([c[ok], np.ones(int(ok.sum()))], 1), n[ok], rcond=None)[0]
+    if not a > 0:
+        raise ValueError("cannot align the clean image to the noisy one: they are not positively correlated")
+    span = (hi_c - lo_c) / a
+    return float(lo_c - b * span), float(lo_c - b * span + span)
 
 
 def _array_max(a) -> float:

@@ -78,10 +78,12 @@ class Restorer:
         Parameters
         ----------
         noisy, clean : array-like, path, or list of them
-            ``noisy`` + ``clean``: supervised pairs. ``clean`` alone: degraded on the fly by the
-            paper-2020 protocol (:func:`mire.learn.simulate_sampler`, random condition per
-            patch). ``noisy`` alone: Noise2Void (:func:`mire.learn.noise2void_sampler`). Arrays
-            may have extra leading axes (e.g. Z for a 2D model): they are sampled like images.
+            ``noisy`` + ``clean``: supervised pairs (each clean image affinely aligned to its
+            noisy partner, see :func:`mire.learn.affine_aligned_range`). ``clean`` alone:
+            degraded on the fly by the paper-2020 protocol (:func:`mire.learn.simulate_sampler`,
+            random condition per patch). ``noisy`` alone: Noise2Void
+            (:func:`mire.learn.noise2void_sampler`). Arrays may have extra leading axes (e.g. Z
+            for a 2D model): they are sampled like images.
         mode : {"pairs", "simulate", "noise2void"}, optional
             Inferred from which data are given.
         patch : tuple of int, optional
@@ -117,7 +119,9 @@ class Restorer:
             raise ValueError(f"patch {patch} must be divisible by the network's size multiple {self.model.size_multiple}")
         pct = self.metadata["normalization"]["percentiles"]
         if mode == "pairs":
-            sampler = pairs_sampler(noisy, clean, patch=patch, seed=seed, percentiles=pct)
+            # align: the clean target in the noisy input's units, so predict() returns a restored
+            # image on the input's own intensity scale whatever stretch the pairs were exported with
+            sampler = pairs_sampler(noisy, clean, patch=patch, seed=seed, percentiles=pct, align=True)
         elif mode == "simulate":
             sampler = simulate_sampler(clean, patch=patch, conditions=conditions, seed=seed, percentiles=pct)
         else:
