@@ -30,7 +30,9 @@ The default ``"auto"`` rule therefore depends on the PSF:
 * near-delta PSF (``max(psf) >= 0.5`` once normalized: Gaussian SD below about 0.5 px in 3D, 0.6 px
   in 2D; the problem is then mostly denoising): ``"sure"``. On the B1 conditions (SD 0.4) of 12
   DIADEM crops (OP_1..OP_4 x N1/N2/N3) its weight was within 0.04 dB of the best of a 6-weight
-  grid in every case, 0.4 dB above the rule below on average (up to 1.2 dB);
+  grid in every case, 0.4 dB above the rule below on average (up to 1.2 dB); on the held-out
+  OP_5 and OP_6 (6 cases) within 0.08 dB of the oracle and +0.26..+1.97 dB (mean +0.78) above
+  0.7 x discrepancy (experiments/results/paper2020_classical.md);
 * otherwise the discrepancy weight times ``AUTO_FACTOR = 0.7``. The risk is lopsided: too small a
   weight falls off a cliff (synthetic N2-B2 neurites, 24x96x96: 0.4x the discrepancy weight gave
   26.6 dB, 1x gave 35.3), too large a weight costs little. 0.4 was first calibrated on 8 DIADEM cases;
