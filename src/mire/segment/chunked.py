@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import tempfile
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -661,7 +662,7 @@ def _run(image, out, root, *, faces, block, halo, params, stitch, q, nbins, over
     else:
         scale = 0.0
         if params["alpha"] < 1:
-            maxima = blockwise.for_blocks(_bind(_distance_max, params=params), [image], block_shape=block,
+            maxima = blockwise.for_blocks(partial(_distance_max, params=params), [image], block_shape=block,
                                           halo=halo, **run)
             if params["per_slice"]:
                 scale = {}
@@ -670,17 +671,17 @@ def _run(image, out, root, *, faces, block, halo, params, stitch, q, nbins, over
                         scale[z] = max(scale.get(z, 0.0), v)
             else:
                 scale = max(maxima)
-        segment = _bind(_segment_block, params=params, scale=scale, faces=faces, root=str(root),
+        segment = partial(_segment_block, params=params, scale=scale, faces=faces, root=str(root),
                         agglomerate_here=stitch == "overlap")
         labels = blockwise.map_blocks(segment, image, block_shape=block, halo=halo, out=str(scratch),
                                       dtype=np.uint64, pass_block=True, resume=resume, token=token, **run)
     if stitch == "overlap":
-        results = blockwise.for_blocks(_bind(_match_block, faces=faces, root=str(root), overlap=overlap),
+        results = blockwise.for_blocks(partial(_match_block, faces=faces, root=str(root), overlap=overlap),
                                        [labels], block_shape=block, halo=faces.width, **run)
         core, final = _final_ids(results)
     else:
         # halo >= 1 everywhere: the faces to the lower neighbours need its last plane
-        results = blockwise.for_blocks(_bind(_graph_block, faces=faces, root=str(root), overlap=overlap,
+        results = blockwise.for_blocks(partial(_graph_block, faces=faces, root=str(root), overlap=overlap,
                                              per_slice=params["per_slice"], q=q, nbins=nbins),
                                        [labels, image], block_shape=block,
                                        halo=tuple(max(1, w) for w in faces.width), **run)
@@ -692,17 +693,6 @@ def _run(image, out, root, *, faces, block, halo, params, stitch, q, nbins, over
     table = {int(block_of[s[0]]): (core[s], final[s]) for s in np.split(np.arange(len(core)), cuts) if len(s)}
     kw = {k: v for k, v in ome.items() if v is not None}
     target = str(out) if isinstance(out, os.PathLike) else out
-    return blockwise.map_blocks(_bind(_relabel_block, table=table, dtype=dtype), labels, block_shape=block, halo=0,
+    return blockwise.map_blocks(partial(_relabel_block, table=table, dtype=dtype), labels, block_shape=block, halo=0,
                                 out=target, dtype=dtype, pass_block=True, resume=resume, downscale="nearest",
                                 token=token, **kw, **run)
-
-
-class _bind:
-    """``functools.partial`` with a readable name in dask's task keys and progress bars."""
-
-    def __init__(self, func, **kwargs):
-        self.func, self.kwargs = func, kwargs
-        self.__name__ = func.__name__.lstrip("_")
-
-    def __call__(self, *args):
-        return self.func(*args, **self.kwargs)
