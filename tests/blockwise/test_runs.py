@@ -161,3 +161,17 @@ def test_cluster_by_address_or_non_default_client():
         with distributed.Client(cluster, set_as_default=False) as client:
             np.testing.assert_array_equal(
                 map_blocks(smooth, vol, block_shape=(4, 12, 12), halo=2, scheduler=client), expected)
+
+
+def test_resume_of_a_run_killed_before_its_first_block(tmp_path):
+    vol = np.random.default_rng(4).random((8, 16, 16))
+    out = tmp_path / "out.zarr"
+
+    def boom(b):
+        raise KeyboardInterrupt  # like Ctrl-C during the first block
+
+    with pytest.raises(KeyboardInterrupt):
+        map_blocks(boom, vol, block_shape=(4, 8, 8), halo=2, out=out, scheduler="synchronous", token="t")
+    assert (tmp_path / ".out.zarr.mire-run").exists() and not out.exists()
+    res = map_blocks(smooth, vol, block_shape=(4, 8, 8), halo=2, out=out, token="t")
+    np.testing.assert_array_equal(res[:], map_blocks(smooth, vol, block_shape=(4, 8, 8), halo=2))

@@ -271,12 +271,12 @@ def _map_to_path(compute, blocks, path: Path, *, shape, chunks, dtype, block, ha
     run = _Run(path)
     done = run.start(_spec(shape, dtype, block, halo, token, axes if ome else None, downscale if ome else None),
                      resume=resume)
-    if not done:
+    if not done:  # a new run, or one killed before its first block: (re)create the empty output
         if ome:
             group = zarr.open_group(str(run.data), mode="w")
             group.create_array("0", shape=shape, chunks=chunks, dtype=dtype)
         else:
-            zarr.create_array(store=str(run.data), shape=shape, chunks=chunks, dtype=dtype)
+            zarr.create_array(store=str(run.data), shape=shape, chunks=chunks, dtype=dtype, overwrite=True)
     store = str(run.data / "0") if ome else str(run.data)
     todo = [b for b in blocks if b.index not in done]
 
