@@ -8,7 +8,9 @@ from mire.segment.agglomerate import (
     Agglomeration,
     RegionGraph,
     agglomerate,
+    agglomerate_graph,
     merge_small,
+    merge_small_graph,
     region_graph,
     segmentation_at,
 )
@@ -37,6 +39,7 @@ __all__ = [
     "boundaries", "affinities", "ignore_mask", "nearest_offsets",
     "seeded_watershed", "distance_seeds", "affinities_to_boundaries",
     "RegionGraph", "Agglomeration", "region_graph", "agglomerate", "segmentation_at", "merge_small",
+    "agglomerate_graph", "merge_small_graph",
     "Proofreader", "merge", "split", "replay", "save_log", "load_log",
     "segment_boundaries", "segment_affinities", "baseline_boundary_map", "baseline_segmentation",
     "augment_em", "flip_transpose", "missing_sections", "contrast_jitter", "blur_sections", "misalign",

@@ -25,7 +25,7 @@ from mire._validate import check_image
 from mire.segment.targets import check_labels
 
 __all__ = ["RegionGraph", "Agglomeration", "region_graph", "agglomerate", "segmentation_at", "merge_small",
-           "face_scores"]
+           "face_scores", "agglomerate_graph", "merge_small_graph"]
 
 HISTORY_DTYPE = np.dtype([("a", np.uint64), ("b", np.uint64), ("score", np.float64)])
 
@@ -284,36 +284,111 @@ def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,),
     >>> [(int(a), int(b), round(s, 3)) for a, b, s in res.history.tolist()]
     [(1, 2, 0.1), (3, 4, 0.5), (1, 3, 0.55)]
     """
-    single = np.isscalar(thresholds)
-    thr = [float(thresholds)] if single else [float(t) for t in thresholds]
-    if not thr:
-        raise ValueError("thresholds is empty")
-    if any(not np.isfinite(t) for t in thr):
-        raise ValueError(f"thresholds must be finite numbers, got {thr}")
+    thr = _check_thresholds(thresholds)
     q = _parse_scoring(scoring)
-    if int(nbins) != nbins or nbins < 2:
-        raise ValueError(f"nbins must be an integer >= 2, got {nbins}")
+    _check_nbins(nbins)
     frag, boundary, affinities = _check_inputs(fragments, boundary, affinities)
     a_f, b_f, w = face_scores(frag, boundary=boundary, affinities=affinities, per_slice=per_slice)
-    max_id = int(frag.max())
     graph, edges, inv = _graph_from_faces(a_f, b_f, w, frag, quantiles)
     n_e = len(edges)
-    counts = np.bincount(inv, minlength=n_e).astype(np.float64)
+    counts = np.bincount(inv, minlength=n_e)
     sums = np.bincount(inv, weights=w, minlength=n_e)
     hist = None
-    if q is None:
-        scores = sums / np.maximum(counts, 1)
-    else:
+    if q is not None:
         bins = np.minimum((w * nbins).astype(np.int64), nbins - 1)
         # sparse fill: np.unique on (edge, bin) keeps the temporary at faces, not E * nbins int64s
         cells, cell_n = np.unique(inv.astype(np.int64) * nbins + bins, return_counts=True)
         hist = np.zeros((n_e, nbins), dtype=np.uint32)
         hist.reshape(-1)[cells] = cell_n
+    del a_f, b_f, w, inv
+    luts, history = agglomerate_graph(edges, counts, sums, hist, thresholds=thr, scoring=scoring, nbins=nbins,
+                                      n_nodes=int(frag.max()) + 1, overwrite_hist=True)
+    dtype = frag.dtype if np.issubdtype(frag.dtype, np.unsignedinteger) else np.int64
+    segs = [lut.astype(dtype)[frag] for lut in luts]
+    return Agglomeration(segs, thr, history, graph)
+
+
+def _check_thresholds(thresholds) -> list[float]:
+    thr = [float(thresholds)] if np.isscalar(thresholds) else [float(t) for t in thresholds]
+    if not thr:
+        raise ValueError("thresholds is empty")
+    if any(not np.isfinite(t) for t in thr):
+        raise ValueError(f"thresholds must be finite numbers, got {thr}")
+    return thr
+
+
+def _check_nbins(nbins):
+    if int(nbins) != nbins or nbins < 2:
+        raise ValueError(f"nbins must be an integer >= 2, got {nbins}")
+
+
+def agglomerate_graph(edges, counts, sums, hist=None, *, thresholds=(0.5,), scoring: str = "mean",
+                      nbins: int = 256, n_nodes: int | None = None, overwrite_hist: bool = False):
+    """Greedy agglomeration of a region graph given by its edge statistics.
+
+    The core of :func:`agglomerate`, for graphs that are not gathered from one volume (e.g. the
+    sum of the graphs of many blocks, :func:`mire.segment.segment_blockwise`). Lowest score
+    first, every edge scoring ``< t`` is merged; when two regions merge, their edges to a common
+    neighbour are combined exactly (sums and counts for the mean, histograms for quantiles).
+
+    Parameters
+    ----------
+    edges : (E, 2) int array
+        Node ids ``0 <= u, v < n_nodes`` of every edge, each pair once.
+    counts : (E,) array
+        Faces per edge (contact area).
+    sums : (E,) float array
+        Sum of the face scores per edge (score = ``sums / counts`` for ``"mean"``).
+    hist : (E, nbins) uint32 array, optional
+        Per-edge histograms of the face scores over ``nbins`` equal bins of [0, 1]; needed for
+        quantile scoring. Counts, sums and histograms are additive: the statistics of an edge
+        seen in several places are the sums of theirs.
+    thresholds : float or sequence of float
+        One result per threshold, in the order given, from one run.
+    scoring, nbins
+        As in :func:`agglomerate`.
+    n_nodes : int, optional
+        Number of nodes (default: the largest id in ``edges`` + 1).
+    overwrite_hist : bool
+        Let the run reuse ``hist``'s memory (it is left holding merged cumulative histograms).
+
+    Returns
+    -------
+    (regions, history)
+        ``regions[i]``: (n_nodes,) int64, the region of every node at ``thresholds[i]``, named by
+        its smallest node id; ``history``: the merges, as in :class:`Agglomeration`.
+
+    Examples
+    --------
+    >>> edges = np.array([[1, 2], [2, 3], [3, 4]])
+    >>> counts = np.array([1, 1, 1]); sums = np.array([0.1, 0.55, 0.5])
+    >>> regions, history = agglomerate_graph(edges, counts, sums, thresholds=0.52)
+    >>> regions[0].tolist()
+    [0, 1, 1, 3, 3]
+    """
+    thr = _check_thresholds(thresholds)
+    q = _parse_scoring(scoring)
+    _check_nbins(nbins)
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    n_e = len(edges)
+    if len(counts) != n_e or len(sums) != n_e:
+        raise ValueError(f"{n_e} edges but {len(counts)} counts and {len(sums)} sums")
+    if n_nodes is None:
+        n_nodes = int(edges.max()) + 1 if n_e else 1
+    counts = np.asarray(counts, dtype=np.float64)
+    sums = np.asarray(sums, dtype=np.float64)
+    if q is None:
+        scores = sums / np.maximum(counts, 1)
+    else:
+        if hist is None or np.shape(hist) != (n_e, nbins):
+            raise ValueError(f"quantile scoring needs an ({n_e}, {nbins}) histogram per edge")
+        hist = np.asarray(hist, dtype=np.uint32)
+        if not overwrite_hist:
+            hist = hist.copy()
         # Keep *cumulative* histograms: merging two edges is still a plain sum (cumsum is linear),
         # and a quantile is one searchsorted, with no cumsum per merge.
         np.cumsum(hist, axis=1, out=hist)
         scores = _cumulative_scores(hist, q, nbins)
-    del a_f, b_f, w, inv
 
     # Python-side state: plain lists and dicts are several times faster than numpy scalars here.
     eu = edges[:, 0].tolist()
@@ -328,20 +403,13 @@ def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,),
         adj.setdefault(v, {})[u] = e
     heap = list(zip(score, range(n_e)))
     heapq.heapify(heap)
-    parent = np.arange(max_id + 1, dtype=np.int64)  # union-find over graph nodes
-    # A merged region is *named* by its smallest fragment id, whichever node keeps the graph data:
+    parent = np.arange(n_nodes, dtype=np.int64)  # union-find over graph nodes
+    # A merged region is *named* by its smallest node id, whichever node keeps the graph data:
     # names then do not depend on the data structure, and the history replays with plain union-find.
-    name = np.arange(max_id + 1, dtype=np.int64)
+    name = np.arange(n_nodes, dtype=np.int64)
     history: list[tuple[int, int, float]] = []
-
-    order = np.argsort(thr, kind="stable")
-    seg_by_index: dict[int, np.ndarray] = {}
-
-    def snapshot():
-        lut = name[_roots(parent)]
-        return lut.astype(frag.dtype if np.issubdtype(frag.dtype, np.unsignedinteger) else np.int64)[frag]
-
-    for k in order:
+    regions: dict[int, np.ndarray] = {}
+    for k in np.argsort(thr, kind="stable"):
         t = thr[k]
         while heap and heap[0][0] < t:
             s, e = heapq.heappop(heap)
@@ -382,11 +450,9 @@ def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,),
                 nu, nv = nv, nu
             name[u] = nu
             history.append((nu, nv, s))
-        seg_by_index[int(k)] = snapshot()
-
+        regions[int(k)] = name[_roots(parent)]
     hist_arr = np.array(history, dtype=HISTORY_DTYPE) if history else np.zeros(0, HISTORY_DTYPE)
-    segs = [seg_by_index[i] for i in range(len(thr))]
-    return Agglomeration(segs, thr, hist_arr, graph)
+    return [regions[i] for i in range(len(thr))], hist_arr
 
 
 def segmentation_at(fragments, history, threshold: float) -> np.ndarray:
@@ -434,34 +500,81 @@ def merge_small(segmentation, *, min_size: int, boundary=None, affinities=None, 
     if int(min_size) != min_size or min_size < 0:
         raise ValueError(f"min_size must be a non-negative integer, got {min_size}")
     seg, boundary, affinities = _check_inputs(segmentation, boundary, affinities)
-    seg = seg.copy()
+    a, b, w = face_scores(seg, boundary=boundary, affinities=affinities, per_slice=per_slice)
+    sizes = np.bincount(seg.ravel().astype(np.int64))
+    if a.size == 0:
+        return seg.copy()
+    edges, inv = _group_faces(a, b)
+    region = merge_small_graph(edges, np.bincount(inv, minlength=len(edges)),
+                               np.bincount(inv, weights=w, minlength=len(edges)), sizes, min_size=min_size,
+                               max_rounds=max_rounds)
+    lut = region.astype(seg.dtype)
+    lut[0] = 0
+    return lut[seg]
+
+
+def merge_small_graph(edges, counts, sums, sizes, *, min_size: int, regions=None, max_rounds: int = 50):
+    """:func:`merge_small` on a region graph given by its edge statistics; the region of every node.
+
+    Every region (a group of nodes) under ``min_size`` voxels joins its neighbour of lowest mean
+    score (then largest contact, then lowest id), in vectorized rounds until no small region has
+    a neighbour; a merged group is named by its largest member (lowest id on ties).
+
+    Parameters
+    ----------
+    edges, counts, sums
+        The graph, as in :func:`agglomerate_graph` (node ids ``< len(sizes)``).
+    sizes : (N,) array
+        Voxels of every node.
+    min_size : int
+    regions : (N,) int array, optional
+        The region of every node to start from (e.g. an agglomeration's); default: each node alone.
+    max_rounds : int
+
+    Returns
+    -------
+    (N,) int64 array: the region of every node.
+
+    Examples
+    --------
+    >>> edges = np.array([[1, 2], [2, 3]]); counts = np.array([1, 1]); sums = np.array([0.5, 0.5])
+    >>> merge_small_graph(edges, counts, sums, np.array([0, 3, 1, 2]), min_size=2).tolist()
+    [0, 1, 1, 3]
+    """
+    if int(min_size) != min_size or min_size < 0:
+        raise ValueError(f"min_size must be a non-negative integer, got {min_size}")
+    edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+    counts = np.asarray(counts, dtype=np.float64)
+    sums = np.asarray(sums, dtype=np.float64)
+    n = len(sizes)
+    region = np.arange(n, dtype=np.int64) if regions is None else np.asarray(regions, dtype=np.int64).copy()
     for _ in range(max_rounds):
-        g = region_graph(seg, boundary=boundary, affinities=affinities, quantiles=(), per_slice=per_slice)
-        sizes = g.sizes
-        if len(g.edges) == 0:
-            break
-        # both directions: (small region, neighbour, score, contact)
-        node = np.concatenate([g.edges[:, 0], g.edges[:, 1]])
-        nbr = np.concatenate([g.edges[:, 1], g.edges[:, 0]])
-        sc = np.concatenate([g.mean, g.mean])
-        ct = np.concatenate([g.count, g.count])
-        keep = sizes[node] < min_size
+        # the graph of the current regions: faces between two regions summed over their nodes' edges
+        ru, rv = region[edges[:, 0]], region[edges[:, 1]]
+        keep = ru != rv
         if not keep.any():
             break
-        node, nbr, sc, ct = node[keep], nbr[keep], sc[keep], ct[keep]
-        order = np.lexsort((nbr, -ct, sc, node))  # best = lowest score, then largest contact, then lowest id
+        keys, inv = np.unique(np.minimum(ru, rv)[keep] * n + np.maximum(ru, rv)[keep], return_inverse=True)
+        ct = np.bincount(inv, weights=counts[keep])
+        mean = np.bincount(inv, weights=sums[keep]) / ct
+        ea, eb = keys // n, keys % n
+        rsize = np.bincount(region, weights=sizes, minlength=n)
+        # both directions: (small region, neighbour, score, contact)
+        node, nbr = np.concatenate([ea, eb]), np.concatenate([eb, ea])
+        sc, cc = np.concatenate([mean, mean]), np.concatenate([ct, ct])
+        small = rsize[node] < min_size
+        if not small.any():
+            break
+        node, nbr, sc, cc = node[small], nbr[small], sc[small], cc[small]
+        order = np.lexsort((nbr, -cc, sc, node))  # best = lowest score, then largest contact, then lowest id
         node, nbr = node[order], nbr[order]
         first = np.r_[True, node[1:] != node[:-1]]
-        node, nbr = node[first], nbr[first]
-        n = len(sizes)
-        graph = sparse.coo_matrix((np.ones(len(node)), (node, nbr)), shape=(n, n))
+        graph = sparse.coo_matrix((np.ones(int(first.sum())), (node[first], nbr[first])), shape=(n, n))
         _, comp = connected_components(graph, directed=False)
         # name each merged group by its largest member (lowest id on ties)
         ids = np.arange(n)
-        best = np.lexsort((ids, -sizes, comp))
+        best = np.lexsort((ids, -rsize, comp))
         lead = np.empty(comp.max() + 1, dtype=np.int64)
         lead[comp[best[::-1]]] = best[::-1]  # last write wins: the first in sorted order
-        lut = lead[comp].astype(seg.dtype)
-        lut[0] = 0
-        seg = lut[seg]
-    return seg
+        region = lead[comp][region]
+    return region

@@ -152,29 +152,13 @@ def _distance_max(piece, block, *, params):
 def _fragments(b, *, scale, z0, params):
     """:func:`mire.segment.seeded_watershed` with the distance term normalized by ``scale`` (the
     whole volume's maximum distance; per slice, a dict ``{z: max}``, with ``z0`` the window's first z)."""
-    from skimage.segmentation import watershed
+    from mire.segment.watershed import seeded_watershed
 
-    from mire.segment.watershed import distance_seeds
-
-    alpha = params["alpha"]
-    kw = dict(threshold=params["seed_threshold"], min_distance=params["min_distance"], sigma=params["sigma"])
-
-    def one(img, s, sampling):
-        seeds, dist = distance_seeds(img, sampling=sampling, **kw)
-        # the height map of seeded_watershed, with the whole volume's distance scale
-        height = alpha * img + (1 - alpha) * (1 - dist / s) if alpha < 1 and s > 0 else img
-        return watershed(height, markers=seeds).astype(np.uint32)
-
-    if not params["per_slice"]:
-        return one(b, scale, params["sampling"])
-    sampling = None if params["sampling"] is None else params["sampling"][1:]
-    out = np.zeros(b.shape, np.uint32)
-    offset = 0
-    for z in range(b.shape[0]):
-        sl = one(b[z], scale.get(z0 + z, 0.0), sampling)
-        out[z] = sl + offset
-        offset = int(out[z].max())
-    return out
+    if params["per_slice"]:
+        scale = [scale.get(z0 + z, 0.0) for z in range(b.shape[0])]
+    return seeded_watershed(b, threshold=params["seed_threshold"], min_distance=params["min_distance"],
+                            sigma=params["sigma"], alpha=params["alpha"], per_slice=params["per_slice"],
+                            sampling=params["sampling"], dist_scale=scale)
 
 
 def _segment_piece(b, *, scale, z0, params, agglomerate_here):
@@ -290,7 +274,7 @@ def _graph_block(piece, boundary, block, *, faces, root, overlap, per_slice, q, 
 
 
 def _edge_stats(u, v, w, *, q, nbins):
-    """Group faces by edge: ``(edges, counts, sums, cumulative histograms or None)``; all additive,
+    """Group faces by edge: ``(edges, counts, sums, histograms or None)``; all additive,
     so the statistics of an edge seen by several blocks are the sums of theirs."""
     if u.size == 0:
         return (np.zeros((0, 2), np.uint64), np.zeros(0, np.int64), np.zeros(0),
@@ -307,7 +291,6 @@ def _edge_stats(u, v, w, *, q, nbins):
         cells, cell_n = np.unique(edge.astype(np.int64) * nbins + bins, return_counts=True)
         hist = np.zeros((len(keys), nbins), np.uint32)
         hist.reshape(-1)[cells] = cell_n
-        np.cumsum(hist, axis=1, out=hist)  # cumulative, as agglomerate keeps them: still additive
     return edges, counts, sums, hist
 
 
@@ -346,6 +329,8 @@ def _final_ids(results):
 def _final_ids_graph(results, *, params, q, nbins):
     """``graph`` stitching: matched fragments become one node, the blocks' edge statistics are
     summed into one region graph, and that graph is agglomerated once, as in memory."""
+    from mire.segment.agglomerate import agglomerate_graph, merge_small_graph
+
     core = np.concatenate([r[0] for r in results])
     if core.size == 0:
         return core, np.zeros(0, np.uint64)
@@ -367,116 +352,12 @@ def _final_ids_graph(results, *, params, q, nbins):
         np.add.at(hist, inv, np.concatenate([r[6] for r in results])[keep])
     graph_edges = np.stack([keys // n, keys % n], axis=1)
     node_sizes = np.bincount(comp[np.searchsorted(nodes, core)], weights=sizes, minlength=n)
-    region = agglomerate_graph(graph_edges, counts, sums, hist, n_nodes=n, threshold=params["threshold"],
-                               q=q, nbins=nbins)
+    (region,), _ = agglomerate_graph(graph_edges, counts, sums, hist, thresholds=[params["threshold"]],
+                                     scoring=params["scoring"], nbins=nbins, n_nodes=n, overwrite_hist=True)
     if params["min_size"]:
-        region = _merge_small_graph(region, graph_edges, counts, sums, node_sizes, params["min_size"])
+        region = merge_small_graph(graph_edges, counts, sums, node_sizes, min_size=params["min_size"],
+                                   regions=region)
     return core, _number_by_first(region[comp[np.searchsorted(nodes, core)]])
-
-
-def agglomerate_graph(edges, counts, sums, hist=None, *, n_nodes, threshold, q=None, nbins=256):
-    """Greedy agglomeration of a region graph given by its edge statistics; the region (named by its
-    smallest node) of every node.
-
-    The loop of :func:`mire.segment.agglomerate`, run on a graph summed over blocks instead of
-    one gathered from a volume: lowest score first, edges to a common neighbour combined exactly
-    (sums and counts for the mean, cumulative histograms for quantiles), every edge scoring
-    ``< threshold`` merged.
-    """
-    import heapq
-
-    from mire.segment.agglomerate import _cumulative_score, _cumulative_scores, _roots
-
-    n_e = len(edges)
-    counts_l = np.asarray(counts, np.float64).tolist()
-    sums_l = np.asarray(sums, np.float64).tolist()
-    if q is None:
-        score = (np.asarray(sums, np.float64) / np.maximum(counts, 1)).tolist()
-    else:
-        score = _cumulative_scores(hist, q, nbins).tolist() if n_e else []
-    eu, ev = edges[:, 0].tolist(), edges[:, 1].tolist()
-    alive = [True] * n_e
-    adj: dict[int, dict[int, int]] = {}
-    for e, (u, v) in enumerate(zip(eu, ev)):
-        adj.setdefault(u, {})[v] = e
-        adj.setdefault(v, {})[u] = e
-    heap = list(zip(score, range(n_e)))
-    heapq.heapify(heap)
-    parent = np.arange(n_nodes, dtype=np.int64)
-    name = np.arange(n_nodes, dtype=np.int64)
-    while heap and heap[0][0] < threshold:
-        s, e = heapq.heappop(heap)
-        if not alive[e] or score[e] != s:
-            continue  # stale entry
-        u, v = eu[e], ev[e]
-        if len(adj[u]) < len(adj[v]):
-            u, v = v, u
-        alive[e] = False
-        au, av = adj[u], adj.pop(v)
-        del au[v]
-        del av[u]
-        for nb, eb in av.items():
-            an = adj[nb]
-            del an[v]
-            ea = au.get(nb)
-            if ea is None:
-                au[nb] = eb
-                an[u] = eb
-                eu[eb], ev[eb] = u, nb
-                continue
-            alive[eb] = False
-            sums_l[ea] += sums_l[eb]
-            counts_l[ea] += counts_l[eb]
-            if hist is None:
-                new = sums_l[ea] / counts_l[ea]
-            else:
-                row = hist[ea]
-                row += hist[eb]
-                new = _cumulative_score(row, q, nbins)
-            score[ea] = new
-            heapq.heappush(heap, (new, ea))
-        parent[v] = u
-        name[u] = min(name[u], name[v])
-    return name[_roots(parent)]
-
-
-def _merge_small_graph(region, edges, counts, sums, sizes, min_size, max_rounds=50):
-    """:func:`mire.segment.merge_small` on the region graph: every region under ``min_size`` voxels
-    joins its neighbour of lowest mean score (then largest contact, then lowest id); a merged
-    group is named by its largest member."""
-    from scipy import sparse
-    from scipy.sparse.csgraph import connected_components
-
-    region = region.copy()
-    n = len(region)
-    for _ in range(max_rounds):
-        ru, rv = region[edges[:, 0]], region[edges[:, 1]]
-        keep = ru != rv
-        if not keep.any():
-            break
-        a, b = np.minimum(ru, rv)[keep], np.maximum(ru, rv)[keep]
-        keys, inv = np.unique(a * n + b, return_inverse=True)
-        ct = np.bincount(inv, weights=counts[keep])
-        mean = np.bincount(inv, weights=sums[keep]) / ct
-        ea, eb = keys // n, keys % n
-        rsize = np.bincount(region, weights=sizes, minlength=n)
-        node, nbr = np.concatenate([ea, eb]), np.concatenate([eb, ea])
-        sc, cc = np.concatenate([mean, mean]), np.concatenate([ct, ct])
-        small = rsize[node] < min_size
-        if not small.any():
-            break
-        node, nbr, sc, cc = node[small], nbr[small], sc[small], cc[small]
-        order = np.lexsort((nbr, -cc, sc, node))
-        node, nbr = node[order], nbr[order]
-        first = np.r_[True, node[1:] != node[:-1]]
-        g = sparse.coo_matrix((np.ones(int(first.sum())), (node[first], nbr[first])), shape=(n, n))
-        _, comp = connected_components(g, directed=False)
-        ids = np.arange(n)
-        best = np.lexsort((ids, -rsize, comp))
-        lead = np.empty(comp.max() + 1, np.int64)
-        lead[comp[best[::-1]]] = best[::-1]
-        region = lead[comp][region]
-    return region
 
 
 def _relabel_block(piece, block, *, table, dtype):

@@ -145,20 +145,22 @@ def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.
     return seeds.astype(np.int32), dist
 
 
-def _watershed_one(b, *, threshold, min_distance, sigma, sampling, alpha, mask, seeds):
+def _watershed_one(b, *, threshold, min_distance, sigma, sampling, alpha, mask, seeds, dist_scale):
     dist = None
     if seeds is None:
         seeds, dist = distance_seeds(b, threshold=threshold, min_distance=min_distance, sigma=sigma,
                                      sampling=sampling, mask=mask)
-    if alpha < 1 and dist is not None and dist.max() > 0:
-        height = alpha * b + (1 - alpha) * (1 - dist / dist.max())
+    scale = None if dist is None else (dist.max() if dist_scale is None else dist_scale)
+    if alpha < 1 and dist is not None and scale > 0:
+        height = alpha * b + (1 - alpha) * (1 - dist / scale)
     else:
         height = b
     return _sk_watershed(height, markers=seeds, mask=mask).astype(np.uint32)
 
 
 def seeded_watershed(boundary, *, threshold: float = 0.5, min_distance: float = 3.0, sigma: float = 1.0,
-                     alpha: float = 0.9, per_slice: bool = False, sampling=None, seeds=None, mask=None):
+                     alpha: float = 0.9, per_slice: bool = False, sampling=None, seeds=None, mask=None,
+                     dist_scale=None):
     """Over-segment a boundary map into fragments with a distance-transform seeded watershed.
 
     Parameters
@@ -176,6 +178,11 @@ def seeded_watershed(boundary, *, threshold: float = 0.5, min_distance: float = 
         Your own markers (0 = no seed); skips the distance transform.
     mask : bool array, optional
         Voxels outside it get label 0.
+    dist_scale : float or sequence of float, optional
+        The distance that normalizes the distance term of the height map (with ``per_slice``:
+        one per z-slice, or one for all); default the largest distance in ``boundary`` (per
+        slice). A window of a larger volume passes the volume's, so that it floods as the whole
+        volume would (:func:`mire.segment.segment_blockwise`).
 
     Returns
     -------
@@ -198,8 +205,14 @@ def seeded_watershed(boundary, *, threshold: float = 0.5, min_distance: float = 
         if seeds.shape != b.shape:
             raise ValueError(f"seeds shape {seeds.shape} does not match boundary map shape {b.shape}")
     kw = dict(threshold=threshold, min_distance=min_distance, sigma=sigma, alpha=alpha)
+    scales = None
+    if dist_scale is not None:
+        scales = np.broadcast_to(np.asarray(dist_scale, dtype=np.float64), (b.shape[0],) if per_slice else ())
+        if not np.all(np.isfinite(scales)) or np.any(scales < 0):
+            raise ValueError(f"dist_scale must be finite and >= 0, got {dist_scale!r}")
     if not per_slice:
-        return _watershed_one(b, sampling=sampling, mask=mask, seeds=seeds, **kw)
+        return _watershed_one(b, sampling=sampling, mask=mask, seeds=seeds,
+                              dist_scale=None if scales is None else float(scales), **kw)
     if b.ndim != 3:
         raise ValueError(f"per_slice=True needs a 3D (Z, Y, X) boundary map, got {b.ndim}D")
     out = np.zeros(b.shape, dtype=np.uint32)
@@ -207,7 +220,7 @@ def seeded_watershed(boundary, *, threshold: float = 0.5, min_distance: float = 
     for z in range(b.shape[0]):
         sl = _watershed_one(b[z], sampling=None if sampling is None else tuple(sampling)[1:],
                             mask=None if mask is None else mask[z], seeds=None if seeds is None else seeds[z],
-                            **kw)
+                            dist_scale=None if scales is None else float(scales[z]), **kw)
         nz = sl > 0
         out[z][nz] = sl[nz] + offset
         offset = int(out[z].max()) if nz.any() else offset
