@@ -19,7 +19,9 @@ def parse_args(name: str, description: str):
     p.add_argument("--lr", type=float, default=1e-3, help="learning rate at epoch 0")
     p.add_argument("--lr-decay", type=float, default=0.9, help="per-epoch learning-rate factor")
     p.add_argument("--export", default=None,
-                   help="only export the best checkpoint of --run-dir to this model path (no training)")
+                   help="only export a checkpoint of --run-dir to this model path (no training)")
+    p.add_argument("--checkpoint", default="best", choices=("best", "last"),
+                   help="which checkpoint --export takes: best validation PSNR, or the last one")
     return p.parse_args()
 
 
@@ -33,23 +35,23 @@ def time_budget(minutes):
     return event
 
 
-def export_best(run_dir, out, *, axes, training: dict, metrics: dict | None = None, name=None):
-    """Turn ``run_dir/best.*`` into a :class:`mire.restore.learned.Restorer` file at ``out``."""
+def export_best(run_dir, out, *, axes, training: dict, metrics: dict | None = None, name=None, stem="best"):
+    """Turn ``run_dir/<stem>.*`` (``best`` or ``last``) into a :class:`mire.restore.learned.Restorer` file."""
     from mire.learn import load_tensors, read_json
     from mire.restore.learned import Restorer
 
     run_dir = Path(run_dir)
-    info = read_json(run_dir / "best.json")
+    info = read_json(run_dir / f"{stem}.json")
     restorer = Restorer(info["config"], axes=axes)
-    restorer.model.load_state_dict(load_tensors(run_dir / "best.safetensors"))
+    restorer.model.load_state_dict(load_tensors(run_dir / f"{stem}.safetensors"))
     hist = info["history"]
-    restorer.metadata["training"] = {**training, "steps": hist["step"], "best_step": hist["best"]["step"],
-                                     "seconds": round(hist["seconds"], 1),
+    restorer.metadata["training"] = {**training, "steps": hist["step"], "checkpoint": stem,
+                                     "best_step": hist["best"]["step"], "seconds": round(hist["seconds"], 1),
                                      "validation": hist["val"][-1] if hist["val"] else None}
     if metrics:
         restorer.metadata["metrics"] = metrics
     if name:
         restorer.metadata["name"] = name
     restorer.save(out)
-    print(f"exported {run_dir}/best (step {hist['best']['step']}) -> {out}.safetensors / .json")
+    print(f"exported {run_dir}/{stem} (step {hist['step']}) -> {out}.safetensors / .json")
     print(json.dumps(restorer.metadata["training"], indent=1))

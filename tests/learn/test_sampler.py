@@ -181,3 +181,21 @@ def test_aligned_pairs_put_the_target_in_the_inputs_units():
     assert slope(plain)[0] < 0.8  # percentiles of the noisy image include the noise's spread
     with pytest.raises(ValueError, match="not positively correlated"):
         pairs_sampler(noisy, -clean, patch=(48, 48), align=True)
+
+
+def test_foreground_patches_hold_structure_and_off_changes_nothing():
+    clean = np.zeros((8, 64, 64))
+    clean[:, 30:34, 30:34] = 100.0  # 0.4% of the voxels
+    clean[0, 0, 0] = 1.0
+    uniform = PatchSampler([(clean,)], patch=(4, 16, 16), seed=0, make_example=lambda c, r, g: (c[0][None], c[0][None], None))
+    biased = PatchSampler([(clean,)], patch=(4, 16, 16), seed=0, foreground=1.0, foreground_level=0.5,
+                          make_example=lambda c, r, g: (c[0][None], c[0][None], None))
+    hit = lambda s: float(np.mean([(s.batch(k, 8)[1].amax(dim=(1, 2, 3, 4)) > 0.5).float().mean() for k in range(4)]))  # noqa: E731
+    assert hit(uniform) < 0.3  # (16 + 3)^2 / 49^2 = 15% of the positions touch the square
+    assert hit(biased) > 0.85  # 20 tries: 1 - 0.85^20 = 96%
+    # foreground=0 draws nothing extra: batches identical to a sampler built before the option existed
+    again = PatchSampler([(clean,)], patch=(4, 16, 16), seed=0, foreground=0.0,
+                         make_example=lambda c, r, g: (c[0][None], c[0][None], None))
+    assert np.array_equal(uniform.batch(3, 4)[0].numpy(), again.batch(3, 4)[0].numpy())
+    with pytest.raises(ValueError, match="foreground"):
+        PatchSampler([(clean,)], patch=(4, 16, 16), foreground=1.5)

@@ -175,7 +175,8 @@ def _random_window(a, size, ndim: int, rng) -> np.ndarray:
 
 
 def simulate_sampler(clean, *, patch, conditions=None, seed: int = 0, augment: bool = True,
-                     percentiles=PERCENTILES, stats_size=(32, 256, 256), n_windows: int = 8):
+                     percentiles=PERCENTILES, stats_size=(32, 256, 256), n_windows: int = 8,
+                     foreground: float = 0.0):
     """Patches of clean images degraded on the fly by the paper-2020 protocol (random condition each).
 
     Each patch is read with a margin of 3 blur sigmas, degraded by
@@ -185,6 +186,8 @@ def simulate_sampler(clean, *, patch, conditions=None, seed: int = 0, augment: b
     of the image (one of ``n_windows`` of random place and size up to ``stats_size``, drawn per
     patch; see :class:`SimulatedExamples`), so the network meets the normalizations that
     :meth:`mire.restore.Restorer.predict` will apply to whole stacks and crops alike.
+    ``foreground``: the fraction of patches that must hold some structure (see
+    :class:`~mire.learn.sampler.PatchSampler`).
 
     Examples
     --------
@@ -201,7 +204,7 @@ def simulate_sampler(clean, *, patch, conditions=None, seed: int = 0, augment: b
     clean = list(clean) if isinstance(clean, list) else [clean]
     margin = int(math.ceil(3 * max(BLUR_SIGMAS.values())))
     sampler = PatchSampler([(c,) for c in clean], patch=patch, margin=margin, seed=seed, augment=augment,
-                           percentiles=percentiles)
+                           percentiles=percentiles, foreground=foreground)
     sampler.make_example = SimulatedExamples(sampler.groups, sampler.ranges, conditions=conditions,
                                              margin=margin, ndim=len(sampler.patch), percentiles=percentiles,
                                              stats_size=stats_size, n_windows=n_windows, seed=seed)
