@@ -148,3 +148,54 @@ def test_agglomerate_errors():
         agglomerate(frag, boundary=np.zeros((4, 4)), scoring="max")
     with pytest.raises(ValueError, match="spatial shape"):
         agglomerate(frag, affinities=np.zeros((2, 4, 3)))
+
+
+def test_agglomerate_graph_on_a_split_graph_equals_agglomerate(rng):
+    """The graph-level function, fed the graph's statistics split in two halves and summed (as the
+    blocks of segment_blockwise do), gives agglomerate's regions and history."""
+    from mire.segment import agglomerate_graph
+
+    frag = _random_fragments(rng, n=40)
+    b = rng.random(frag.shape)
+    a, c, w = face_scores(frag, boundary=b)
+    half = np.arange(a.size) % 2 == 0
+    stats = {}
+    for sel in (half, ~half):
+        for u, v, s in zip(a[sel], c[sel], w[sel]):
+            n, t, h = stats.get((u, v), (0, 0.0, np.zeros(16, np.uint32)))
+            h = h.copy()
+            h[min(int(s * 16), 15)] += 1
+            stats[(u, v)] = (n + 1, t + s, h)
+    edges = np.array(sorted(stats))
+    counts = np.array([stats[tuple(e)][0] for e in edges])
+    sums = np.array([stats[tuple(e)][1] for e in edges])
+    hist = np.array([stats[tuple(e)][2] for e in edges])
+    for scoring in ("mean", "quantile:0.75"):
+        res = agglomerate(frag, boundary=b, thresholds=[0.45, 0.55], scoring=scoring, nbins=16)
+        regions, history = agglomerate_graph(edges, counts, sums, hist, thresholds=[0.45, 0.55], scoring=scoring,
+                                             nbins=16, n_nodes=int(frag.max()) + 1)
+        for seg, region in zip(res.segmentations, regions):
+            np.testing.assert_array_equal(region[frag], seg)
+        np.testing.assert_array_equal(history["a"], res.history["a"])
+        np.testing.assert_allclose(history["score"], res.history["score"])
+    hist_before = hist.copy()
+    agglomerate_graph(edges, counts, sums, hist, thresholds=0.55, scoring="quantile:0.75", nbins=16)
+    np.testing.assert_array_equal(hist, hist_before)  # the input is left alone unless overwrite_hist
+    with pytest.raises(ValueError, match="histogram per edge"):
+        agglomerate_graph(edges, counts, sums, None, scoring="median")
+    with pytest.raises(ValueError, match="counts"):
+        agglomerate_graph(edges, counts[:-1], sums)
+
+
+def test_merge_small_graph_hand_case():
+    from mire.segment import merge_small_graph
+
+    # nodes 1..4 in a chain; 2 (1 voxel) is small: it joins 3 (lower mean score), the group is named 3
+    edges = np.array([[1, 2], [2, 3], [3, 4]])
+    region = merge_small_graph(edges, np.array([2, 1, 5]), np.array([1.6, 0.2, 2.5]),
+                               np.array([0, 5, 1, 4, 6]), min_size=2)
+    assert region.tolist() == [0, 1, 3, 3, 4]
+    # the same, starting from a grouping where 3 and 4 are already one region (named 3)
+    region = merge_small_graph(edges, np.array([2, 1, 5]), np.array([1.6, 0.2, 2.5]),
+                               np.array([0, 5, 1, 4, 6]), min_size=2, regions=np.array([0, 1, 2, 3, 3]))
+    assert region.tolist() == [0, 1, 3, 3, 3]

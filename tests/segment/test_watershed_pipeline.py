@@ -131,3 +131,21 @@ def test_per_slice_pipeline_keeps_slices_apart():
     assert np.unique(seg).size == 6
     for z in range(2):
         assert len(np.intersect1d(np.unique(seg[z]), np.unique(seg[z + 1]))) == 0
+
+
+def test_seeded_watershed_dist_scale():
+    from mire.segment import baseline_boundary_map
+
+    image, _ = em_cells((6, 64, 64), seed=5)
+    b = baseline_boundary_map(image)
+    dmax = float(distance_seeds(b)[1].max())
+    np.testing.assert_array_equal(seeded_watershed(b, dist_scale=dmax), seeded_watershed(b))
+    # a larger scale weakens the distance term: some voxels flood differently
+    assert not np.array_equal(seeded_watershed(b, dist_scale=4 * dmax, alpha=0.5), seeded_watershed(b, alpha=0.5))
+    # per slice: one scale per z-slice; 0 floods the boundary map alone (alpha = 1)
+    per = [float(distance_seeds(b[z])[1].max()) for z in range(6)]
+    np.testing.assert_array_equal(seeded_watershed(b, per_slice=True, dist_scale=per),
+                                  seeded_watershed(b, per_slice=True))
+    np.testing.assert_array_equal(seeded_watershed(b, dist_scale=0.0), seeded_watershed(b, alpha=1.0))
+    with pytest.raises(ValueError, match="dist_scale"):
+        seeded_watershed(b, dist_scale=-1.0)

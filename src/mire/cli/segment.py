@@ -95,6 +95,38 @@ def _segment_blocks(image, out, *, block_size, halo, thresholds, invert, stitch,
         console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
 
 
+def _segment_model_blocks(image, out, *, model, block_size, halo, threshold, stitch, workers, cluster, progress,
+                          options):
+    """Raw EM with a model, blockwise: the boundary map is predicted block by block into a scratch
+    zarr beside OUT (one intensity range for the whole volume), then segmented and stitched."""
+    import dask.array as da
+    import numpy as np
+
+    from mire.io import imread, imwrite
+    from mire.segment import Segmenter
+
+    segmenter = Segmenter.load(model)
+    data = imread(image, lazy=True)  # dask: each block reads only its own window
+    if data.ndim not in (2, 3):
+        raise ValueError(f"{image}: raw EM must be 2D or 3D, got shape {data.shape}")
+    block = _ints(block_size, "--block-size", data.ndim) if block_size else tuple(min(n, 256) for n in data.shape)
+    halo_t = _ints(halo, "--halo", data.ndim)
+    thr = _thresholds(threshold) if threshold else [float(segmenter.metadata["postprocess"]["threshold"])]
+    post = {k: v for k, v in options.items() if v}  # only what was given overrides the model's own
+    zarr_out = out.name.lower().endswith(".zarr")
+    for t in thr:  # each threshold predicts again: the scratch boundary map lives for one run
+        path = _out_path(out, t, len(thr) > 1)
+        seg = segmenter.segment_blockwise(data, block_shape=block, halo=halo_t, threshold=t, stitch=stitch,
+                                          out=path if zarr_out else None, axes=_axes(data.ndim), scheduler=cluster,
+                                          workers=workers, progress=progress, **post)
+        if zarr_out:
+            n = int(da.from_zarr(seg).max().compute())
+        else:
+            imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")
+            n = int(np.count_nonzero(np.unique(seg)))
+        console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
+
+
 def segment_cmd(
     image: Path = typer.Argument(..., help="Raw EM (with --model), boundary probability map (1 = membrane) "
                                            "or affinities (C, Z, Y, X)."),
@@ -117,7 +149,8 @@ def segment_cmd(
     invert: bool = typer.Option(False, "--invert", help="The map is 1 inside cells (1 - boundary): invert it."),
     block_size: str = typer.Option(None, "--block-size",
                                    help="Segment block by block, e.g. 64,256,256 (Z,Y,X): the input is read one "
-                                        "block at a time and labels are stitched across blocks (--boundaries)."),
+                                        "block at a time and labels are stitched across blocks (--boundaries, or "
+                                        "--model: the boundary map is predicted block by block first)."),
     halo: str = typer.Option("16", "--halo", help="Context voxels around each block: one number or Z,Y,X."),
     stitch: str = typer.Option("graph", "--stitch",
                                help="graph: one agglomeration of the blocks' summed region graph (as in memory); "
@@ -139,10 +172,15 @@ def segment_cmd(
             raise ValueError("say what IMAGE holds: give exactly one of --boundaries, --affinities or --model")
         if not image.exists():
             raise FileNotFoundError(f"input not found: {image}")
+        if (block_size is not None or cluster is not None) and model is not None:
+            _segment_model_blocks(image, out, model=model, block_size=block_size, halo=halo, threshold=threshold,
+                                  stitch=stitch, workers=workers, cluster=cluster, progress=progress,
+                                  options=dict(min_size=min_size, scoring=scoring, per_slice=per_slice))
+            return
         if block_size is not None or cluster is not None:
             if not boundaries:
-                raise ValueError("--block-size/--cluster segment boundary maps (--boundaries); for raw EM, "
-                                 "predict the boundary map first, for affinities segment in memory")
+                raise ValueError("--block-size/--cluster segment raw EM (--model) or boundary maps (--boundaries);"
+                                 " for affinities, segment in memory")
             _segment_blocks(image, out, block_size=block_size, halo=halo, thresholds=_thresholds(threshold or "0.5"),
                             invert=invert, stitch=stitch, workers=workers, cluster=cluster, progress=progress,
                             options=dict(min_size=min_size, scoring=scoring or "mean", min_distance=min_distance,

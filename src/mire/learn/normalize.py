@@ -45,6 +45,29 @@ def percentile_range(array, *, percentiles=PERCENTILES, max_elements: int = 2**2
     return float(lo), float(hi)
 
 
+def input_range(image, *, normalization=None, percentiles=PERCENTILES) -> tuple[float, float]:
+    """The (low, high) intensities of ``image`` that a network maps to 0 and 1.
+
+    ``normalization``, a given ``(low, high)`` pair (checked), wins; otherwise the
+    ``percentiles`` of ``image`` (:func:`percentile_range`). Blockwise prediction passes the
+    whole volume's range, so that every block is mapped as a whole-volume run maps it.
+
+    Examples
+    --------
+    >>> input_range(np.zeros(4), normalization=(10, 250))
+    (10.0, 250.0)
+    """
+    if normalization is None:
+        return percentile_range(image, percentiles=percentiles)
+    try:
+        lo, hi = (float(v) for v in np.asarray(normalization, dtype=np.float64).ravel())
+    except (TypeError, ValueError):
+        raise ValueError(f"normalization must be one (low, high) pair, got {normalization!r}") from None
+    if not (np.isfinite(lo) and np.isfinite(hi) and hi > lo):
+        raise ValueError(f"normalization must be finite with high > low, got {normalization!r}")
+    return lo, hi
+
+
 def normalize(x, lo: float, hi: float, *, dtype=np.float32) -> np.ndarray:
     """Map ``lo -> 0`` and ``hi -> 1`` (no clipping: restoration must keep the full range)."""
     return ((np.asarray(x, dtype=np.float64) - lo) / (hi - lo)).astype(dtype, copy=False)

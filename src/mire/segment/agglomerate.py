@@ -378,6 +378,7 @@ def agglomerate_graph(edges, counts, sums, hist=None, *, thresholds=(0.5,), scor
     counts = np.asarray(counts, dtype=np.float64)
     sums = np.asarray(sums, dtype=np.float64)
     if q is None:
+        hist = None  # the mean needs no histograms (and the loop tells the scorings apart by them)
         scores = sums / np.maximum(counts, 1)
     else:
         if hist is None or np.shape(hist) != (n_e, nbins):

@@ -32,6 +32,7 @@ import json
 import os
 import shutil
 import tempfile
+from contextlib import contextmanager
 from functools import partial
 from pathlib import Path
 
@@ -369,21 +370,32 @@ def _relabel_block(piece, block, *, table, dtype):
 
 
 # --------------------------------------------------------------------------- scratch space
-def _scratch(out, fingerprint, resume):
-    """Scratch folder for the intermediate labels and face slabs, and whether to keep it on failure.
+@contextmanager
+def scratch_folder(out, fingerprint: dict, *, resume: bool, suffix: str = "stitch"):
+    """Scratch folder for a blockwise run's intermediate results; removed when the run completes.
 
-    Beside a path ``out`` (``.<name>.stitch``), kept when a run fails so that the next run with
-    the same options resumes from it; otherwise a temporary folder."""
+    Beside a path ``out`` (``.<name>.<suffix>``), kept when the run fails so that the next run
+    with the same ``fingerprint`` (a JSON-able dict of what is computed) resumes from it; a
+    leftover with another fingerprint, or ``resume=False``, is cleared. Otherwise a temporary
+    folder, always removed."""
     if isinstance(out, (str, os.PathLike)):
         target = Path(out)
-        root = target.parent / f".{target.name}.stitch"
+        root = target.parent / f".{target.name}.{suffix}"
         meta = root / "params.json"
         if root.exists() and not (resume and meta.exists() and json.loads(meta.read_text()) == fingerprint):
             shutil.rmtree(root)  # another run's, or resume=False: start over
         root.mkdir(parents=True, exist_ok=True)
         meta.write_text(json.dumps(fingerprint))
-        return root, True
-    return Path(tempfile.mkdtemp(prefix="mire-segment-")), False
+        keep_on_error = True
+    else:
+        root, keep_on_error = Path(tempfile.mkdtemp(prefix=f"mire-{suffix}-")), False
+    try:
+        yield root
+    except BaseException:
+        if not keep_on_error:
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+    shutil.rmtree(root, ignore_errors=True)
 
 
 def _check_input(image):
@@ -511,19 +523,13 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
     fingerprint = dict(shape=list(shape), dtype=str(image.dtype), block=list(block), halo=list(h), stitch=stitch,
                        overlap=float(match_overlap), nbins=int(nbins), **params)
     token = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
-    root, keep_on_error = _scratch(out, fingerprint, resume)
-    try:
-        with blockwise.resolve_scheduler(scheduler, workers=workers) as (_, sched):
-            # one connection to a cluster address for all passes
-            run = dict(scheduler=sched, workers=workers, progress=progress)
-            result = _run(image, out, root, faces=faces, block=block, halo=h, params=params, stitch=stitch, q=q,
-                          nbins=int(nbins), overlap=float(match_overlap), token=token, resume=resume, run=run,
-                          ome=dict(axes=axes, pixel_size=pixel_size))
-    except BaseException:
-        if not keep_on_error:
-            shutil.rmtree(root, ignore_errors=True)
-        raise
-    shutil.rmtree(root, ignore_errors=True)
+    with scratch_folder(out, fingerprint, resume=resume) as root, \
+            blockwise.resolve_scheduler(scheduler, workers=workers) as (_, sched):
+        # one connection to a cluster address for all passes
+        run = dict(scheduler=sched, workers=workers, progress=progress)
+        result = _run(image, out, root, faces=faces, block=block, halo=h, params=params, stitch=stitch, q=q,
+                      nbins=int(nbins), overlap=float(match_overlap), token=token, resume=resume, run=run,
+                      ome=dict(axes=axes, pixel_size=pixel_size))
     return result
 
 

@@ -191,21 +191,26 @@ class Segmenter:
         return history
 
     # ---------------------------------------------------------------- prediction
-    def predict(self, image, *, tile=None, overlap=None, batch_size: int = 1, device=None) -> np.ndarray:
+    def predict(self, image, *, tile=None, overlap=None, batch_size: int = 1, device=None,
+                normalization=None) -> np.ndarray:
         """Boundary probabilities (``image.shape``) or affinities (``(C, *image.shape)``), float32 in [0, 1].
 
         A 2D model applied to a (Z, Y, X) stack predicts slice by slice (affinities then have the
-        2D channels only). Normalization uses the percentiles of the whole input.
+        2D channels only). Normalization uses the percentiles of the whole input, or
+        ``normalization``: the ``(low, high)`` intensities mapped to 0 and 1 (blockwise runs pass
+        the whole volume's, so that every block is mapped the same way).
         """
         from mire._torch import default_device
-        from mire.learn import percentile_range, predict_tiled
+        from mire.learn import predict_tiled
+        from mire.learn.normalize import input_range
 
         img = check_image(image, name="image", ndim=(2, 3))
         if img.ndim < self.ndim:
             raise ValueError(f"image is {img.ndim}D; this {self.ndim}D model needs a {self.ndim}D image")
         device = torch.device(device) if device is not None else default_device()
         self.model.to(device).eval()
-        lo, hi = percentile_range(img, percentiles=self.metadata["normalization"]["percentiles"])
+        lo, hi = input_range(img, normalization=normalization,
+                             percentiles=self.metadata["normalization"]["percentiles"])
         if img.ndim == self.ndim:
             stack, spatial = img[None], img.shape
         else:  # a 2D model over a (Z, Y, X) stack: slice by slice
@@ -239,11 +244,7 @@ class Segmenter:
         """
         from mire.segment.pipeline import segment_affinities, segment_boundaries
 
-        params = dict(self.metadata["postprocess"])
-        unknown = set(postprocess) - set(params)
-        if unknown:
-            raise TypeError(f"unknown post-processing option(s) {sorted(unknown)}; use {sorted(params)}")
-        params.update(postprocess)
+        params = self._postprocess(postprocess)
         prob = self.predict(image)
         kw = {k: params[k] for k in ("min_size", "min_distance", "seed_threshold", "sigma")}
         if self.target == "boundaries":
@@ -255,6 +256,158 @@ class Segmenter:
             seg = segment_affinities(prob, thresholds=params["threshold"],
                                      scoring=params["scoring"] or "median", **kw)
         return (seg, prob) if return_probabilities else seg
+
+    def _postprocess(self, overrides) -> dict:
+        params = dict(self.metadata["postprocess"])
+        unknown = set(overrides) - set(params)
+        if unknown:
+            raise TypeError(f"unknown post-processing option(s) {sorted(unknown)}; use {sorted(params)}")
+        params.update(overrides)
+        return params
+
+    # --------------------------------------------------------- larger than memory
+    def _weights_digest(self) -> str:
+        """SHA-1 of the weights: a resumed blockwise run must be from the same network."""
+        import hashlib
+
+        digest = hashlib.sha1()
+        for t in self.model.state_dict().values():
+            digest.update(t.detach().cpu().numpy().tobytes())
+        return digest.hexdigest()
+
+    def predict_blockwise(self, image, *, block_shape, halo=16, out=None, reduce: str = "max",
+                          normalization=None, scheduler=None, workers=None, progress: bool = False,
+                          resume: bool = True):
+        """Boundary map of a volume larger than memory, predicted block by block.
+
+        The input's intensity range is computed once, from a strided subsample of the whole
+        volume (:func:`mire.learn.percentile_range`), and every block is normalized with it, as
+        :meth:`predict` normalizes a whole input. Each block is predicted with ``halo`` voxels of
+        context that are cut off again (:func:`mire.blockwise.map_blocks`). An affinity model's
+        affinities become a boundary map in each block (:func:`mire.segment.affinities_to_boundaries`
+        with ``reduce``), so that :func:`mire.segment.segment_blockwise` can stitch it.
+
+        Parameters
+        ----------
+        image : (Z, Y, X) or (Y, X) array-like
+            Raw EM: numpy, zarr, dask or h5py (read one haloed block at a time).
+        block_shape, halo : int or tuple of int
+            Blocks and their context; a 2D model over a stack needs no context along z.
+        out : str, Path or zarr array, optional
+            As in :func:`mire.blockwise.map_blocks` (a path run resumes when killed).
+        reduce : {"max", "mean"}
+            Affinity models only, see :func:`mire.segment.affinities_to_boundaries`; ``"max"`` is
+            what :func:`mire.segment.segment_affinities` floods.
+        normalization : (float, float), optional
+            The intensities mapped to 0 and 1; default the model's percentiles of ``image``.
+        scheduler, workers, progress, resume
+            As in :func:`mire.blockwise.map_blocks`.
+
+        Returns
+        -------
+        float32 boundary map of ``image.shape`` (numpy, or the written zarr array).
+
+        Examples
+        --------
+        >>> from mire.data import em_cells
+        >>> image, _ = em_cells((64, 64), seed=0)
+        >>> seg = Segmenter("tiny", ndim=2)
+        >>> b = seg.predict_blockwise(image, block_shape=32, halo=16)
+        >>> bool(np.allclose(b, seg.predict(image), atol=1e-4))
+        True
+        """
+        import hashlib
+        import json
+        from functools import partial
+
+        from mire.blockwise import map_blocks
+        from mire.learn.normalize import input_range
+
+        if reduce not in ("max", "mean"):
+            raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
+        if len(image.shape) not in (2, 3) or len(image.shape) < self.ndim:
+            raise ValueError(f"image must be {self.ndim}D{' or 3D' if self.ndim == 2 else ''} for this "
+                             f"{self.ndim}D model, got shape {tuple(image.shape)}")
+        lo, hi = input_range(image, normalization=normalization,
+                             percentiles=self.metadata["normalization"]["percentiles"])
+        ndim = len(image.shape)
+        halo = np.broadcast_to(np.asarray(halo, dtype=int), (ndim,)).copy()
+        if ndim > self.ndim:
+            halo[0] = 0  # a 2D model predicts each slice on its own
+        token = hashlib.sha1(json.dumps([lo, hi, reduce, self._weights_digest()]).encode()).hexdigest()[:16]
+        return map_blocks(partial(_boundary_block, segmenter=self, normalization=(lo, hi), reduce=reduce), image,
+                          block_shape=block_shape, halo=tuple(int(h) for h in halo), out=out, dtype=np.float32,
+                          scheduler=scheduler, workers=workers, progress=progress, resume=resume, token=token)
+
+    def segment_blockwise(self, image, *, block_shape, halo=16, out=None, reduce: str = "max", stitch="graph",
+                          axes=None, pixel_size=None, scheduler=None, workers=None, progress: bool = False,
+                          resume: bool = True, **postprocess):
+        """:meth:`segment` for volumes larger than memory: blockwise prediction, then stitching.
+
+        :meth:`predict_blockwise` writes the boundary map (affinity models: converted with
+        ``reduce``) to a scratch zarr (beside ``out`` when it is a path, else a temporary
+        folder), :func:`mire.segment.segment_blockwise` segments it with the model's stored
+        post-processing, and the scratch is removed. A killed run with a path ``out`` resumes
+        from the scratch and from the segmentation's own intermediate results.
+
+        Parameters
+        ----------
+        image : (Z, Y, X) or (Y, X) array-like
+            Raw EM (numpy, zarr, dask, h5py).
+        block_shape, halo
+            Blocks and their context, for both the prediction and the segmentation.
+        out, axes, pixel_size, stitch, scheduler, workers, progress, resume
+            As in :func:`mire.segment.segment_blockwise`.
+        reduce : {"max", "mean"}
+            Affinity models: how affinities become the boundary map that is segmented.
+        postprocess
+            Overrides of the stored post-processing (one ``threshold``).
+
+        Returns
+        -------
+        uint32 labels (numpy, or the written zarr array).
+
+        Notes
+        -----
+        An affinity model is segmented from its boundary map, with boundary-map face scores
+        ``(b[u] + b[v]) / 2`` instead of :meth:`segment`'s ``1 - affinity``: the blockwise
+        stitching sums region graphs of one boundary map.
+
+        Examples
+        --------
+        >>> from mire.data import em_cells
+        >>> from mire.metrics import adapted_rand_error
+        >>> image, _ = em_cells((64, 64), seed=0)
+        >>> seg = Segmenter("tiny", ndim=2)
+        >>> labels = seg.segment_blockwise(image, block_shape=32, halo=16)
+        >>> bool(adapted_rand_error(seg.segment(image), labels)[0] < 0.01)
+        True
+        """
+        import zarr
+
+        from mire.segment.chunked import scratch_folder, segment_blockwise
+
+        params = self._postprocess(postprocess)
+        if not np.isscalar(params["threshold"]):
+            raise ValueError("segment_blockwise takes one threshold; run it once per threshold")
+        if isinstance(out, (str, Path)) and Path(out).exists():  # before the prediction, not after
+            raise FileExistsError(f"output {out} exists; remove it or choose another name")
+        fingerprint = dict(weights=self._weights_digest(), shape=list(image.shape),
+                           block=np.ravel(block_shape).tolist(), halo=np.ravel(halo).tolist(), reduce=reduce)
+        ndim = len(image.shape)
+        with scratch_folder(out, fingerprint, resume=resume, suffix="predict") as folder:
+            scratch = folder / "boundary.zarr"
+            if not scratch.exists():  # else an interrupted run finished the prediction
+                self.predict_blockwise(image, block_shape=block_shape, halo=halo, out=scratch, reduce=reduce,
+                                       scheduler=scheduler, workers=workers, progress=progress, resume=resume)
+            return segment_blockwise(
+                zarr.open_array(str(scratch), mode="r"), block_shape=block_shape, halo=halo,
+                threshold=float(params["threshold"]), seed_threshold=params["seed_threshold"],
+                min_distance=params["min_distance"], sigma=params["sigma"],
+                per_slice=bool(params["per_slice"]) and ndim == 3, min_size=params["min_size"],
+                scoring=params["scoring"] or ("mean" if self.target == "boundaries" else "median"), stitch=stitch,
+                out=out, axes=axes, pixel_size=pixel_size, scheduler=scheduler, workers=workers, progress=progress,
+                resume=resume)
 
     # ------------------------------------------------------------------- files
     def save(self, path) -> Path:
@@ -286,3 +439,16 @@ class Segmenter:
 
         return (f"Segmenter({self.metadata.get('name') or 'unnamed'!r}, target={self.target!r}, ndim={self.ndim}, "
                 f"parameters={count_parameters(self.model)})")
+
+
+def _boundary_block(piece, *, segmenter, normalization, reduce):
+    """One block of :meth:`Segmenter.predict_blockwise`: the boundary map of a haloed window."""
+    from mire.segment.watershed import affinities_to_boundaries
+
+    prob = segmenter.predict(piece, normalization=normalization)
+    if segmenter.target == "boundaries":
+        return prob
+    if prob.ndim == piece.ndim + 1 and prob.shape[0] >= piece.ndim:
+        return affinities_to_boundaries(prob, reduce=reduce)
+    # a 2D affinity model over a stack: (C, Z, Y, X) with the in-plane channels only
+    return np.stack([affinities_to_boundaries(prob[:, z], reduce=reduce) for z in range(piece.shape[0])])
