@@ -60,6 +60,8 @@ def test_segment_blockwise_tiny_model_to_path(tiny3d, tmp_path):
         tiny3d.segment_blockwise(image, block_shape=(8, 32, 32), threshold=[0.3, 0.5])
     with pytest.raises(TypeError, match="post-processing"):
         tiny3d.segment_blockwise(image, block_shape=(8, 32, 32), thresold=0.5)
+    with pytest.raises(ValueError, match="boundary_map shape"):
+        tiny3d.segment_blockwise(image, block_shape=(8, 32, 32), boundary_map=np.zeros((4, 4, 4), np.float32))
 
 
 def test_segment_blockwise_resumes_from_the_predicted_map(tiny3d, tmp_path, monkeypatch):
@@ -112,7 +114,7 @@ def test_shipped_affinity_model_blockwise(shared_data):
     assert adapted_rand_error(model.segment(raw), blocks)[0] <= 0.02  # measured 0.0119
 
 
-def test_cli_model_block_size_ome_zarr(shared_data, tmp_path):
+def test_cli_model_block_size_ome_zarr(shared_data, tmp_path, monkeypatch):
     import tifffile
     from typer.testing import CliRunner
 
@@ -122,13 +124,22 @@ def test_cli_model_block_size_ome_zarr(shared_data, tmp_path):
     raw = tifffile.imread(shared_data("isbi2012_em_membranes", "train-volume.tif"))[:4, :256, :256]
     src, out = tmp_path / "raw.ome.zarr", tmp_path / "seg.ome.zarr"
     imwrite(src, raw, axes="ZYX")
-    res = CliRunner().invoke(app, ["segment", str(src), str(out), "--model", "em2d-membrane",
-                                   "--block-size", "2,128,128", "--halo", "2,16,16", "--workers", "2"])
+    calls = []
+    predict = Segmenter.predict_blockwise
+    monkeypatch.setattr(Segmenter, "predict_blockwise", lambda *a, **k: calls.append(1) or predict(*a, **k))
+    res = CliRunner().invoke(app, ["segment", str(src), str(out), "--model", "em2d-membrane", "--threshold",
+                                   "0.6,0.7", "--block-size", "2,128,128", "--halo", "2,16,16", "--workers", "2"])
     assert res.exit_code == 0, res.output
-    seg = imread(out)
-    model = Segmenter.load("em2d-membrane")
+    assert len(calls) == 1  # one prediction for both thresholds
+    seg = imread(tmp_path / "seg_t0.6.ome.zarr")
+    model = Segmenter.load("em2d-membrane")  # its own threshold is 0.6
     np.testing.assert_array_equal(seg, model.segment_blockwise(raw, block_shape=(2, 128, 128), halo=(2, 16, 16)))
     assert adapted_rand_error(model.segment(raw), seg)[0] <= 0.01
     assert f"{seg.max()} segments" in res.output
-    assert iminfo(out)["axes"] == "ZYX"
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.ome.zarr", "seg.ome.zarr"]
+    assert iminfo(tmp_path / "seg_t0.7.ome.zarr")["axes"] == "ZYX"
+    assert imread(tmp_path / "seg_t0.7.ome.zarr").max() < seg.max()  # a higher threshold merges more
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["raw.ome.zarr", "seg_t0.6.ome.zarr", "seg_t0.7.ome.zarr"]
+    calls.clear()
+    res = CliRunner().invoke(app, ["segment", str(src), str(tmp_path / "seg_t0.6.ome.zarr"), "--model",
+                                   "em2d-membrane", "--block-size", "2,128,128"])
+    assert res.exit_code == 2 and "exists" in res.output and not calls  # refused before predicting

@@ -114,17 +114,24 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, threshold, sti
     thr = _thresholds(threshold) if threshold else [float(segmenter.metadata["postprocess"]["threshold"])]
     post = {k: v for k, v in options.items() if v}  # only what was given overrides the model's own
     zarr_out = out.name.lower().endswith(".zarr")
-    for t in thr:  # each threshold predicts again: the scratch boundary map lives for one run
-        path = _out_path(out, t, len(thr) > 1)
-        seg = segmenter.segment_blockwise(data, block_shape=block, halo=halo_t, threshold=t, stitch=stitch,
-                                          out=path if zarr_out else None, axes=_axes(data.ndim), scheduler=cluster,
-                                          workers=workers, progress=progress, **post)
-        if zarr_out:
-            n = int(da.from_zarr(seg).max().compute())
-        else:
-            imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")
-            n = int(np.count_nonzero(np.unique(seg)))
-        console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
+    for t in thr:  # before the prediction, not after
+        if _out_path(out, t, len(thr) > 1).exists():
+            raise FileExistsError(f"output {_out_path(out, t, len(thr) > 1)} exists; remove it or choose another name")
+    run = dict(scheduler=cluster, workers=workers, progress=progress)
+    # one prediction for all thresholds (beside OUT, so that a killed run reuses it)
+    with segmenter.predicted_scratch(data, block_shape=block, halo=halo_t, out=out if zarr_out else None,
+                                     **run) as bmap:
+        for t in thr:
+            path = _out_path(out, t, len(thr) > 1)
+            seg = segmenter.segment_blockwise(data, block_shape=block, halo=halo_t, threshold=t, stitch=stitch,
+                                              out=path if zarr_out else None, axes=_axes(data.ndim),
+                                              boundary_map=bmap, **run, **post)
+            if zarr_out:
+                n = int(da.from_zarr(seg).max().compute())
+            else:
+                imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")
+                n = int(np.count_nonzero(np.unique(seg)))
+            console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
 
 
 def segment_cmd(

@@ -10,6 +10,7 @@ tile by tile (:func:`mire.learn.predict_tiled`), and segments them with the post
 
 from __future__ import annotations
 
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -341,7 +342,7 @@ class Segmenter:
 
     def segment_blockwise(self, image, *, block_shape, halo=16, out=None, reduce: str = "max", stitch="graph",
                           axes=None, pixel_size=None, scheduler=None, workers=None, progress: bool = False,
-                          resume: bool = True, **postprocess):
+                          resume: bool = True, boundary_map=None, **postprocess):
         """:meth:`segment` for volumes larger than memory: blockwise prediction, then stitching.
 
         :meth:`predict_blockwise` writes the boundary map (affinity models: converted with
@@ -360,6 +361,9 @@ class Segmenter:
             As in :func:`mire.segment.segment_blockwise`.
         reduce : {"max", "mean"}
             Affinity models: how affinities become the boundary map that is segmented.
+        boundary_map : array-like, optional
+            This model's :meth:`predict_blockwise` of ``image``, made earlier: segmented without
+            predicting again (e.g. at several thresholds).
         postprocess
             Overrides of the stored post-processing (one ``threshold``).
 
@@ -383,31 +387,53 @@ class Segmenter:
         >>> bool(adapted_rand_error(seg.segment(image), labels)[0] < 0.01)
         True
         """
-        import zarr
-
-        from mire.segment.chunked import scratch_folder, segment_blockwise
+        from mire.segment.chunked import segment_blockwise
 
         params = self._postprocess(postprocess)
-        if not np.isscalar(params["threshold"]):
-            raise ValueError("segment_blockwise takes one threshold; run it once per threshold")
+        self._blockwise_options(params, len(image.shape))  # bad options fail before any work
         if isinstance(out, (str, Path)) and Path(out).exists():  # before the prediction, not after
             raise FileExistsError(f"output {out} exists; remove it or choose another name")
+        if boundary_map is not None and tuple(boundary_map.shape) != tuple(image.shape):
+            raise ValueError(f"boundary_map shape {tuple(boundary_map.shape)} does not match image shape "
+                             f"{tuple(image.shape)}")
+        predicted = nullcontext(boundary_map) if boundary_map is not None else self.predicted_scratch(
+            image, block_shape=block_shape, halo=halo, out=out, reduce=reduce, scheduler=scheduler, workers=workers,
+            progress=progress, resume=resume)
+        with predicted as bmap:
+            return segment_blockwise(bmap, block_shape=block_shape, halo=halo, out=out, axes=axes,
+                                     pixel_size=pixel_size, stitch=stitch, scheduler=scheduler, workers=workers,
+                                     progress=progress, resume=resume,
+                                     **self._blockwise_options(params, len(image.shape)))
+
+    def _blockwise_options(self, params, ndim) -> dict:
+        """The stored post-processing as :func:`mire.segment.segment_blockwise` options."""
+        if not np.isscalar(params["threshold"]):
+            raise ValueError("segment_blockwise takes one threshold; run it once per threshold")
+        return dict(threshold=float(params["threshold"]), seed_threshold=params["seed_threshold"],
+                    min_distance=params["min_distance"], sigma=params["sigma"],
+                    per_slice=bool(params["per_slice"]) and ndim == 3, min_size=params["min_size"],
+                    scoring=params["scoring"] or ("mean" if self.target == "boundaries" else "median"))
+
+    @contextmanager
+    def predicted_scratch(self, image, *, block_shape, halo=16, out=None, reduce: str = "max", scheduler=None,
+                          workers=None, progress: bool = False, resume: bool = True):
+        """:meth:`predict_blockwise` into a scratch zarr, open for the ``with`` block, then removed.
+
+        The scratch is ``.<name>.predict/`` beside a path ``out`` (kept when the block fails, so
+        that a rerun with the same model and blocks reuses the prediction), else a temporary folder.
+        """
+        import zarr
+
+        from mire.segment.chunked import scratch_folder
+
         fingerprint = dict(weights=self._weights_digest(), shape=list(image.shape),
                            block=np.ravel(block_shape).tolist(), halo=np.ravel(halo).tolist(), reduce=reduce)
-        ndim = len(image.shape)
         with scratch_folder(out, fingerprint, resume=resume, suffix="predict") as folder:
             scratch = folder / "boundary.zarr"
             if not scratch.exists():  # else an interrupted run finished the prediction
                 self.predict_blockwise(image, block_shape=block_shape, halo=halo, out=scratch, reduce=reduce,
                                        scheduler=scheduler, workers=workers, progress=progress, resume=resume)
-            return segment_blockwise(
-                zarr.open_array(str(scratch), mode="r"), block_shape=block_shape, halo=halo,
-                threshold=float(params["threshold"]), seed_threshold=params["seed_threshold"],
-                min_distance=params["min_distance"], sigma=params["sigma"],
-                per_slice=bool(params["per_slice"]) and ndim == 3, min_size=params["min_size"],
-                scoring=params["scoring"] or ("mean" if self.target == "boundaries" else "median"), stitch=stitch,
-                out=out, axes=axes, pixel_size=pixel_size, scheduler=scheduler, workers=workers, progress=progress,
-                resume=resume)
+            yield zarr.open_array(str(scratch), mode="r")
 
     # ------------------------------------------------------------------- files
     def save(self, path) -> Path:
