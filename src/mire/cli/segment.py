@@ -95,8 +95,8 @@ def _segment_blocks(image, out, *, block_size, halo, thresholds, invert, stitch,
         console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
 
 
-def _segment_model_blocks(image, out, *, model, block_size, halo, threshold, stitch, workers, cluster, progress,
-                          options):
+def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, threshold, stitch, workers, cluster,
+                          progress, options):
     """Raw EM with a model, blockwise: the boundary map is predicted block by block into a scratch
     zarr beside OUT (one intensity range for the whole volume), then segmented and stitched."""
     import dask.array as da
@@ -111,6 +111,7 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, threshold, sti
         raise ValueError(f"{image}: raw EM must be 2D or 3D, got shape {data.shape}")
     block = _ints(block_size, "--block-size", data.ndim) if block_size else tuple(min(n, 256) for n in data.shape)
     halo_t = _ints(halo, "--halo", data.ndim)
+    predict_halo_t = _ints(predict_halo, "--predict-halo", data.ndim)
     thr = _thresholds(threshold) if threshold else [float(segmenter.metadata["postprocess"]["threshold"])]
     post = {k: v for k, v in options.items() if v}  # only what was given overrides the model's own
     zarr_out = out.name.lower().endswith(".zarr")
@@ -119,7 +120,7 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, threshold, sti
             raise FileExistsError(f"output {_out_path(out, t, len(thr) > 1)} exists; remove it or choose another name")
     run = dict(scheduler=cluster, workers=workers, progress=progress)
     # one prediction for all thresholds (beside OUT, so that a killed run reuses it)
-    with segmenter.predicted_scratch(data, block_shape=block, halo=halo_t, out=out if zarr_out else None,
+    with segmenter.predicted_scratch(data, block_shape=block, halo=predict_halo_t, out=out if zarr_out else None,
                                      **run) as bmap:
         for t in thr:
             path = _out_path(out, t, len(thr) > 1)
@@ -159,6 +160,8 @@ def segment_cmd(
                                         "block at a time and labels are stitched across blocks (--boundaries, or "
                                         "--model: the boundary map is predicted block by block first)."),
     halo: str = typer.Option("16", "--halo", help="Context voxels around each block: one number or Z,Y,X."),
+    predict_halo: str = typer.Option("32", "--predict-halo",
+                                     help="With --model: context voxels around each block's prediction."),
     stitch: str = typer.Option("graph", "--stitch",
                                help="graph: one agglomeration of the blocks' summed region graph (as in memory); "
                                     "overlap: each block agglomerates, segments matched by overlap."),
@@ -180,7 +183,8 @@ def segment_cmd(
         if not image.exists():
             raise FileNotFoundError(f"input not found: {image}")
         if (block_size is not None or cluster is not None) and model is not None:
-            _segment_model_blocks(image, out, model=model, block_size=block_size, halo=halo, threshold=threshold,
+            _segment_model_blocks(image, out, model=model, block_size=block_size, halo=halo,
+                                  predict_halo=predict_halo, threshold=threshold,
                                   stitch=stitch, workers=workers, cluster=cluster, progress=progress,
                                   options=dict(min_size=min_size, scoring=scoring, per_slice=per_slice))
             return
