@@ -467,6 +467,10 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
     ndarray or zarr array
         uint32 labels 1..N (uint64 if there are 2**32 or more objects), numbered in block order.
 
+    See Also
+    --------
+    mire.segment.Segmenter.segment_blockwise : raw EM with a network, predicted block by block first.
+
     Notes
     -----
     Blockwise and whole-volume results differ only where a block's window changes the
