@@ -70,11 +70,13 @@ def test_blockwise_deconvolution_error_falls_with_the_halo():
     psf = gaussian_psf(1.0, ndim=3)
     whole = tv_deconvolve(y, psf, weight=0.02, n_iter=40, tol=0)
     errs = {}
-    for halo in (2, 10):
+    for halo in (2, 14):
         blocks = tv_deconvolve(y, psf, weight=0.02, n_iter=40, tol=0, block_shape=(8, 24, 24), halo=(0, halo, halo))
         errs[halo] = np.abs(blocks - whole).max()
-    assert errs[10] < errs[2]
-    assert errs[10] < 0.05  # < 5 % of the intensity range with a halo of ~2.5 PSF supports
+    # at 40 iterations the difference is mostly each block's unconverged ADMM path (0.03-0.04 for halos
+    # 2-10, measured), and a halo of ~3.5 PSF supports brings it lower
+    assert errs[14] < errs[2]
+    assert errs[14] < 0.035, errs
     rl_whole = richardson_lucy(np.clip(y, 0, None), psf, n_iter=15)
     rl_blocks = richardson_lucy(np.clip(y, 0, None), psf, n_iter=15, block_shape=(8, 24, 24), halo=(0, 12, 12))
     assert np.abs(rl_blocks - rl_whole).max() < 1e-3
