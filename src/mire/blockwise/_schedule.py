@@ -82,7 +82,7 @@ def run_tasks(fn, items, *, scheduler=None, workers: int | None = None, progress
 def _run_on_client(client, fn, items, *, progress, description):
     from distributed import as_completed
 
-    from mire.restore._common import progress_bar
+    from mire._progress import progress_bar
 
     futures = client.map(fn, items, pure=False)
     position = {f.key: i for i, f in enumerate(futures)}

@@ -13,7 +13,8 @@ import numpy as np
 import torch
 
 from mire._torch import default_device, to_numpy, to_tensor
-from mire.restore._common import check_inputs, compute_dtype, grad, grad_adjoint, normalize_spacing, progress_bar
+from mire._progress import progress_bar
+from mire.restore._common import check_inputs, compute_dtype, grad, grad_adjoint, normalize_spacing
 
 BOUNDARIES = ("valid", "zero", "circular")
 

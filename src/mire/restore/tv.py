@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from mire._progress import progress_bar
 from mire._torch import default_device, to_numpy, to_tensor
 from mire.restore._common import (
     ExtendedDomain,
@@ -32,7 +33,6 @@ from mire.restore._common import (
     intensity_scale,
     laplacian_symbol,
     normalize_spacing,
-    progress_bar,
     tv_norm,
 )
 
