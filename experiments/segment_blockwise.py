@@ -25,26 +25,12 @@ import numpy as np
 
 from mire.data import em_cells
 from mire.metrics import adapted_rand_error, variation_of_information
-from mire.segment import baseline_boundary_map, segment_blockwise, segment_boundaries
+from mire.segment import baseline_boundary_map, face_splits, segment_blockwise, segment_boundaries
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "gala_fibsem_neurons"
 if not DATA.exists():
     DATA = Path("/work/shared/data/gala_fibsem_neurons")
 RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def face_splits(whole, seg, block):
-    """Whole-volume segments present on both sides of a block face whose blockwise majority ID differs."""
-    n = 0
-    for d in range(whole.ndim):
-        for p in range(block[d], whole.shape[d], block[d]):
-            lo, hi = np.take(whole, p - 1, axis=d).ravel(), np.take(whole, p, axis=d).ravel()
-            slo, shi = np.take(seg, p - 1, axis=d).ravel(), np.take(seg, p, axis=d).ravel()
-            for w in np.intersect1d(lo, hi):
-                a, ca = np.unique(slo[lo == w], return_counts=True)
-                b, cb = np.unique(shi[hi == w], return_counts=True)
-                n += int(a[ca.argmax()] != b[cb.argmax()])
-    return n
 
 
 def volumes():
@@ -86,7 +72,7 @@ def main():
                 split, merge = variation_of_information(whole, seg)
                 row = dict(volume=name, shape=list(b.shape), threshold=threshold, block=list(block),
                            halo=list(halo), stitch=stitch, arand=adapted_rand_error(whole, seg)[0],
-                           voi_split=split, voi_merge=merge, face_splits=face_splits(whole, seg, block),
+                           voi_split=split, voi_merge=merge, face_splits=len(face_splits(whole, seg, block)),
                            n_whole=int(len(np.unique(whole))), n_blocks=int(len(np.unique(seg))),
                            gt_arand_whole=adapted_rand_error(gt, whole)[0],
                            gt_arand_blocks=adapted_rand_error(gt, seg)[0], seconds=elapsed,

@@ -10,6 +10,7 @@ from mire.segment import (
     agglomerate,
     baseline_boundary_map,
     boundaries,
+    face_splits,
     match_labels,
     segment_blockwise,
     segment_boundaries,
@@ -23,21 +24,6 @@ def volume():
     image, _ = em_cells((12, 96, 96), seed=1)
     b = baseline_boundary_map(image)
     return b, segment_boundaries(b)
-
-
-def _face_splits(whole, seg, block):
-    """Whole-volume segments on both sides of a block face whose blockwise majority ID changes there."""
-    splits = []
-    for d in range(whole.ndim):
-        for p in range(block[d], whole.shape[d], block[d]):
-            lo, hi = np.take(whole, p - 1, axis=d).ravel(), np.take(whole, p, axis=d).ravel()
-            slo, shi = np.take(seg, p - 1, axis=d).ravel(), np.take(seg, p, axis=d).ravel()
-            for w in np.intersect1d(lo, hi):
-                a, ca = np.unique(slo[lo == w], return_counts=True)
-                b, cb = np.unique(shi[hi == w], return_counts=True)
-                if a[ca.argmax()] != b[cb.argmax()]:
-                    splits.append((d, p, int(w)))
-    return splits
 
 
 def test_match_labels_hand_computed():
@@ -60,7 +46,7 @@ def test_blockwise_equals_whole_volume(volume, stitch):
     assert blocks.dtype == np.uint32
     assert adapted_rand_error(whole, blocks)[0] <= 0.01
     assert sum(variation_of_information(whole, blocks)) < 0.02
-    assert _face_splits(whole, blocks, BLOCK) == []  # no object changes ID at a block face
+    assert face_splits(whole, blocks, BLOCK) == []  # no object changes ID at a block face
     ids = np.unique(blocks)
     assert ids[0] == 1 and ids[-1] == len(ids)  # consecutive 1..N
 
@@ -183,7 +169,7 @@ def test_real_em_crop_blockwise_equals_whole(shared_data):
     whole = segment_boundaries(b)
     blocks = segment_blockwise(b, block_shape=(12, 50, 64), halo=(12, 24, 24))  # 2 x 2 x 2 blocks
     assert adapted_rand_error(whole, blocks)[0] <= 0.01
-    assert _face_splits(whole, blocks, (12, 50, 64)) == []
+    assert face_splits(whole, blocks, (12, 50, 64)) == []
 
 
 def test_cli_segments_ome_zarr_in_blocks(volume, tmp_path):

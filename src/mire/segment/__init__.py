@@ -23,7 +23,7 @@ from mire.segment.augment import (
     misalign,
     missing_sections,
 )
-from mire.segment.chunked import match_labels, segment_blockwise
+from mire.segment.chunked import face_splits, match_labels, segment_blockwise
 from mire.segment.learned import Segmenter
 from mire.segment.pipeline import (
     baseline_boundary_map,
@@ -43,5 +43,5 @@ __all__ = [
     "Proofreader", "merge", "split", "replay", "save_log", "load_log",
     "segment_boundaries", "segment_affinities", "baseline_boundary_map", "baseline_segmentation",
     "augment_em", "flip_transpose", "missing_sections", "contrast_jitter", "blur_sections", "misalign",
-    "elastic_deform", "Segmenter", "segment_blockwise", "match_labels",
+    "elastic_deform", "Segmenter", "segment_blockwise", "match_labels", "face_splits",
 ]

@@ -38,7 +38,7 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["segment_blockwise", "match_labels"]
+__all__ = ["segment_blockwise", "match_labels", "face_splits"]
 
 _LOCAL_BITS = 32
 
@@ -123,6 +123,34 @@ class _Faces:
         """Planes of the slab on each side of face ``k`` of ``axis``."""
         upper = min(self.block[axis], self.shape[axis] - (k + 1) * self.block[axis])
         return min(self.width[axis], self.block[axis], upper)
+
+
+def face_splits(whole, seg, block_shape) -> list[tuple[int, int, int]]:
+    """Whole-volume segments on both sides of a block face whose blockwise majority ID changes there.
+
+    How a blockwise segmentation ``seg`` (blocks of ``block_shape``) cuts objects of the whole-volume
+    one ``whole``: each ``(axis, position, whole_id)`` is an object whose most frequent ``seg`` label
+    differs on the two planes of a face.
+
+    Examples
+    --------
+    >>> whole = np.ones((1, 4), int)
+    >>> face_splits(whole, np.array([[1, 1, 2, 2]]), (1, 2))
+    [(1, 2, 1)]
+    """
+    whole, seg = np.asarray(whole), np.asarray(seg)
+    block = tuple(int(b) for b in np.broadcast_to(np.asarray(block_shape), (whole.ndim,)))
+    splits = []
+    for d in range(whole.ndim):
+        for p in range(block[d], whole.shape[d], block[d]):
+            lo, hi = np.take(whole, p - 1, axis=d).ravel(), np.take(whole, p, axis=d).ravel()
+            slo, shi = np.take(seg, p - 1, axis=d).ravel(), np.take(seg, p, axis=d).ravel()
+            for w in np.intersect1d(lo, hi):
+                a, ca = np.unique(slo[lo == w], return_counts=True)
+                b, cb = np.unique(shi[hi == w], return_counts=True)
+                if a[ca.argmax()] != b[cb.argmax()]:
+                    splits.append((d, p, int(w)))
+    return splits
 
 
 def _store_path(root, axis, side):
