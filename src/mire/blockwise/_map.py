@@ -9,8 +9,8 @@ from pathlib import Path
 
 import numpy as np
 
-from mire.blockwise._plan import Block, plan_blocks, read_window
-from mire.blockwise._schedule import run_tasks
+from mire.blockwise._plan import Block, check_block_shape, plan_blocks, read_window
+from mire.blockwise._schedule import resolve_scheduler, run_tasks
 
 
 def _as_source(array):
@@ -188,9 +188,8 @@ def map_blocks(func, image, *, block_shape, halo=0, out=None, dtype=None, schedu
     shape = tuple(int(n) for n in src.shape)
     if len(shape) == 0 or min(shape) == 0:
         raise ValueError(f"image is empty (shape {shape})")
-    blocks = plan_blocks(shape, block_shape, halo)
-    block = tuple(int(b) for b in np.broadcast_to(np.asarray(block_shape), (len(shape),)))
-    halo_t = tuple(int(v) for v in np.broadcast_to(np.asarray(halo or 0), (len(shape),)))
+    block, halo_t = check_block_shape(len(shape), block_shape, halo)
+    blocks = plan_blocks(shape, block, halo_t)
     if dtype is None:
         dtype = src.dtype if np.issubdtype(src.dtype, np.floating) else np.float32
     dtype = np.dtype(dtype)
@@ -214,14 +213,13 @@ def map_blocks(func, image, *, block_shape, halo=0, out=None, dtype=None, schedu
         def to_driver(blk):  # processes and cluster workers cannot write into this process's memory
             return compute(blk)
 
-        local_threads = scheduler in ("threads", "synchronous", "sync") or (
-            scheduler is None and not _has_client())
-        if local_threads:
-            run_tasks(to_memory, blocks, scheduler=scheduler, workers=workers, progress=progress)
-        else:
-            for blk, res in zip(blocks, run_tasks(to_driver, blocks, scheduler=scheduler, workers=workers,
-                                                  progress=progress)):
-                target[blk.core] = res
+        with resolve_scheduler(scheduler, workers=workers) as (kind, sched):
+            if kind == "local" and sched != "processes":
+                run_tasks(to_memory, blocks, scheduler=sched, workers=workers, progress=progress)
+            else:
+                for blk, res in zip(blocks, run_tasks(to_driver, blocks, scheduler=sched, workers=workers,
+                                                      progress=progress)):
+                    target[blk.core] = res
         return target
 
     if hasattr(out, "shape") and hasattr(out, "__setitem__"):
@@ -238,16 +236,6 @@ def map_blocks(func, image, *, block_shape, halo=0, out=None, dtype=None, schedu
     return _map_to_path(compute, blocks, Path(out), shape=shape, chunks=chunks, dtype=dtype, block=block,
                         halo=halo_t, scheduler=scheduler, workers=workers, progress=progress, resume=resume,
                         axes=axes, pixel_size=pixel_size, downscale=downscale, token=token)
-
-
-def _has_client() -> bool:
-    try:
-        from distributed import get_client
-
-        get_client()
-        return True
-    except (ImportError, ValueError):
-        return False
 
 
 def _map_to_path(compute, blocks, path: Path, *, shape, chunks, dtype, block, halo, scheduler, workers, progress,
