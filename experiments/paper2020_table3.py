@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from mire.trace.region_grow import MAX_DISTANCE, SNAP_DISTANCE
+
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data" / "diadem_op_neurons"
 OUT = ROOT / "experiments" / "results"
@@ -36,14 +38,64 @@ PAPER_N3B3 = {"noisy": (0.98, 0.12), "TV": (0.98, 0.33), "CNN": (0.98, 0.45), "U
 
 
 def cut_swc(swc, lo, hi):
-    """Nodes of ``swc`` inside the box [lo, hi) (x, y), shifted; children of cut parents become roots."""
-    x, y = swc[:, 2], swc[:, 3]
-    keep = (x >= lo[1]) & (x < hi[1]) & (y >= lo[0]) & (y < hi[0])
-    out = swc[keep].copy()
-    out[:, 2] -= lo[1]
-    out[:, 3] -= lo[0]
-    out[~np.isin(out[:, 6], out[:, 0]), 6] = -1
-    return out
+    """The part of ``swc`` inside the window [lo, hi) (y, x), shifted to the window's origin.
+
+    Segments crossing the window's edge are clipped at the edge (a node is added there) rather than
+    dropped: dropping them would end the gold trace up to one node spacing (median 6 px, up to 15)
+    short of the edge while the tracer, which sees the window, traces right up to it.
+    """
+    box_lo = np.array([lo[1], lo[0]], float)          # (x, y)
+    box_hi = np.array([hi[1] - 1, hi[0] - 1], float)   # last pixel centre inside
+    xy = swc[:, 2:4]
+    inside = np.all((xy >= box_lo) & (xy <= box_hi), axis=1)
+    row = {int(i): k for k, i in enumerate(swc[:, 0])}
+    out = [r.copy() for r in swc[inside]]
+    for r in out:
+        if int(r[6]) != -1 and not inside[row[int(r[6])]]:
+            r[6] = -1  # re-linked below to a node on the edge
+    next_id = int(swc[:, 0].max()) + 1
+    for k in range(len(swc)):
+        p = int(swc[k, 6])
+        if p == -1 or (inside[k] and inside[row[p]]):
+            continue
+        a, b = swc[k, 2:5], swc[row[p], 2:5]          # child, parent (x, y, z)
+        t0, t1 = _clip_segment(a[:2], b[:2], box_lo, box_hi)
+        if t0 > t1:
+            continue  # the segment misses the window
+        ends = []
+        for t in (t0, t1):
+            if 0 < t < 1 or (t == 0 and not inside[k]) or (t == 1 and not inside[row[p]]):
+                pt = a + t * (b - a)
+                out.append(np.array([next_id, swc[k, 1], pt[0], pt[1], pt[2], swc[k, 5], -1.0]))
+                ends.append(next_id)
+                next_id += 1
+            else:
+                ends.append(int(swc[k, 0]) if t == 0 else p)
+        # child-side end hangs off the parent-side end
+        child_end, parent_end = ends
+        for r in out:
+            if int(r[0]) == child_end:
+                r[6] = parent_end
+    if not out:
+        return np.zeros((0, 7))
+    res = np.array(out)
+    res[:, 2] -= lo[1]
+    res[:, 3] -= lo[0]
+    return res
+
+
+def _clip_segment(a, b, lo, hi):
+    """Liang-Barsky: the parameter range [t0, t1] of a + t (b - a) inside the box (t0 > t1: none)."""
+    t0, t1 = 0.0, 1.0
+    d = b - a
+    for i in range(len(a)):
+        if d[i] == 0:
+            if not lo[i] <= a[i] <= hi[i]:
+                return 1.0, 0.0
+            continue
+        ta, tb = (lo[i] - a[i]) / d[i], (hi[i] - a[i]) / d[i]
+        t0, t1 = max(t0, min(ta, tb)), min(t1, max(ta, tb))
+    return t0, t1
 
 
 def best_window(shape, swc, size):
@@ -105,12 +157,23 @@ def restorers():
         from mire.restore import Restorer
 
         for name in models.available():
-            if str(models.load_metadata(name).get("axes", "")).upper().endswith("ZYX"):
+            meta = models.load_metadata(name)
+            if meta.get("format") == "mire-restorer" and str(meta.get("axes", "")).upper().endswith("ZYX"):
                 model = Restorer.load(name)
-                out[f"{name} (learned)"] = lambda y, blur, sd, m=model: m.predict(y, axes="ZYX")
+                out[f"{name} (learned, sha256 {model_hash(name)[:12]})"] = \
+                    lambda y, blur, sd, m=model: m.predict(y, axes="ZYX")
     except ImportError:
         pass
     return out
+
+
+def model_hash(name):
+    """SHA-256 of a shipped model's weights: names the exact model a table row was measured with."""
+    import hashlib
+
+    from mire import models
+
+    return hashlib.sha256(models.model_path(name).with_suffix(".safetensors").read_bytes()).hexdigest()
 
 
 def main(argv=None):
@@ -123,7 +186,16 @@ def main(argv=None):
                     help="only trace the clean stacks (node recall vs gold, tracer time); writes *_clean.{md,json}")
     ap.add_argument("--seeded", action="store_true",
                     help="with --clean-only: seed the tracer at the gold root (as APP2 is seeded at the soma)")
+    ap.add_argument("--merge", default="",
+                    help="comma-separated result JSONs of partial runs (e.g. --stacks 1,2,3 --tag a and 4,5,6 --tag b)"
+                         " to merge into one table, without re-running anything")
     args = ap.parse_args(argv)
+    torch_threads()
+    if args.merge:
+        parts = [json.loads(Path(f).read_text()) for f in args.merge.split(",")]
+        per_stack = [p for part in parts for p in part["per_stack"]]
+        order = list(dict.fromkeys(p["method"] for p in per_stack if p["method"] != "clean"))
+        return write_table(per_stack, order, args, sum(p.get("elapsed", 0.0) for p in parts))
 
     from mire.io import imread, read_swc
     from mire.optics import simulate
@@ -168,38 +240,72 @@ def main(argv=None):
     if args.clean_only:
         return _write_clean(per_stack, args)
 
+    methods_order = list(methods)
+    write_table(per_stack, methods_order, args, time.time() - t_start)
+
+
+def write_table(per_stack, methods_order, args, elapsed):
+    """Mean table (and per-stack voxel precision / recall) from the per-stack rows; writes md + JSON."""
+    stacks = sorted({p["stack"] for p in per_stack}, key=lambda n: int(n.split("_")[1]))
+
     def mean(cond, method, key):
         return float(np.mean([p[key] for p in per_stack if p["condition"] == cond and p["method"] == method]))
 
     lines = ["# Paper 2020 Table 3 (tracing after restoration), DIADEM OP stacks",
              "",
-             f"Stacks OP_{args.stacks.replace(',', ', OP_')}; xy window {args.window or 'whole'} px (all slices); "
+             f"Stacks {', '.join(stacks)}; xy window {args.window or 'whole'} px (all slices); "
              f"node tolerance {TOLERANCE} px with z step {SPACING[0]} px; mean over stacks. "
              "Precision / recall: foreground voxels grown from the test trace vs from the gold trace on the "
-             "clean stack (paper protocol).",
+             "clean stack (paper protocol; `region_grow`: geodesic growth through voxels above Otsu-near-gold, "
+             f"{MAX_DISTANCE:g} px, seeded from bright voxels within {SNAP_DISTANCE:g} px of the trace). "
+             "Gold traces are clipped at the window's edge. Learned rows: shipped model, weights' SHA-256 prefix "
+             "in the name (fluo3d-neurite-restore was trained on OP_1..OP_4: OP_5/OP_6 are its held-out stacks).",
              "",
              "| condition | method | precision | recall | node precision | node recall | recall gain |",
              "|---|---|---|---|---|---|---|"]
-    r_clean = [mean("clean", "clean", k) for k in ("precision", "recall", "node_precision", "node_recall")]
+    keys = ("precision", "recall", "node_precision", "node_recall")
+    r_clean = [mean("clean", "clean", k) for k in keys]
     lines.append("| clean | (tracer on the clean stack) | " + " | ".join(f"{v:.3f}" for v in r_clean) + " | |")
-    summary = {"clean": dict(zip(("precision", "recall", "node_precision", "node_recall"), r_clean))}
+    summary = {"clean": dict(zip(keys, r_clean))}
+    rows = [("clean", "clean")]
     for cond in CONDITIONS:
         base = mean(cond, "noisy", "recall")
-        for name in methods:
-            vals = [mean(cond, name, k) for k in ("precision", "recall", "node_precision", "node_recall")]
+        for name in methods_order:
+            if not any(p["condition"] == cond and p["method"] == name for p in per_stack):
+                continue
+            vals = [mean(cond, name, k) for k in keys]
             gain = vals[1] - base
             lines.append(f"| {cond} | {name} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {gain:+.3f} |")
-            summary[f"{cond} {name}"] = dict(zip(("precision", "recall", "node_precision", "node_recall"), vals),
-                                             recall_gain=gain)
+            summary[f"{cond} {name}"] = dict(zip(keys, vals), recall_gain=gain)
+            rows.append((cond, name))
     lines += ["", "Paper (N3-B3, voxel precision / recall): " +
               ", ".join(f"{k} {p:.2f} / {r:.2f}" for k, (p, r) in PAPER_N3B3.items()),
-              "", f"Total time {time.time() - t_start:.0f} s."]
+              "", "Per stack, voxel precision / recall:", "",
+              "| condition | method | " + " | ".join(stacks) + " |", "|---|---|" + "---|" * len(stacks)]
+    for cond, name in rows:
+        cells = []
+        for st in stacks:
+            hit = [p for p in per_stack if p["stack"] == st and p["condition"] == cond and p["method"] == name]
+            cells.append(f"{hit[0]['precision']:.3f} / {hit[0]['recall']:.3f}" if hit else "")
+        lines.append(f"| {cond} | {name} | " + " | ".join(cells) + " |")
+    lines += ["", f"Total time {elapsed:.0f} s."]
     table = "\n".join(lines)
     print(table)
     OUT.mkdir(parents=True, exist_ok=True)
     stem = "paper2020_table3" + (f"_{args.tag}" if args.tag else "")
     (OUT / f"{stem}.md").write_text(table + "\n")
-    (OUT / f"{stem}.json").write_text(json.dumps({"summary": summary, "per_stack": per_stack}, indent=1))
+    (OUT / f"{stem}.json").write_text(json.dumps({"summary": summary, "per_stack": per_stack,
+                                                  "elapsed": round(elapsed, 1)}, indent=1))
+
+
+def torch_threads():
+    """One torch thread: on a shared, oversubscribed CPU two threads run 5-10x slower."""
+    try:
+        import torch
+
+        torch.set_num_threads(1)
+    except ImportError:
+        pass
 
 
 def _write_clean(per_stack, args):

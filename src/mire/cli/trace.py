@@ -75,7 +75,7 @@ def evaluate_trace_cmd(
     spacing: str = typer.Option(None, "--spacing", help="Voxel size per axis, ZYX (default: file metadata)."),
     tolerance: float = typer.Option(4.0, "--tolerance", help="Node-matching distance in pixels."),
     threshold: float = typer.Option(None, "--threshold", help="Region-growing threshold (default: Otsu near the gold trace)."),
-    max_distance: float = typer.Option(8.0, "--max-distance", help="How far regions grow from a trace (px)."),
+    max_distance: float = typer.Option(12.0, "--max-distance", help="How far (geodesically) regions grow from a trace (px)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Score a trace against a gold standard: foreground voxel and node precision / recall (paper Table 3)."""

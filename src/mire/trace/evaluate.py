@@ -3,8 +3,8 @@
 Two views of the same question, "how much of the neuron did the trace find?":
 
 - **foreground** (the paper's): grow a region from each trace on the *clean* image with one
-  shared threshold (:func:`mire.trace.region_grow`), then precision / recall of the test region's
-  voxels against the gold region's. Traces are compared by the neurite they cover, so a centre
+  shared threshold (:func:`mire.trace.region_grow`: geodesic growth through bright voxels, 12 px
+  by default), then precision / recall of the test region's voxels against the gold region's. Traces are compared by the neurite they cover, so a centre
   line one pixel off the gold one costs nothing.
 - **nodes**: resample both traces every pixel and count the points of one lying within
   ``tolerance`` of the other (as DIADEM-style node matching does, without its topology terms).
@@ -16,7 +16,7 @@ import numpy as np
 from scipy.spatial import cKDTree
 
 from mire._validate import check_image
-from mire.trace.region_grow import default_threshold, region_grow
+from mire.trace.region_grow import MAX_DISTANCE, SNAP_DISTANCE, default_threshold, region_grow
 from mire.trace.swc import check_swc, resample_points
 from mire.trace.vesselness import normalized_spacing
 
@@ -64,7 +64,7 @@ def match_nodes(test_swc, gold_swc, *, tolerance: float = 4.0, spacing=None) -> 
 
 
 def evaluate_tracing(clean, test_swc, gold_swc, *, tolerance: float = 4.0, spacing=None, threshold=None,
-                     max_distance: float = 8.0) -> dict:
+                     max_distance: float = MAX_DISTANCE, snap_distance: float = SNAP_DISTANCE) -> dict:
     """Foreground and node precision / recall of a test trace against a gold trace.
 
     The paper protocol: both traces are projected onto the **clean** image and region-grown on it
@@ -84,8 +84,9 @@ def evaluate_tracing(clean, test_swc, gold_swc, *, tolerance: float = 4.0, spaci
         Voxel size per axis (ZYX); only ratios matter.
     threshold : float, optional
         Region-growing intensity threshold shared by both traces.
-    max_distance : float
-        How far from a trace the region may grow.
+    max_distance, snap_distance : float
+        How far (geodesically) from a trace the region may grow, and from how far off the trace a
+        bright voxel seeds it (see :func:`mire.trace.region_grow`).
 
     Returns
     -------
@@ -101,8 +102,8 @@ def evaluate_tracing(clean, test_swc, gold_swc, *, tolerance: float = 4.0, spaci
     >>> gold = np.array([[1, 2, 2, 10, 1, 1, -1], [2, 2, 57, 10, 1, 1, 1]])
     >>> test = np.array([[1, 2, 2, 10, 1, 1, -1], [2, 2, 29, 10, 1, 1, 1]])  # ends at x = 29
     >>> r = evaluate_tracing(clean, test, gold, threshold=0.5)
-    >>> r["precision"], r["recall"]   # its region reaches max_distance = 8 further: 106 of 168 voxels
-    (1.0, 0.6309523809523809)
+    >>> r["precision"], r["recall"]   # its region reaches max_distance = 12 px further: 118 of 168
+    (1.0, 0.7023809523809523)
     """
     from mire.metrics import foreground_precision_recall
 
@@ -113,8 +114,8 @@ def evaluate_tracing(clean, test_swc, gold_swc, *, tolerance: float = 4.0, spaci
         raise ValueError("gold_swc is empty: there is nothing to score against")
     sp = normalized_spacing(spacing, img.ndim)
     if threshold is None:
-        threshold = default_threshold(img, gold, max_distance=max_distance, spacing=sp)
-    kw = dict(threshold=threshold, max_distance=max_distance, spacing=sp)
+        threshold = default_threshold(img, gold, spacing=sp)
+    kw = dict(threshold=threshold, max_distance=max_distance, snap_distance=snap_distance, spacing=sp)
     gold_mask = region_grow(img, gold, **kw)
     test_mask = region_grow(img, test, **kw)
     precision, recall = foreground_precision_recall(gold_mask, test_mask)

@@ -25,7 +25,6 @@ The method, step by step (each step follows a published one):
 from __future__ import annotations
 
 import functools
-import itertools
 
 import numpy as np
 from scipy import ndimage as ndi
@@ -36,6 +35,7 @@ from scipy.spatial import cKDTree
 from mire._validate import check_image
 from mire.trace.swc import EMPTY_SWC
 from mire.trace.vesselness import normalized_spacing, tube_at_scale
+from mire.trace.voxel_graph import voxel_graph
 
 # Per-voxel false-alarm rate of the high threshold for white noise: about 160 noise voxels
 # in a 512 x 512 x 60 stack pass, and those few small blobs are then removed by min_length.
@@ -116,29 +116,6 @@ def _background_level(resp: np.ndarray, sigmas, sp) -> float:
     if flat.size > 2_000_000:
         flat = flat[:: flat.size // 1_000_000]
     return float(np.quantile(flat, _BACKGROUND_QUANTILE)) * ratio
-
-
-def _skeleton_graph(skel: np.ndarray, sp: np.ndarray):
-    """Nodes (voxel coordinates) and the symmetric sparse graph of full-connectivity neighbours."""
-    coords = np.argwhere(skel)
-    n = len(coords)
-    lin = np.ravel_multi_index(coords.T, skel.shape)  # sorted, argwhere is in C order
-    rows, cols, wts = [], [], []
-    zero = (0,) * skel.ndim
-    for off in itertools.product((-1, 0, 1), repeat=skel.ndim):
-        if off <= zero:  # each undirected edge once
-            continue
-        nb = coords + np.array(off)
-        ok = np.all((nb >= 0) & (nb < skel.shape), axis=1)
-        nl = np.ravel_multi_index(nb[ok].T, skel.shape)
-        pos = np.minimum(np.searchsorted(lin, nl), n - 1)
-        hit = lin[pos] == nl
-        rows.append(np.flatnonzero(ok)[hit])
-        cols.append(pos[hit])
-        wts.append(np.full(int(hit.sum()), np.linalg.norm(np.array(off) * sp)))
-    g = sparse.coo_matrix((np.concatenate(wts), (np.concatenate(rows), np.concatenate(cols))), shape=(n, n))
-    g = g.tocsr()
-    return coords, g + g.T
 
 
 def _bridge_gaps(coords, graph, sp, max_gap):
@@ -283,7 +260,7 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
     if not skel.any():
         return EMPTY_SWC.copy()
 
-    coords, graph = _skeleton_graph(skel, sp)
+    coords, graph = voxel_graph(np.argwhere(skel), skel.shape, sp)
     graph = _bridge_gaps(coords, graph, sp, max_gap)
     forest = csgraph.minimum_spanning_tree(graph)
     forest = (forest + forest.T).tocsr()
