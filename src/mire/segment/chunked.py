@@ -165,17 +165,15 @@ def _distance_max(piece, block, *, params):
     must use that same number, not its own window's, or its fragments differ from a whole-volume
     run everywhere (not just near the faces). ``per_slice``: one maximum per z-slice.
     """
-    from mire.segment.watershed import check_boundary_map, distance_seeds
+    from mire.segment.watershed import max_distance
 
-    b = check_boundary_map(piece)
-    kw = dict(threshold=params["seed_threshold"], min_distance=params["min_distance"], sigma=params["sigma"])
+    kw = dict(threshold=params["seed_threshold"], sigma=params["sigma"])
     if params["per_slice"]:
         sampling = None if params["sampling"] is None else params["sampling"][1:]
         z = range(block.inner[0].start, block.inner[0].stop)
-        return {block.core[0].start + i: float(distance_seeds(b[zz], sampling=sampling, **kw)[1]
-                                                [block.inner[1:]].max()) for i, zz in enumerate(z)}
-    dist = distance_seeds(b, sampling=params["sampling"], **kw)[1]
-    return float(dist[block.inner].max())
+        return {block.core[0].start + i: max_distance(piece[zz], sampling=sampling, region=block.inner[1:], **kw)
+                for i, zz in enumerate(z)}
+    return max_distance(piece, sampling=params["sampling"], region=block.inner, **kw)
 
 
 def _fragments(b, *, scale, z0, params):

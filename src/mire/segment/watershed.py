@@ -84,6 +84,49 @@ def _anisotropic_size(min_distance: float, sampling) -> tuple[int, ...]:
     return tuple(max(1, int(2 * np.floor(min_distance / s) + 1)) for s in sampling)
 
 
+def _interior_distance(b, *, threshold, sigma, sampling, mask=None):
+    """Interior (``b < threshold``, within ``mask``) and its smoothed distance transform (float32)."""
+    interior = b < threshold
+    if mask is not None:
+        interior &= np.asarray(mask, dtype=bool)
+    dist = ndi.distance_transform_edt(interior, sampling=sampling).astype(np.float32)
+    if sigma > 0:
+        dist = ndi.gaussian_filter(dist, sigma=[sigma / s for s in sampling])
+    return interior, dist
+
+
+def max_distance(boundary, *, threshold: float = 0.5, sigma: float = 1.0, sampling=None, region=None) -> float:
+    """The largest smoothed distance to a membrane, which the watershed's height map is divided by.
+
+    The ``distance`` that :func:`distance_seeds` returns, reduced to its maximum over ``region``
+    (a tuple of slices; default everywhere) without placing seeds: what a blockwise run needs
+    from every block before any block floods (:func:`mire.segment.segment_blockwise`).
+
+    Examples
+    --------
+    >>> b = np.zeros((9, 20), np.float32); b[:, 9:11] = 1
+    >>> round(max_distance(b, sigma=0), 3)
+    9.0
+    """
+    b = check_boundary_map(boundary)
+    sampling = tuple(float(s) for s in sampling) if sampling is not None else (1.0,) * b.ndim
+    dist = _interior_distance(b, threshold=threshold, sigma=sigma, sampling=sampling)[1]
+    dist = dist if region is None else dist[tuple(region)]
+    return float(dist.max()) if dist.size else 0.0
+
+
+def _argmax_per_label(values, labels, which):
+    """Flat index of the largest ``values`` voxel of each label in ``which`` (ties: the first in C
+    order). Only the voxels of those labels are sorted: the unseeded pieces are few and small, and
+    ``ndi.maximum_position`` sorts the whole volume."""
+    flat = labels.ravel()
+    sel = np.flatnonzero(np.isin(flat, which))
+    lab = flat[sel]
+    order = np.lexsort((sel, -values.ravel()[sel], lab))
+    first = np.r_[True, lab[order][1:] != lab[order][:-1]]
+    return sel[order[first]]
+
+
 def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.0, sigma: float = 1.0,
                    sampling=None, mask=None):
     """Seeds at the maxima of the distance transform of ``boundary < threshold``.
@@ -120,12 +163,7 @@ def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.
     sampling = tuple(float(s) for s in sampling) if sampling is not None else (1.0,) * b.ndim
     if len(sampling) != b.ndim:
         raise ValueError(f"sampling has {len(sampling)} values for a {b.ndim}D boundary map")
-    interior = b < threshold
-    if mask is not None:
-        interior &= np.asarray(mask, dtype=bool)
-    dist = ndi.distance_transform_edt(interior, sampling=sampling).astype(np.float32)
-    if sigma > 0:
-        dist = ndi.gaussian_filter(dist, sigma=[sigma / s for s in sampling])
+    interior, dist = _interior_distance(b, threshold=threshold, sigma=sigma, sampling=sampling, mask=mask)
     # Plateau maxima of a maximum filter: vectorized, and a flat ridge gives one connected seed
     # rather than many (what skimage's peak_local_max would need extra work for).
     maxima = (dist == ndi.maximum_filter(dist, size=_anisotropic_size(min_distance, sampling))) & interior
@@ -139,8 +177,7 @@ def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.
         seeded[pieces[maxima]] = True
         missing = np.flatnonzero(~seeded[1:]) + 1
         if missing.size:
-            for pos in ndi.maximum_position(dist, pieces, missing):
-                maxima[pos] = True
+            maxima.ravel()[_argmax_per_label(dist, pieces, missing)] = True
     seeds, _ = ndi.label(maxima, structure=ndi.generate_binary_structure(b.ndim, b.ndim))
     return seeds.astype(np.int32), dist
 
