@@ -8,8 +8,9 @@ import threading
 from pathlib import Path
 
 
-def parse_args(name: str, description: str):
-    p = argparse.ArgumentParser(description=description)
+def parse_args(name: str, description: str, extra=None):
+    """Common options; ``extra(parser)`` adds a script's own."""
+    p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", default=str(Path.home() / ".cache" / "mire" / "runs" / name),
                    help="checkpoints (resumed when present)")
     p.add_argument("--minutes", type=float, default=None, help="stop (with a checkpoint) after this wall time")
@@ -22,6 +23,8 @@ def parse_args(name: str, description: str):
                    help="only export a checkpoint of --run-dir to this model path (no training)")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"),
                    help="which checkpoint --export takes: best validation PSNR, or the last one")
+    if extra is not None:
+        extra(p)
     return p.parse_args()
 
 

@@ -31,6 +31,7 @@ CONFIG = {"arch": "unet", "ndim": 3, "depth": 3, "base_channels": 16, "convs_per
           "activation": "relu", "kernel": 3, "pool": 2, "conv": "factorized", "stem": 2, "residual": False}
 PATCH, BATCH = (16, 32, 32), 4  # small patches: the shared 2-core machine gives ~5% of a core
 FOREGROUND = 0.5  # half the patches hold neurite: uniform ones are ~all background (see PatchSampler)
+LOSS = "l1"
 STATS = (32, 256, 256)  # largest window whose degraded percentiles normalize a patch
 TRAINING = {"data": "DIADEM OP_1..OP_4 (diadem_op_neurons)", "protocol": "paper-2020 simulate, random condition per patch",
             "conditions": "N1-B1..N3-B3", "loss": "l1", "optimizer": "adam", "lr": 1e-3, "lr_decay": 0.9,
@@ -44,8 +45,15 @@ TRAINING = {"data": "DIADEM OP_1..OP_4 (diadem_op_neurons)", "protocol": "paper-
                         "(validation PSNR on 16 patches was flat within 0.5 dB after step 800)"}
 
 
+def options(p):
+    p.add_argument("--loss", default=LOSS, choices=("l1", "mse"), help="pixel loss (PSNR is an MSE score)")
+    p.add_argument("--foreground", type=float, default=FOREGROUND, help="fraction of patches holding neurite")
+    p.add_argument("--residual", action="store_true", help="residual output (zero-initialized head)")
+    p.add_argument("--patch", default=",".join(map(str, PATCH)), help="training patch Z,Y,X")
+
+
 def main():
-    args = parse_args("fluo3d", __doc__)
+    args = parse_args("fluo3d", __doc__, extra=options)
     if args.export:
         export_best(args.run_dir, args.export, axes="ZYX", training=TRAINING, stem=args.checkpoint, name="fluo3d-neurite-restore")
         return
@@ -54,12 +62,15 @@ def main():
     from mire.nets import build_model, count_parameters
 
     files = [DATA / f"OP_{i}.tif" for i in (1, 2, 3, 4)]
-    sampler = simulate_sampler(files, patch=PATCH, seed=0, stats_size=STATS, foreground=FOREGROUND)
-    val = simulate_sampler(files, patch=PATCH, seed=1, stats_size=STATS)
+    patch = tuple(int(v) for v in args.patch.split(","))
+    sampler = simulate_sampler(files, patch=patch, seed=0, stats_size=STATS, foreground=args.foreground)
+    val = simulate_sampler(files, patch=patch, seed=1, stats_size=STATS)
     torch.manual_seed(0)
-    model = build_model(CONFIG)
-    print(f"model: {count_parameters(model)} parameters, config {CONFIG}", flush=True)
-    hist = train(model, sampler, epochs=args.epochs or 30, steps_per_epoch=args.steps or 200, batch_size=BATCH,
+    model = build_model(dict(CONFIG, residual=args.residual))
+    print(f"model: {count_parameters(model)} parameters, config {model.config}, loss {args.loss}, "
+          f"foreground {args.foreground}, patch {patch}", flush=True)
+    hist = train(model, sampler, loss=args.loss, epochs=args.epochs or 30, steps_per_epoch=args.steps or 200,
+                 batch_size=BATCH,
                  lr=args.lr, lr_decay=args.lr_decay, val=val, val_data_range="global", checkpoint_dir=args.run_dir,
                  resume=True, seed=0, progress=False,
                  stop_event=time_budget(args.minutes),

@@ -17,11 +17,26 @@ import torch
 from mire.learn.normalize import PERCENTILES, normalize, percentile_range
 
 
-def open_array(source):
-    """An array-like for ``source``: arrays pass through, paths are opened lazily.
+#: Compressed files up to this many (decoded) bytes are read whole into memory by
+#: :func:`open_array`. A patch read lazily from a compressed TIFF decodes every page (Z slice) it
+#: touches, in full: on the DIADEM stacks that made a 16x32x32 patch cost ~0.1 s and a training
+#: step ~1.7 s, ten times the network's own forward and backward pass.
+IN_MEMORY_BYTES = 2**30
 
-    TIFF files are memory-mapped when uncompressed, else read lazily through ``mire.io`` (dask)
-    when available; ``.zarr`` paths open as zarr arrays; ``.npy`` as a memmap.
+
+def open_array(source, *, in_memory_bytes: int = IN_MEMORY_BYTES):
+    """An array-like for ``source``: arrays pass through, paths are opened for fast patch reads.
+
+    Uncompressed TIFF and ``.npy`` files are memory-mapped. Other files (compressed TIFF, zarr,
+    HDF5, ...) are read through ``mire.io``: whole into memory when they decode to at most
+    ``in_memory_bytes``, else lazily (a dask array: only the patches' chunks are decoded, but
+    each read decodes whole chunks).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> open_array(np.zeros((4, 4))).shape
+    (4, 4)
     """
     if not isinstance(source, (str, Path)):
         if not hasattr(source, "shape") or not hasattr(source, "__getitem__"):
@@ -42,8 +57,6 @@ def open_array(source):
             pass
     try:
         from mire.io import imread
-
-        return imread(path, lazy=True)
     except ImportError:  # pragma: no cover - mire.io not installed yet
         if name.endswith((".tif", ".tiff")):
             import tifffile
@@ -54,6 +67,10 @@ def open_array(source):
 
             return zarr.open(str(path), mode="r")
         raise
+    lazy = imread(path, lazy=True)
+    if math.prod(lazy.shape) * np.dtype(lazy.dtype).itemsize <= in_memory_bytes:
+        return np.asarray(lazy.compute() if hasattr(lazy, "compute") else lazy)
+    return lazy
 
 
 def augment(arrays, rng, *, ndim: int):
