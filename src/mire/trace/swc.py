@@ -126,3 +126,51 @@ def resample_points(swc, *, step: float = 1.0, spacing=None) -> tuple[np.ndarray
     pts = zyx[rep_child] + t * (zyx[rep_par] - zyx[rep_child])
     r = rad[rep_child] + t[:, 0] * (rad[rep_par] - rad[rep_child])
     return np.concatenate([zyx, pts]), np.concatenate([rad, r])
+
+
+def largest_tree(swc, *, spacing=None) -> np.ndarray:
+    """The tree (one root and its descendants) with the most cable, renumbered 1..M.
+
+    A tracer seeded once, like APP2 (Xiao & Peng 2013), returns one connected tree and drops
+    everything it could not reach from its seed; this turns a forest into that one tree (the
+    longest, as the neuron is the biggest structure in the stack). Row order and parent links are
+    kept; ids are renumbered from 1.
+
+    Parameters
+    ----------
+    swc : (N, 7) array
+    spacing : sequence of 3 floats, optional
+        Voxel size for (z, y, x) used to measure cable; only ratios matter.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> forest = np.array([[1, 2, 0, 0, 0, 1, -1], [2, 2, 3, 0, 0, 1, 1],      # 3 px long
+    ...                    [5, 2, 0, 9, 0, 1, -1], [7, 2, 8, 9, 0, 1, 5]])     # 8 px long
+    >>> largest_tree(forest)[:, [0, 2, 3, 6]].tolist()
+    [[1.0, 0.0, 9.0, -1.0], [2.0, 8.0, 9.0, 1.0]]
+    """
+    swc = check_swc(swc)
+    if len(swc) == 0:
+        return EMPTY_SWC.copy()
+    from mire.trace.vesselness import normalized_spacing
+
+    sp = normalized_spacing(spacing, 3)
+    pidx = _parent_index(swc)
+    # root of every node: follow parents (pointer jumping: log2(depth) passes over the array)
+    root = np.where(pidx >= 0, pidx, np.arange(len(swc)))
+    while True:
+        nxt = root[root]
+        if np.array_equal(nxt, root):
+            break
+        root = nxt
+    child = pidx >= 0
+    seg = np.zeros(len(swc))
+    seg[child] = np.linalg.norm((swc[child][:, [4, 3, 2]] - swc[pidx[child]][:, [4, 3, 2]]) * sp, axis=1)
+    cable = np.bincount(root, weights=seg, minlength=len(swc))
+    keep = root == np.argmax(cable)
+    out = swc[keep].copy()
+    new_id = {int(old): k + 1 for k, old in enumerate(out[:, 0])}
+    out[:, 6] = [new_id.get(int(p), -1) for p in out[:, 6]]
+    out[:, 0] = np.arange(1, len(out) + 1)
+    return out
