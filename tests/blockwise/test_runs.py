@@ -11,6 +11,7 @@ import pytest
 from scipy import ndimage
 
 from mire.blockwise import for_blocks, map_blocks, plan_blocks
+from mire.io import imread, imwrite
 
 
 def smooth(b):
@@ -132,6 +133,10 @@ def test_local_cluster_matches_the_threaded_scheduler(tmp_path):
         np.testing.assert_array_equal(by_address, expected)
         parts = for_blocks(lambda a, blk: float(a[blk.inner].sum()), [src], block_shape=(6, 20, 20))
         assert sum(parts) == pytest.approx(float(vol.astype(np.float64).sum()), rel=1e-6)
+        # a lazily read TIFF travels to the worker processes as its path (tifffile's store cannot)
+        imwrite(tmp_path / "in.tif", vol, axes="ZYX")
+        from_tiff = map_blocks(smooth, imread(tmp_path / "in.tif", lazy=True), block_shape=(6, 20, 20), halo=2)
+        np.testing.assert_array_equal(from_tiff, expected)
 
 
 def test_scheduler_errors():

@@ -76,6 +76,11 @@ def test_lazy_read_is_dask_and_equal(tmp_path, rng):
 
     assert isinstance(lazy, da.Array) and lazy.shape == data.shape
     np.testing.assert_array_equal(lazy[2:4].compute(), data[2:4])
+    # picklable (dask ships it to cluster workers as its path) and named by the file, not by object
+    import pickle
+
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(lazy))[3].compute(), data[3])
+    assert lazy.name == imread(tmp_path / "a.tif", lazy=True).name
 
 
 def test_ome_units_converted_to_micrometres(tmp_path):

@@ -59,10 +59,11 @@ def read_tiff(path, *, lazy: bool = False) -> Image:
         pixel_size = _pixel_size(tf, axes)
         if lazy:
             import dask.array as da
-            import zarr
 
-            # The zarr view reads pages on demand; it keeps the file open while in use.
-            data = da.from_zarr(zarr.open(series.aszarr(), mode="r"))
+            view = TiffArray(path, shape=series.shape, dtype=series.dtype)
+            # chunks of whole pages/tiles as tifffile stores them, so a block reads only its pages
+            chunks = view.zarr().chunks
+            data = da.from_array(view, chunks=chunks, asarray=True, fancy=False)
         else:
             data = series.asarray()
     except CorruptFileError:
@@ -71,9 +72,43 @@ def read_tiff(path, *, lazy: bool = False) -> Image:
     except Exception as exc:
         tf.close()
         raise CorruptFileError(f"{path}: TIFF file is truncated or damaged ({type(exc).__name__}: {exc})") from None
-    if not lazy:
-        tf.close()
+    tf.close()  # a lazy read opens its own handle (TiffArray)
     return Image(data, axes, pixel_size)
+
+
+class TiffArray:
+    """Read-only array view of a TIFF file's first series, read page by page on demand.
+
+    Unlike tifffile's zarr store (an open file handle), it pickles as its path, so dask can
+    ship it to the worker processes of a cluster; each process opens the file on its first
+    read and keeps it open.
+    """
+
+    def __init__(self, path, *, shape, dtype):
+        self.path = os.fspath(path)
+        self.shape = tuple(int(n) for n in shape)
+        self.dtype = np.dtype(dtype)
+        self.ndim = len(self.shape)
+        self._array = None
+
+    def zarr(self):
+        if self._array is None:
+            import tifffile
+            import zarr
+
+            self._array = zarr.open(tifffile.TiffFile(self.path).series[0].aszarr(), mode="r")
+        return self._array
+
+    def __getitem__(self, key):
+        return self.zarr()[key]
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_array"} | {"_array": None}
+
+    def __dask_tokenize__(self):
+        # the same file, unchanged, gives the same dask name (and resume token) in every run
+        st = os.stat(self.path)
+        return ("mire.TiffArray", os.path.abspath(self.path), st.st_size, st.st_mtime_ns, self.shape, str(self.dtype))
 
 
 @contextlib.contextmanager
