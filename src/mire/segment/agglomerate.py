@@ -200,7 +200,9 @@ def _graph_from_faces(a, b, w, frag, quantiles):
     return RegionGraph(edges, count, mean, qs, sizes), edges, inv
 
 
-def _parse_scoring(scoring: str):
+def scoring_quantile(scoring: str):
+    """The quantile a scoring name asks for (``"median"`` 0.5, ``"quantile75"`` 0.75), None for
+    ``"mean"``; a ValueError naming the accepted forms otherwise. Shared with the blockwise code."""
     s = str(scoring).lower().replace(" ", "")
     if s == "mean":
         return None
@@ -285,7 +287,7 @@ def agglomerate(fragments, *, boundary=None, affinities=None, thresholds=(0.5,),
     [(1, 2, 0.1), (3, 4, 0.5), (1, 3, 0.55)]
     """
     thr = _check_thresholds(thresholds)
-    q = _parse_scoring(scoring)
+    q = scoring_quantile(scoring)
     _check_nbins(nbins)
     frag, boundary, affinities = _check_inputs(fragments, boundary, affinities)
     a_f, b_f, w = face_scores(frag, boundary=boundary, affinities=affinities, per_slice=per_slice)
@@ -367,7 +369,7 @@ def agglomerate_graph(edges, counts, sums, hist=None, *, thresholds=(0.5,), scor
     [0, 1, 1, 3, 3]
     """
     thr = _check_thresholds(thresholds)
-    q = _parse_scoring(scoring)
+    q = scoring_quantile(scoring)
     _check_nbins(nbins)
     edges = np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     n_e = len(edges)

@@ -518,7 +518,7 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
     True
     """
     from mire import blockwise
-    from mire.segment.agglomerate import _parse_scoring
+    from mire.segment.agglomerate import scoring_quantile
 
     image = _check_input(boundary_map)
     shape = tuple(int(n) for n in image.shape)
@@ -543,7 +543,7 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
         raise ValueError(f"per_slice=True needs a 3D (Z, Y, X) boundary map, got {ndim}D")
     if sampling is not None and len(sampling) != ndim:
         raise ValueError(f"sampling has {len(sampling)} values for a {ndim}D boundary map")
-    q = _parse_scoring(scoring)
+    q = scoring_quantile(scoring)
     if isinstance(out, (str, os.PathLike)) and Path(out).exists():  # before any work, not after
         raise FileExistsError(f"output {out} exists; remove it or choose another name")
     params = dict(threshold=float(threshold), seed_threshold=float(seed_threshold),
