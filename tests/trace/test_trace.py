@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from mire.trace import match_nodes, noise_sigma, topology, trace
+from mire.trace import largest_tree, match_nodes, noise_sigma, topology, trace
 
 
 def _node_pr(swc, truth_zyx, tol):
@@ -155,3 +155,24 @@ def test_vesselness_peaks_on_tube_centre_and_respects_spacing(synth):
     coarse = img[1::3]
     vc = vesselness(coarse, sigmas=(1.0, 2.0), spacing=(3, 1, 1))
     assert np.unravel_index(np.argmax(vc[:, :, 16]), vc[:, :, 16].shape) == (1, 16)
+
+
+def test_largest_tree_keeps_the_longest_tree_by_physical_cable():
+    # tree A: 3 slices along z (9 px with a 3 px z step), ids out of order; tree B: 8 px along x
+    forest = np.array([[10, 2, 0, 0, 0, 1, -1], [11, 2, 0, 0, 3, 1, 10],
+                       [3, 2, 5, 5, 0, 1, -1], [4, 2, 9, 5, 0, 1, 3], [6, 2, 13, 5, 0, 1, 4]], float)
+    b = largest_tree(forest)  # isotropic: A is 3 long, B 8
+    assert b[:, [0, 2, 6]].tolist() == [[1, 5, -1], [2, 9, 1], [3, 13, 2]]
+    a = largest_tree(forest, spacing=(3, 1, 1))
+    assert a[:, [0, 4, 6]].tolist() == [[1, 0, -1], [2, 3, 1]]
+    assert topology(a)["roots"] == 1
+    assert largest_tree(np.zeros((0, 7))).shape == (0, 7)
+
+
+def test_largest_tree_of_a_trace_with_a_gap_too_wide_to_bridge(synth):
+    # two collinear neurites 30 px apart (max_gap is 10): two trees, the longer one is kept
+    img, _, _ = synth.render_tubes((9, 32, 120), [[(4, 16, 4), (4, 16, 40)], [(4, 16, 70), (4, 16, 116)]])
+    swc = trace(img)
+    assert topology(swc)["roots"] == 2
+    kept = largest_tree(swc)
+    assert topology(kept)["roots"] == 1 and kept[:, 2].min() >= 60
