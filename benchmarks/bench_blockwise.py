@@ -16,6 +16,7 @@ Run::
 
     python benchmarks/bench_blockwise.py                     # 4 GiB + scaling (about an hour on 2 cores)
     python benchmarks/bench_blockwise.py --size-gb 0.25 --scaling 0.03,0.06 --workers-check 0.03  # quick
+    python benchmarks/bench_blockwise.py --size-gb 0 --json ...  # only the workers and scaling runs
 """
 
 from __future__ import annotations
@@ -142,7 +143,7 @@ def pipeline(src: Path, work: Path, *, workers) -> dict:
 
 def main(argv=None) -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--size-gb", type=float, default=4.0)
+    ap.add_argument("--size-gb", type=float, default=4.0, help="the big volume (0: skip it)")
     ap.add_argument("--scaling", default="0.125,0.25,0.5", help="GiB sizes for the runtime-vs-size fit")
     ap.add_argument("--workers-check", type=float, default=0.125, help="GiB volume for the 1 vs 2 worker run")
     ap.add_argument("--workdir", default=os.environ.get("MIRE_BENCH_DIR", "/tmp/mire_bench_blockwise"))
@@ -176,11 +177,12 @@ def main(argv=None) -> None:
     def save():  # after every stage, so a long run that is stopped keeps what it measured
         out.write_text(json.dumps(report, indent=1))
 
-    print(f"big volume: {args.size_gb} GiB (2 workers)", flush=True)
-    big = run_size(args.size_gb, 2)
-    report["big"] = big
-    print(f"  peak RSS {big['peak_rss_gb']:.2f} GB for a {big['gib']:.2f} GiB volume (goal < 3 GB)", flush=True)
-    save()
+    if args.size_gb > 0:
+        print(f"big volume: {args.size_gb} GiB (2 workers)", flush=True)
+        big = run_size(args.size_gb, 2)
+        report["big"] = big
+        print(f"  peak RSS {big['peak_rss_gb']:.2f} GB for a {big['gib']:.2f} GiB volume (goal < 3 GB)", flush=True)
+        save()
 
     print("workers: 1 vs 2", flush=True)
     one = run_size(args.workers_check, 1)
