@@ -59,4 +59,8 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, y_stack):
     bad.write_text("1 2 0 0 0 1 -1\n2 2 1 0 0 1 9\n")
     res = runner.invoke(app, ["evaluate-trace", str(path), str(bad), str(bad)])
     assert res.exit_code == 2 and "parent" in res.output
+    good = tmp_path / "good.swc"
+    good.write_text("1 2 4 32 8 1 -1\n2 2 20 32 8 1 1\n")
+    res = runner.invoke(app, ["evaluate-trace", str(path), str(good), str(good), "--snap-distance", "50"])
+    assert res.exit_code == 2 and "snap_distance" in res.output
     assert not (tmp_path / "o.swc").exists()

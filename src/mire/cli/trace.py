@@ -76,6 +76,8 @@ def evaluate_trace_cmd(
     tolerance: float = typer.Option(4.0, "--tolerance", help="Node-matching distance in pixels."),
     threshold: float = typer.Option(None, "--threshold", help="Region-growing threshold (default: Otsu near the gold trace)."),
     max_distance: float = typer.Option(12.0, "--max-distance", help="How far (geodesically) regions grow from a trace (px)."),
+    snap_distance: float = typer.Option(3.5, "--snap-distance",
+                                        help="Bright voxels this close to a trace seed its region (px)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
 ) -> None:
     """Score a trace against a gold standard: foreground voxel and node precision / recall (paper Table 3)."""
@@ -88,7 +90,7 @@ def evaluate_trace_cmd(
         img = np.asarray(imread(clean))
         sp = _spacing_for(clean, img.ndim, spacing)
         res = evaluate_tracing(img, read_swc(test), read_swc(gold), spacing=sp, tolerance=tolerance,
-                               threshold=threshold, max_distance=max_distance)
+                               threshold=threshold, max_distance=max_distance, snap_distance=snap_distance)
     if as_json:
         typer.echo(json.dumps(res))
         return
