@@ -22,6 +22,7 @@ Run::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -111,7 +112,30 @@ def generate(path: Path, shape, *, seed=0, noise=0.03, workers=None) -> None:
                workers=workers, resume=False)
 
 
-def pipeline(src: Path, work: Path, *, workers) -> dict:
+@contextlib.contextmanager
+def local_workers(workers: int, kind: str):
+    """``kind="processes"``: a dask.distributed LocalCluster of ``workers`` single-threaded worker
+    processes (the segmentation's scipy.ndimage steps hold the GIL, so threads share about one
+    core); its workers are children of this process, so their memory is counted.
+    ``"threads"``: mire's default local threaded scheduler."""
+    if kind == "threads":
+        yield None
+        return
+    import distributed
+
+    with distributed.LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50, memory_limit=0) as cluster, distributed.Client(cluster) as client:
+        client.run(_one_torch_thread)
+        yield client
+
+
+def _one_torch_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def pipeline(src: Path, work: Path, *, workers, kind="processes") -> dict:
     """Restore then segment ``src`` block by block; times and peak memory."""
     import dask.array as da
 
@@ -123,22 +147,23 @@ def pipeline(src: Path, work: Path, *, workers) -> dict:
     for p in (restored, labels):
         shutil.rmtree(p, ignore_errors=True)
     image = imread(src, lazy=True)
-    with PeakRSS() as mem:
+    with PeakRSS() as mem, local_workers(workers, kind) as client:
         t0 = time.perf_counter()
         rest = restore_blockwise(image, "wiener", psf="gaussian:1.0", weight=0.01, block_shape=BLOCK, halo=8,
-                                 out=restored, workers=workers, resume=False)
+                                 out=restored, workers=workers, resume=False,
+                                 scheduler=client)
         t1 = time.perf_counter()
         # the restored field is the boundary map; clip to probabilities, lazily (read block by block)
         boundary = da.clip(da.from_zarr(rest), 0.0, 1.0)
         # overlap stitching: each block agglomerates itself, so the driver holds only the face matches
         # (graph stitching holds every region-graph edge of the volume: too much for 4 GB on one machine)
         lab = segment_blockwise(boundary, block_shape=BLOCK, halo=16, out=labels, axes="ZYX", workers=workers,
-                                stitch="overlap", resume=False)
+                                stitch="overlap", resume=False, scheduler=client)
         t2 = time.perf_counter()
     n = math.prod(image.shape)
     return {"shape": list(image.shape), "gib": n * 4 / 2**30, "restore_s": t1 - t0, "segment_s": t2 - t1,
             "total_s": t2 - t0, "mvox_per_s": n / (t2 - t0) / 1e6, "peak_rss_gb": mem.peak / 1e9,
-            "labels_dtype": str(lab.dtype)}
+            "labels_dtype": str(lab.dtype), "workers": workers, "kind": kind}
 
 
 def main(argv=None) -> None:
@@ -146,6 +171,8 @@ def main(argv=None) -> None:
     ap.add_argument("--size-gb", type=float, default=4.0, help="the big volume (0: skip it)")
     ap.add_argument("--scaling", default="0.125,0.25,0.5", help="GiB sizes for the runtime-vs-size fit")
     ap.add_argument("--workers-check", type=float, default=0.125, help="GiB volume for the 1 vs 2 worker run")
+    ap.add_argument("--kind", choices=("processes", "threads"), default="processes",
+                    help="local worker processes (a LocalCluster) or mire's default threads")
     ap.add_argument("--workdir", default=os.environ.get("MIRE_BENCH_DIR", "/tmp/mire_bench_blockwise"))
     ap.add_argument("--json", default="benchmarks/results/bench_blockwise.json")
     args = ap.parse_args(argv)
@@ -165,7 +192,7 @@ def main(argv=None) -> None:
             generate(src, shape, workers=workers)
             print(f"  generated {src.name} ({math.prod(shape) * 4 / 2**30:.2f} GiB) in {time.perf_counter() - t:.0f} s",
                   flush=True)
-        res = pipeline(src, work, workers=workers)
+        res = pipeline(src, work, workers=workers, kind=args.kind)
         print(f"  {res['gib']:.2f} GiB {tuple(res['shape'])}, {workers} worker(s): restore {res['restore_s']:.0f} s, "
               f"segment {res['segment_s']:.0f} s, {res['mvox_per_s']:.2f} Mvox/s, peak RSS {res['peak_rss_gb']:.2f} GB",
               flush=True)
