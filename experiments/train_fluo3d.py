@@ -32,6 +32,7 @@ CONFIG = {"arch": "unet", "ndim": 3, "depth": 3, "base_channels": 16, "convs_per
 PATCH, BATCH = (16, 32, 32), 4  # small patches: the shared 2-core machine gives ~5% of a core
 FOREGROUND = 0.5  # half the patches hold neurite: uniform ones are ~all background (see PatchSampler)
 LOSS = "l1"
+OWN_WINDOW = 0.0
 STATS = (32, 256, 256)  # largest window whose degraded percentiles normalize a patch
 TRAINING = {"data": "DIADEM OP_1..OP_4 (diadem_op_neurons)", "protocol": "paper-2020 simulate, random condition per patch",
             "conditions": "N1-B1..N3-B3", "loss": "l1", "optimizer": "adam", "lr": 1e-3, "lr_decay": 0.9,
@@ -49,6 +50,8 @@ def options(p):
     p.add_argument("--loss", default=LOSS, choices=("l1", "mse"), help="pixel loss (PSNR is an MSE score)")
     p.add_argument("--foreground", type=float, default=FOREGROUND, help="fraction of patches holding neurite")
     p.add_argument("--residual", action="store_true", help="residual output (zero-initialized head)")
+    p.add_argument("--own-window", type=float, default=OWN_WINDOW,
+                   help="fraction of patches normalized by their own degraded crop (bright small crops)")
     p.add_argument("--patch", default=",".join(map(str, PATCH)), help="training patch Z,Y,X")
 
 
@@ -63,12 +66,13 @@ def main():
 
     files = [DATA / f"OP_{i}.tif" for i in (1, 2, 3, 4)]
     patch = tuple(int(v) for v in args.patch.split(","))
-    sampler = simulate_sampler(files, patch=patch, seed=0, stats_size=STATS, foreground=args.foreground)
+    sampler = simulate_sampler(files, patch=patch, seed=0, stats_size=STATS, foreground=args.foreground,
+                               own_window=args.own_window)
     val = simulate_sampler(files, patch=patch, seed=1, stats_size=STATS)
     torch.manual_seed(0)
     model = build_model(dict(CONFIG, residual=args.residual))
     print(f"model: {count_parameters(model)} parameters, config {model.config}, loss {args.loss}, "
-          f"foreground {args.foreground}, patch {patch}", flush=True)
+          f"foreground {args.foreground}, own window {args.own_window}, patch {patch}", flush=True)
     hist = train(model, sampler, loss=args.loss, epochs=args.epochs or 30, steps_per_epoch=args.steps or 200,
                  batch_size=BATCH,
                  lr=args.lr, lr_decay=args.lr_decay, val=val, val_data_range="global", checkpoint_dir=args.run_dir,

@@ -166,6 +166,23 @@ def test_simulated_normalization_spans_what_predict_meets():
     assert windows[:, 1].max() > 1.5 * windows[:, 1].min()
 
 
+def test_own_window_normalizes_a_patch_by_its_own_degraded_crop():
+    # Regression: a crop around a bright neurite is mapped by percentiles that the neurite
+    # dominates, a normalization the random (mostly dark) windows never produced: the shipped
+    # model left a +20 grey-level background on such crops.
+    clean = _sparse_stack()
+    kw = dict(patch=(8, 16, 16), conditions=["N1-B1"], n_windows=4, stats_size=(16, 96, 96), augment=False)
+    own, bank = simulate_sampler(clean, own_window=1.0, **kw), simulate_sampler(clean, **kw)
+    m = own.margin
+    bright = np.full((8 + 2 * m, 16 + 2 * m, 16 + 2 * m), 250.0 / own.ranges[0][0][1])  # flat, at the peak
+    x, y, _ = own.make_example([bright], np.random.default_rng(0), 0)
+    # its own 1st / 99.8th percentiles are peak -2.33 / +2.88 noise SDs: the clean value maps to 2.33 / 5.21
+    assert np.allclose(y, 2.33 / 5.21, atol=0.03)
+    assert np.mean((x >= 0) & (x <= 1)) > 0.97
+    _, y_bank, _ = bank.make_example([bright], np.random.default_rng(0), 0)
+    assert float(y_bank.min()) > 1.0  # a window of the whole stack puts the peak far above 1
+
+
 def test_percentile_range_reads_a_bounded_subsample():
     counted = CountingArray(np.arange(200 * 200, dtype=np.float64).reshape(200, 200))
     lo, hi = percentile_range(counted, percentiles=(0, 100), max_elements=1000)

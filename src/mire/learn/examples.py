@@ -15,7 +15,7 @@ from mire.learn.sampler import PatchSampler, center_crop, open_array
 
 
 def pairs_sampler(noisy, clean, *, patch, seed: int = 0, augment: bool = True, percentiles=PERCENTILES,
-                  align: bool = False):
+                  align: bool = False, foreground: float = 0.0):
     """Patches of aligned (noisy, clean) images, each normalized by its own percentiles.
 
     ``noisy`` and ``clean`` are arrays / paths, or lists of them (one pair per element). Separate
@@ -26,6 +26,8 @@ def pairs_sampler(noisy, clean, *, patch, seed: int = 0, augment: bool = True, p
     (:func:`affine_aligned_range`). Percentiles of a noisy image include the noise's spread, so
     on their own they leave the clean target 0.4x to 1x the scale of the input's signal,
     differently for every image (W2S): the network is then asked for a scale it cannot know.
+    ``foreground``: the fraction of patches whose clean target must hold structure (see
+    :class:`~mire.learn.sampler.PatchSampler`).
 
     Examples
     --------
@@ -47,7 +49,7 @@ def pairs_sampler(noisy, clean, *, patch, seed: int = 0, augment: bool = True, p
             rn = percentile_range(n, percentiles=percentiles)
             normalize.append([rn, affine_aligned_range(n, c, rn, percentiles=percentiles)])
     return PatchSampler(list(zip(noisy, clean)), patch=patch, seed=seed, augment=augment, percentiles=percentiles,
-                        normalize=normalize)
+                        normalize=normalize, foreground=foreground)
 
 
 def affine_aligned_range(noisy, clean, noisy_range, *, percentiles=PERCENTILES, max_elements: int = 2**22):
@@ -100,12 +102,20 @@ class SimulatedExamples:
     ``n_windows`` windows of random position and size (a quarter to all of ``stats_size``,
     clipped to the stack) and the network learns every normalization it will meet. Estimating
     them on one central crop only (as before) made a model that failed on other crops.
+
+    Those windows rarely hold much neurite, but a user's crop around a bright structure is mapped
+    by percentiles that the structure dominates (its background then sits near 0.1 instead of
+    0.4): so a fraction ``own_window`` of the patches is normalized by the percentiles of its own
+    degraded crop instead, the smallest window that contains it.
     """
 
     def __init__(self, groups, ranges, *, conditions, margin: int, ndim: int, percentiles=PERCENTILES,
-                 stats_size=(32, 256, 256), n_windows: int = 8, seed: int = 0):
+                 stats_size=(32, 256, 256), n_windows: int = 8, seed: int = 0, own_window: float = 0.0):
         from mire.optics.simulate import parse_condition
 
+        if not 0.0 <= own_window <= 1.0:
+            raise ValueError(f"own_window must be a fraction in [0, 1], got {own_window}")
+        self.own_window, self.percentiles = float(own_window), tuple(percentiles)
         self.conditions = tuple(conditions)
         self.params = {c: parse_condition(c) for c in self.conditions}
         self.margin, self.ndim = margin, ndim
@@ -153,8 +163,11 @@ class SimulatedExamples:
         condition = self.conditions[int(rng.integers(len(self.conditions)))]
         clean = crops[0]
         degraded = self._degrade(clean, condition, self.peaks[group_index], int(rng.integers(2**31)))
-        windows = self.stats[group_index][condition]
-        lo, hi = windows[int(rng.integers(len(windows)))]
+        if self.own_window > 0 and rng.random() < self.own_window:  # no draw when off: same batches
+            lo, hi = percentile_range(degraded, percentiles=self.percentiles)
+        else:
+            windows = self.stats[group_index][condition]
+            lo, hi = windows[int(rng.integers(len(windows)))]
         x = center_crop((degraded - lo) / (hi - lo), self.margin, self.ndim)
         y = center_crop((clean - lo) / (hi - lo), self.margin, self.ndim)
         return x[None].astype(np.float32), y[None].astype(np.float32), None
@@ -176,7 +189,7 @@ def _random_window(a, size, ndim: int, rng) -> np.ndarray:
 
 def simulate_sampler(clean, *, patch, conditions=None, seed: int = 0, augment: bool = True,
                      percentiles=PERCENTILES, stats_size=(32, 256, 256), n_windows: int = 8,
-                     foreground: float = 0.0):
+                     foreground: float = 0.0, own_window: float = 0.0):
     """Patches of clean images degraded on the fly by the paper-2020 protocol (random condition each).
 
     Each patch is read with a margin of 3 blur sigmas, degraded by
@@ -187,7 +200,8 @@ def simulate_sampler(clean, *, patch, conditions=None, seed: int = 0, augment: b
     patch; see :class:`SimulatedExamples`), so the network meets the normalizations that
     :meth:`mire.restore.Restorer.predict` will apply to whole stacks and crops alike.
     ``foreground``: the fraction of patches that must hold some structure (see
-    :class:`~mire.learn.sampler.PatchSampler`).
+    :class:`~mire.learn.sampler.PatchSampler`). ``own_window``: the fraction of patches normalized
+    by their own degraded crop's percentiles instead (small crops around bright structures).
 
     Examples
     --------
@@ -207,7 +221,8 @@ def simulate_sampler(clean, *, patch, conditions=None, seed: int = 0, augment: b
                            percentiles=percentiles, foreground=foreground)
     sampler.make_example = SimulatedExamples(sampler.groups, sampler.ranges, conditions=conditions,
                                              margin=margin, ndim=len(sampler.patch), percentiles=percentiles,
-                                             stats_size=stats_size, n_windows=n_windows, seed=seed)
+                                             stats_size=stats_size, n_windows=n_windows, seed=seed,
+                                             own_window=own_window)
     return sampler
 
 

@@ -72,7 +72,7 @@ class Restorer:
     def train(self, *, noisy=None, clean=None, mode: str | None = None, patch=None, epochs: int = 10,
               steps_per_epoch: int = 100, batch_size: int = 4, lr: float = 1e-3, lr_decay: float = 0.9,
               loss="l1", conditions=None, val=None, checkpoint_dir=None, resume: bool = True, seed: int = 0,
-              device=None, progress: bool = True, callback=None, stop_event=None) -> dict:
+              device=None, progress: bool = True, callback=None, stop_event=None, foreground: float = 0.0) -> dict:
         """Train (or fine-tune: the current weights are the start) on pairs, simulation or noise alone.
 
         Parameters
@@ -94,6 +94,15 @@ class Restorer:
             uses one data range for all validation patches (``val_data_range="global"``).
         conditions : list of str, optional
             Simulation conditions (default all nine).
+        foreground : float
+            Fraction of patches whose clean target must hold structure (``"pairs"`` and
+            ``"simulate"``; see :class:`mire.learn.PatchSampler`). On sparse fluorescence (neurites
+            fill < 1 % of a stack) uniform patches are nearly all background: 0.5 is a good choice.
+        loss
+            ``"l1"`` (the paper's, default) or ``"mse"``. PSNR scores the squared error, and on
+            sparse bright structures under strong noise the L1 optimum (a median) shrinks them
+            towards the background: ``"mse"`` keeps their brightness (see
+            ``experiments/results/train_fluo3d.md``).
 
         Returns
         -------
@@ -121,9 +130,11 @@ class Restorer:
         if mode == "pairs":
             # align: the clean target in the noisy input's units, so predict() returns a restored
             # image on the input's own intensity scale whatever stretch the pairs were exported with
-            sampler = pairs_sampler(noisy, clean, patch=patch, seed=seed, percentiles=pct, align=True)
+            sampler = pairs_sampler(noisy, clean, patch=patch, seed=seed, percentiles=pct, align=True,
+                                    foreground=foreground)
         elif mode == "simulate":
-            sampler = simulate_sampler(clean, patch=patch, conditions=conditions, seed=seed, percentiles=pct)
+            sampler = simulate_sampler(clean, patch=patch, conditions=conditions, seed=seed, percentiles=pct,
+                                       foreground=foreground)
         else:
             sampler = noise2void_sampler(noisy, patch=patch, seed=seed, percentiles=pct)
         history = train_loop(self.model, sampler, loss=loss, lr=lr, lr_decay=lr_decay, epochs=epochs,
@@ -135,7 +146,7 @@ class Restorer:
         self.metadata["training"] = {
             "mode": mode, "patch": list(patch), "epochs": epochs, "steps_per_epoch": steps_per_epoch,
             "batch_size": batch_size, "lr": lr, "lr_decay": lr_decay, "loss": loss if isinstance(loss, str) else "custom",
-            "conditions": list(conditions) if conditions else None, "steps": history["step"],
+            "conditions": list(conditions) if conditions else None, "foreground": foreground, "steps": history["step"],
             "final_loss": history["loss"][-1] if history["loss"] else None,
             "validation": history["val"][-1] if history["val"] else None,
             "fine_tuned_from": previous,
