@@ -10,6 +10,13 @@ Resumable: rerun the same command to continue from the last checkpoint.
 
     nice -n 10 python experiments/train_fluo3d.py --minutes 65
     python experiments/train_fluo3d.py --export src/mire/models/fluo3d-neurite-restore [--checkpoint last]
+    python experiments/train_fluo3d.py --evaluate fluo3d-neurite-restore RUN_DIR:last [--tv]
+
+``--evaluate`` scores models (shipped names, model paths, or ``RUN_DIR:best|last`` checkpoints) on a
+fixed held-out set: the brightest 16x64x64 crop and the central 32x192x192 crop of OP_5 and OP_6 at
+N1-B1, N2-B2, N3-B3 (seed = condition index, as in paper2020_table2.py); PSNR (data range = the
+crop's peak), mean output on the true background (grey levels; a bias there costs PSNR on these
+> 99 % dark crops) and the fraction of the neurites' brightness kept (voxels above 30 % of the peak).
 """
 
 from __future__ import annotations
@@ -53,10 +60,86 @@ def options(p):
     p.add_argument("--own-window", type=float, default=OWN_WINDOW,
                    help="fraction of patches normalized by their own degraded crop (bright small crops)")
     p.add_argument("--patch", default=",".join(map(str, PATCH)), help="training patch Z,Y,X")
+    p.add_argument("--evaluate", nargs="+", default=None, metavar="MODEL",
+                   help="only score these models / RUN_DIR:best|last checkpoints on the fixed held-out crops")
+    p.add_argument("--tv", action="store_true", help="with --evaluate: add mire's TV (slow: ~1-2 min a case)")
+
+
+EVAL_CONDITIONS = ("N1-B1", "N2-B2", "N3-B3")
+
+
+def eval_crops():
+    """The fixed evaluation crops: (name, clean float64 array)."""
+    import numpy as np
+    import tifffile
+    from scipy.ndimage import uniform_filter
+
+    from paper2020_table2 import central_crop
+
+    out = []
+    for stack in ("OP_5", "OP_6"):
+        full = tifffile.imread(DATA / f"{stack}.tif").astype(np.float64)
+        size = (16, 64, 64)
+        centre = np.unravel_index(np.argmax(uniform_filter(full.astype(np.float32), size)), full.shape)
+        start = [min(max(0, c - s // 2), n - s) for c, s, n in zip(centre, size, full.shape)]
+        out.append((f"{stack} bright", full[tuple(slice(a, a + s) for a, s in zip(start, size))]))
+        out.append((f"{stack} central", central_crop(full, (32, 192, 192))))
+    return out
+
+
+def load_any(spec):
+    """A Restorer from a shipped name, a model path, or ``RUN_DIR:best|last``."""
+    from mire.learn import load_tensors, read_json
+    from mire.restore.learned import Restorer
+
+    if ":" in spec and Path(spec.rsplit(":", 1)[0]).is_dir():
+        run, stem = spec.rsplit(":", 1)
+        info = read_json(Path(run) / f"{stem}.json")
+        r = Restorer(info["config"], axes="ZYX")
+        r.model.load_state_dict(load_tensors(Path(run) / f"{stem}.safetensors"))
+        r.model.eval()
+        print(f"{spec}: step {info['history']['step']}", flush=True)
+        return r
+    return Restorer.load(spec)
+
+
+def evaluate(specs, *, tv: bool = False):
+    import numpy as np
+
+    from mire.metrics import psnr
+    from mire.optics import CONDITIONS, simulate
+
+    methods = {"all zeros": lambda n: np.zeros_like(n)}
+    for spec in specs:
+        r = load_any(spec)
+        methods[spec] = lambda n, r=r: r.predict(n.astype(np.float32), axes="ZYX")
+    if tv:
+        from mire.restore import tv_deconvolve
+
+        methods["TV (mire, auto weight)"] = lambda n: tv_deconvolve(n, "gaussian:0.9")
+    rows = {m: {} for m in methods}
+    for name, gt in eval_crops():
+        peak, fg = gt.max(), gt > 0.3 * gt.max()
+        for cond in EVAL_CONDITIONS:
+            noisy = simulate(gt, condition=cond, seed=CONDITIONS.index(cond))
+            for m, f in methods.items():
+                out = f(noisy)
+                rows[m][f"{name} {cond}"] = (psnr(gt, out, data_range=peak), float(out[gt == 0].mean()),
+                                             float(out[fg].sum() / gt[fg].sum()))
+    cases = list(rows["all zeros"])
+    print("\n| method | " + " | ".join(cases) + " | mean PSNR |\n" + "|---" * (len(cases) + 2) + "|")
+    for m, per in rows.items():
+        print(f"| {m} | " + " | ".join(f"{p:.2f} ({b:+.1f}, {k:.2f})" for p, b, k in per.values())
+              + f" | {np.mean([v[0] for v in per.values()]):.2f} |")
+    print("\ncells: PSNR dB (background bias in grey levels, fraction of neurite brightness kept)")
+    return rows
 
 
 def main():
     args = parse_args("fluo3d", __doc__, extra=options)
+    if args.evaluate:
+        evaluate(args.evaluate, tv=args.tv)
+        return
     if args.export:
         export_best(args.run_dir, args.export, axes="ZYX", training=TRAINING, stem=args.checkpoint, name="fluo3d-neurite-restore")
         return
