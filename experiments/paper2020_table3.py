@@ -7,10 +7,19 @@ grown from the trace on the *clean* stack vs region grown from the gold-standard
 recall of foreground voxels. Also reported: node precision / recall (4 px tolerance, z step = 3.03 px)
 and, on the clean stacks, the tracer's node recall against the gold standard.
 
-Run (about 15-25 min on 2 busy CPU cores with the default 160 x 160 px windows)::
+Run (about 30 min on 2 busy CPU cores with the default 160 x 160 px windows)::
 
     nice -n 10 python experiments/paper2020_table3.py            # writes experiments/results/paper2020_table3.{md,json}
     nice -n 10 python experiments/paper2020_table3.py --window 0  # whole 512 x 512 stacks (slow on CPU)
+
+or in two halves run side by side, then merged::
+
+    nice -n 10 python experiments/paper2020_table3.py --stacks 1,2,3 --tag part1 &
+    nice -n 10 python experiments/paper2020_table3.py --stacks 4,5,6 --tag part2
+    python experiments/paper2020_table3.py --merge experiments/results/paper2020_table3_part1.json,experiments/results/paper2020_table3_part2.json
+
+A second, separately labelled measurement scores only each trace's largest tree (see
+``single_tree_scores``): the paper traced with APP2, which returns the one tree grown from its seed.
 
 Windows: to keep the run affordable on a CPU, each stack is cut (in memory) to the ``--window`` x
 ``--window`` px column (all slices) holding the most gold-standard nodes; the gold trace is cut to
@@ -195,6 +204,7 @@ def main(argv=None):
         parts = [json.loads(Path(f).read_text()) for f in args.merge.split(",")]
         per_stack = [p for part in parts for p in part["per_stack"]]
         order = list(dict.fromkeys(p["method"] for p in per_stack if p["method"] != "clean"))
+        args.merged = len(parts)
         return write_table(per_stack, order, args, sum(p.get("elapsed", 0.0) for p in parts))
 
     from mire.io import imread, read_swc
@@ -317,7 +327,8 @@ def write_table(per_stack, methods_order, args, elapsed):
             hit = [p for p in per_stack if p["stack"] == st and p["condition"] == cond and p["method"] == name]
             cells.append(f"{hit[0]['precision']:.3f} / {hit[0]['recall']:.3f}" if hit else "")
         lines.append(f"| {cond} | {name} | " + " | ".join(cells) + " |")
-    lines += ["", f"Total time {elapsed:.0f} s."]
+    merged = getattr(args, "merged", 0)
+    lines += ["", f"Total time {elapsed:.0f} s" + (f" (sum over {merged} merged runs)." if merged else ".")]
     table = "\n".join(lines)
     print(table)
     OUT.mkdir(parents=True, exist_ok=True)
