@@ -14,7 +14,8 @@ def superres(
     out: Path = typer.Argument(..., help="Output image (.tif, .ome.zarr, file.h5:/dataset, .png)."),
     factor: int = typer.Option(4, "--factor", "-f", help="Super-resolution factor per spatial axis."),
     method: str = typer.Option("map", help="ml | map | bayesian | bayesian-registration."),
-    prior: str = typer.Option(None, help="Image prior: map: tv | laplacian | btv; bayesian: gradient | laplacian | adaptive."),
+    prior: str = typer.Option(None, help="Image prior: map: tv | laplacian | btv; bayesian: gradient | laplacian | "
+                                         "adaptive | tv (variational TV, weight learned) | auto."),
     robust: bool = typer.Option(False, "--robust", help="Per-pixel noise precision by EM (occlusions, outliers)."),
     psf_sigma: float = typer.Option(1.0, help="Gaussian PSF sigma in high-res pixels (0: none)."),
     psf: str = typer.Option(None, help="PSF file or 'gaussian:SIGMA' (overrides --psf-sigma)."),

@@ -258,7 +258,8 @@ def solve_bayes(prob: Problem, x0: torch.Tensor, *, prior: str = "gradient", n_o
     """
     if prior not in BAYES_PRIORS:
         raise ValueError(f"the Bayesian method needs a Gaussian (or conditionally Gaussian) prior: "
-                         f"{', '.join(map(repr, BAYES_PRIORS))}, got {prior!r}")
+                         f"{', '.join(map(repr, BAYES_PRIORS))}, or 'tv' (variational, "
+                         f"mire.superres.bayes_tv) or 'auto', got {prior!r}")
     model, d = prob.model, prob.ndim
     shape = model.hr_shape
     n_hr, m_obs = math.prod(shape), prob.frames.numel()
