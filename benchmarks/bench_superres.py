@@ -79,12 +79,26 @@ def main():
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--slow-max", type=int, default=64, help="largest N for the rows in SLOW")
     ap.add_argument("--out", default="benchmarks/results/bench_superres")
+    ap.add_argument("--render", action="store_true",
+                    help="only rewrite the markdown from the JSON (e.g. of a run stopped part-way)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     sizes = [int(v) for v in args.sizes.split(",")]
     names = ["bicubic (scipy, 1 frame)"] + list(METHODS)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.render:
+        saved = json.loads(out.with_suffix(".json").read_text())
+        sizes = saved["sizes"]
+        rows = {(n, nm): t for nm, ts in saved["seconds"].items() for n, t in zip(sizes, ts) if t is not None}
+        loads = {int(k): v for k, v in saved["load_average_1min"].items()}
+        text, _ = _table(rows, sizes, list(saved["seconds"]), saved["threads"], loads)
+        missing = [f"{n}->{4 * n}: {nm}" for nm, ts in saved["seconds"].items() for n, t in zip(sizes, ts) if t is None]
+        if missing:
+            text += "\nNot measured (run stopped): " + "; ".join(missing) + ".\n"
+        out.with_suffix(".md").write_text("# bench_superres\n\n" + text)
+        print(text)
+        return
     rows, loads = {}, {}
     for n in sizes:
         loads[n] = os.getloadavg()[0]
