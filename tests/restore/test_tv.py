@@ -76,6 +76,26 @@ def test_admm_converges_to_the_optimum():
     assert abs(info2["objective"][-1] - f_star) / f_star < 1e-3
 
 
+def test_default_stop_is_early_and_close_to_the_converged_solution():
+    """The default tol (0.5 % relative change) stops after a few dozen iterations, near the optimum's quality.
+
+    Measured on this image: 15 iterations, MSE 1.16x that of a 348-iteration run to tol 1e-5 (0.64 dB);
+    tol 1e-2 stopped at 12 with 1.38x (1.4 dB), which is why the default is not looser.
+    """
+    rng = np.random.default_rng(9)
+    truth = shapes2d(48)
+    psf = gaussian_psf(1.0, ndim=2)
+    y = blur(truth, 1.0) + 0.05 * rng.standard_normal(truth.shape)
+    early, info = tv_deconvolve(y, psf, weight=0.02, return_info=True)
+    full, info_full = tv_deconvolve(y, psf, weight=0.02, tol=1e-5, n_iter=1000, return_info=True)
+    assert info["converged"] and 6 <= info["n_iter"] <= 30, info["n_iter"]
+    assert info["change"][-1] < 5e-3 <= info["change"][-2]
+    assert info_full["n_iter"] > 10 * info["n_iter"]
+    mse = lambda v: np.mean((v - truth) ** 2)  # noqa: E731
+    assert mse(early) <= 1.25 * mse(full), (mse(early), mse(full))
+    assert mse(early) < 0.2 * mse(y)
+
+
 def test_paper_gradient_descent_objective_decreases_monotonically():
     rng = np.random.default_rng(3)
     y = blur(shapes2d(), 0.9) + 0.1 * rng.standard_normal((48, 48))
@@ -121,7 +141,8 @@ def test_automatic_weight_close_to_oracle():
     psf = gaussian_psf(1.0, ndim=2)
     y = blur(truth, 1.0) + 0.08 * rng.standard_normal(truth.shape)
     grid = np.geomspace(0.002, 0.2, 11)
-    errs = [np.mean((tv_deconvolve(y, psf, weight=w) - truth) ** 2) for w in grid]
+    # the oracle: converged solves (the default stops early, at a 1 % relative change)
+    errs = [np.mean((tv_deconvolve(y, psf, weight=w, tol=5e-4) - truth) ** 2) for w in grid]
     best = grid[int(np.argmin(errs))]
     w_jinv = choose_tv_weight(y / np.abs(y).max(), psf, method="jinv")
     assert best / 2.5 <= w_jinv <= best * 2.5, (w_jinv, best)
@@ -135,7 +156,10 @@ def test_automatic_weight_close_to_oracle():
     assert info["weight"] == pytest.approx(AUTO_FACTOR * w_disc)
     # it errs on the high side on purpose (too small a weight fails far worse); the cost is small
     assert best / 2 <= info["weight"] <= best * 2.5, (info["weight"], best)
-    assert np.mean((out - truth) ** 2) <= 1.5 * min(errs), (np.mean((out - truth) ** 2), min(errs))
+    converged = tv_deconvolve(y, psf, weight=info["weight"], tol=5e-4)
+    assert np.mean((converged - truth) ** 2) <= 1.5 * min(errs), (np.mean((converged - truth) ** 2), min(errs))
+    # the default's early stop (tol 5e-3) costs a little more on this sharp-edged image: 1.52x measured
+    assert np.mean((out - truth) ** 2) <= 1.6 * min(errs), (np.mean((out - truth) ** 2), min(errs))
 
 
 def test_anisotropic_spacing_weighs_differences_by_distance():
@@ -218,7 +242,7 @@ def test_sure_weight_close_to_oracle_at_weak_blur():
     psf = gaussian_psf(0.4, ndim=2)
     y = blur(truth, 0.4) + 0.15 * rng.standard_normal(truth.shape)
     grid = np.geomspace(0.02, 0.32, 7)
-    errs = [np.mean((tv_deconvolve(y, psf, weight=w) - truth) ** 2) for w in grid]
+    errs = [np.mean((tv_deconvolve(y, psf, weight=w, tol=5e-4) - truth) ** 2) for w in grid]
     out, info = tv_deconvolve(y, psf, return_info=True)
     assert info["weight"] == pytest.approx(choose_tv_weight(y / np.abs(y).max(), psf, method="sure"))
     assert np.mean((out - truth) ** 2) <= 1.15 * min(errs), (info["weight"], grid[int(np.argmin(errs))])

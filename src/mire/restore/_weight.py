@@ -135,7 +135,7 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
     True
     """
     from mire._torch import default_device
-    from mire.restore.tv import _admm, _make_problem
+    from mire.restore.tv import SEARCH_ADAPT, SEARCH_RHO, _admm, _make_problem
 
     if method not in ("auto", "jinv", "discrepancy", "sure"):
         raise ValueError(f"weight search method must be 'auto', 'jinv', 'discrepancy' or 'sure', got {method!r}")
@@ -166,7 +166,7 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
 
         def score(logw: float) -> float:
             w = math.exp(logw)
-            st, _ = _admm(prob, w, n_iter=n_iter, tol=1e-4, state=state["st"])
+            st, _ = _admm(prob, w, n_iter=n_iter, tol=1e-4, state=state["st"], rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
             state["st"] = st
             hx = torch.fft.irfftn(torch.fft.rfftn(st.x) * prob.otf, s=prob.domain.grid)[prob.domain.window]
             s = float(((hx[held_t] - y_held) ** 2).mean())
@@ -192,8 +192,10 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
             # both solves start from the same state and run the same iterations, so their
             # truncation errors largely cancel in the divergence difference
             start = state["st"]
-            st, _ = _admm(prob, w, n_iter=n_iter, tol=0, state=copy.deepcopy(start) if start is not None else None)
-            st_p, _ = _admm(prob_p, w, n_iter=n_iter, tol=0, state=copy.deepcopy(start) if start is not None else None)
+            st, _ = _admm(prob, w, n_iter=n_iter, tol=0, state=copy.deepcopy(start) if start is not None else None,
+                          rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
+            st_p, _ = _admm(prob_p, w, n_iter=n_iter, tol=0, state=copy.deepcopy(start) if start is not None else None,
+                            rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
             state["st"] = st
             hx = torch.fft.irfftn(torch.fft.rfftn(st.x) * prob.otf, s=prob.domain.grid)
             hx_p = torch.fft.irfftn(torch.fft.rfftn(st_p.x) * prob.otf, s=prob.domain.grid)
@@ -211,7 +213,7 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
 
         def score(logw: float) -> float:
             w = math.exp(logw)
-            st, _ = _admm(prob, w, n_iter=n_iter, tol=1e-4, state=state["st"])
+            st, _ = _admm(prob, w, n_iter=n_iter, tol=1e-4, state=state["st"], rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
             state["st"] = st
             hx = torch.fft.irfftn(torch.fft.rfftn(st.x) * prob.otf, s=prob.domain.grid)
             resid = float((prob.mask * (hx - prob.y) ** 2).sum()) / n_obs

@@ -14,7 +14,7 @@ import torch
 
 from mire._torch import default_device, to_numpy, to_tensor
 from mire._progress import progress_bar
-from mire.restore._common import check_inputs, compute_dtype, grad, grad_adjoint, normalize_spacing
+from mire.restore._common import check_inputs, compute_dtype, fast_fft_len, grad, grad_adjoint, normalize_spacing
 
 BOUNDARIES = ("valid", "zero", "circular")
 
@@ -105,18 +105,28 @@ def richardson_lucy(image, psf, *, n_iter: int = 30, tv_weight: float = 0.0, bou
     device = torch.device(device) if device is not None else default_device()
     dtype = compute_dtype(img)
     y = to_tensor(img, dtype=dtype, device=device)
-    # The Blur operator supplies the OTF and the FFT grid once; the loop then stays on that grid
-    # (x and the ratio live in fixed regions of it, zero elsewhere), so an iteration is four FFTs
-    # and a handful of in-place passes, with no padding copies or cropping per operator call.
-    op = Blur(kernel, img.shape, boundary=boundary, dtype=dtype, device=device)
-    grid, dims = op.fft_shape, tuple(range(img.ndim))
-    otf, otf_conj = op.otf, op.otf.conj().resolve_conj()
+    # One FFT grid for the whole run, as small as the boundary allows (RL is four FFTs per
+    # iteration and little else, so the grid size is the run time): "valid" needs the unknown
+    # (image + PSF support - 1) to fit; "zero" only needs the PSF's reach past each border, so the
+    # image's own zero padding does not wrap into it; "circular" is the image itself. The shared
+    # circular Blur on that grid supplies the OTF once; x and the ratio live in fixed regions of
+    # the grid (zero elsewhere), so an iteration has no padding copies or crops.
     k = np.array(kernel.shape)
-    if boundary == "valid":  # unknown: in_shape at the grid origin; data: where its footprint is inside
-        x_region = tuple(slice(0, n) for n in op.in_shape)
-        y_region = tuple(slice(int(kk - 1 - kk // 2), int(kk - 1 - kk // 2) + n) for kk, n in zip(k, img.shape))
+    c = k // 2
+    if boundary == "valid":  # unknown: image + PSF support at the grid origin; data: where its footprint is inside
+        x_shape = tuple(int(n + kk - 1) for n, kk in zip(img.shape, k))
+        grid = tuple(fast_fft_len(n) for n in x_shape)
+        x_region = tuple(slice(0, n) for n in x_shape)
+        y_region = tuple(slice(int(kk - 1 - cc), int(kk - 1 - cc) + n) for kk, cc, n in zip(k, c, img.shape))
     else:
+        if boundary == "zero":
+            grid = tuple(fast_fft_len(int(n + max(cc, kk - 1 - cc))) for n, kk, cc in zip(img.shape, k, c))
+        else:
+            grid = img.shape
         x_region = y_region = tuple(slice(0, n) for n in img.shape)
+    op = Blur(kernel, grid, boundary="circular", dtype=dtype, device=device)
+    dims = tuple(range(img.ndim))
+    otf, otf_conj = op.otf, op.otf.conj().resolve_conj()
     offset = tuple(slice(y.start - x.start, y.stop - x.start) for x, y in zip(x_region, y_region))
     x_full = torch.zeros(grid, dtype=dtype, device=device)
     r_full = torch.zeros(grid, dtype=dtype, device=device)
