@@ -251,7 +251,9 @@ def recheck_report(rows: list[dict]) -> str:
               f"{np.mean(ds):+.4f} SSIM; mean {np.mean([r['n_iter'] for r in rows]):.1f} iterations. "
               f"Default >= 1.5 dB above sk-best and better SSIM: {wins} / {len(rows)}.",
               "", "Command: `nice -n 10 python experiments/paper2020_classical.py --recheck --stacks "
-              + " ".join(sorted({r["stack"] for r in rows})) + "`."]
+              + " ".join(sorted({r["stack"] for r in rows})) + " --conditions "
+              + " ".join(sorted({r["condition"] for r in rows})) + "` (a subset: each case re-runs the weight "
+              "search, 2-3 min on the shared machine)."]
     return "\n".join(lines)
 
 
@@ -395,7 +397,7 @@ def main(argv=None) -> None:
                     f.write(json.dumps(run) + "\n")
                 print(f"completed {run['stack']} {run['condition']}: tv-auto {run['scores']['tv-auto']['psnr']:.2f}",
                       flush=True)
-    elif not args.report:
+    elif not args.report and not args.recheck:
         if not DATA.exists():
             sys.exit(f"data not found: {DATA} (set MIRE_DATA)")
         for stack in args.stacks:
