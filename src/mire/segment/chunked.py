@@ -20,7 +20,7 @@ haloed block) plus tables with one entry per fragment (and, for ``stitch="graph"
    scoring as :func:`mire.segment.agglomerate`, so every merge decision sees the whole volume's
    evidence. ``overlap`` takes the connected components of the matches.
 3. **relabel**: objects are numbered 1..N in block order and a second blockwise pass rewrites the
-   scratch labels into ``out``.
+   scratch labels into ``out``, each block reading only its own ID table from the scratch folder.
 
 ``experiments/segment_blockwise.py`` measures how far the result is from a whole-volume run.
 """
@@ -387,12 +387,24 @@ def _final_ids_graph(results, *, params, q, nbins):
     return core, _number_by_first(region[comp[np.searchsorted(nodes, core)]])
 
 
-def _relabel_block(piece, block, *, table, dtype):
-    """Pass 3: scratch IDs of one block -> final IDs."""
-    ids, final = table.get(block.index, (np.zeros(0, np.uint64), np.zeros(0, np.uint64)))
+def _relabel_block(piece, block, *, tables, dtype):
+    """Pass 3: scratch IDs of one block -> final IDs (the block's table read from ``tables``)."""
+    path = Path(tables) / f"{block.index}.npy"
+    ids, final = np.load(path) if path.exists() else np.zeros((2, 0), np.uint64)
     keys = np.concatenate([[0], ids]).astype(np.uint64)
     vals = np.concatenate([[0], final]).astype(dtype)
     return vals[np.searchsorted(keys, piece)]
+
+
+def _save_tables(core, final, folder) -> None:
+    """One ``(2, n)`` file per block of (scratch ID, final ID): each relabel task reads only its own,
+    so no task carries the whole volume's table (one entry per fragment: gigabytes at terabytes)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    block_of = (core >> np.uint64(_LOCAL_BITS)).astype(np.int64)
+    cuts = np.flatnonzero(np.diff(block_of)) + 1
+    for part in np.split(np.arange(len(core)), cuts):
+        if len(part):
+            np.save(folder / f"{int(block_of[part[0]])}.npy", np.stack([core[part], final[part]]))
 
 
 # --------------------------------------------------------------------------- scratch space
@@ -605,11 +617,10 @@ def _run(image, out, root, *, faces, block, halo, params, stitch, q, nbins, over
         core, final = _final_ids_graph(results, params=params, q=q, nbins=nbins)
     n_objects = int(final.max()) if final.size else 0
     dtype = np.uint32 if n_objects < 2**32 else np.uint64
-    block_of = (core >> np.uint64(_LOCAL_BITS)).astype(np.int64)
-    cuts = np.flatnonzero(np.diff(block_of)) + 1
-    table = {int(block_of[s[0]]): (core[s], final[s]) for s in np.split(np.arange(len(core)), cuts) if len(s)}
+    tables = root / "relabel"
+    _save_tables(core, final.astype(np.uint64), tables)
     kw = {k: v for k, v in ome.items() if v is not None}
     target = str(out) if isinstance(out, os.PathLike) else out
-    return blockwise.map_blocks(partial(_relabel_block, table=table, dtype=dtype), labels, block_shape=block, halo=0,
-                                out=target, dtype=dtype, pass_block=True, resume=resume, downscale="nearest",
+    return blockwise.map_blocks(partial(_relabel_block, tables=str(tables), dtype=dtype), labels, block_shape=block,
+                                halo=0, out=target, dtype=dtype, pass_block=True, resume=resume, downscale="nearest",
                                 token=token, **kw, **run)
