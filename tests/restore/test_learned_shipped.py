@@ -16,10 +16,11 @@ def _affine_fit(pred, target):
     return a * pred + b
 
 
-# measured with the shipped model: N1-B1 22.9 -> 24.0 dB, N3-B3 13.3 -> 23.9 dB, all-zero image 22.0
-# dB (the models shipped before gave far less than the all-zero image at high noise)
-@pytest.mark.parametrize("condition,seed,gain", [("N1-B1", 0, 0.5), ("N3-B3", 8, 8.0)])
-def test_fluo3d_restores_a_held_out_diadem_stack(shared_data, condition, seed, gain):
+# measured with the shipped model (issue 4 retraining): N1-B1 22.9 -> 27.8 dB, N3-B3 13.3 -> 27.5 dB,
+# all-zero image 22.0 dB, 83 % / 63 % of the neurites' brightness kept. The model shipped before
+# (L1 loss) reached 24.0 / 23.9 dB keeping 25 % / 20 %: it dimmed every neurite.
+@pytest.mark.parametrize("condition,seed,gain,kept", [("N1-B1", 0, 3.0, 0.7), ("N3-B3", 8, 12.0, 0.5)])
+def test_fluo3d_restores_a_held_out_diadem_stack(shared_data, condition, seed, gain, kept):
     import tifffile
 
     from mire.optics import simulate
@@ -32,7 +33,10 @@ def test_fluo3d_restores_a_held_out_diadem_stack(shared_data, condition, seed, g
     peak = gt.max()
     before, after = psnr(gt, noisy, data_range=peak), psnr(gt, out, data_range=peak)
     zeros = psnr(gt, np.zeros_like(gt), data_range=peak)
-    assert after > before + gain and after > zeros + 0.5, (before, after, zeros)
+    assert after > before + gain and after > zeros + 4.0, (before, after, zeros)
+    neurite = gt > 0.3 * peak
+    assert out[neurite].sum() / gt[neurite].sum() > kept  # bright structures keep their brightness
+    assert abs(out[gt == 0].mean()) < 4.0  # and the background stays dark (grey levels)
 
 
 def test_widefield2d_beats_tv_on_a_held_out_w2s_image(shared_data):
