@@ -103,14 +103,18 @@ def test_min_size_merges_small_regions(volume):
     assert ids[-1] == len(ids)
 
 
-def test_local_cluster_gives_the_local_scheduler_labels(volume):
+def test_local_cluster_gives_the_local_scheduler_labels(volume, tmp_path):
     distributed = pytest.importorskip("distributed")
     b, _ = volume
     local = segment_blockwise(b, block_shape=BLOCK, halo=HALO, scheduler="threads")
-    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False,
-                                  dashboard_address=None) as cluster, distributed.Client(cluster) as client:
-        remote = segment_blockwise(b, block_shape=BLOCK, halo=HALO, scheduler=client)
-    np.testing.assert_array_equal(local, remote)
+    # worker processes: every pass's files (face slabs, scratch labels, per-block ID tables) are
+    # written and read by other processes than the driver
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+                                  silence_logs=50) as cluster, distributed.Client(cluster) as client:
+        remote = segment_blockwise(b, block_shape=BLOCK, halo=HALO, scheduler=client, out=tmp_path / "seg.zarr")
+        overlap = segment_blockwise(b, block_shape=BLOCK, halo=HALO, scheduler=client, stitch="overlap")
+    np.testing.assert_array_equal(local, remote[:])
+    np.testing.assert_array_equal(segment_blockwise(b, block_shape=BLOCK, halo=HALO, stitch="overlap"), overlap)
 
 
 def test_killed_run_resumes_from_its_blocks(volume, tmp_path, monkeypatch):
