@@ -103,7 +103,7 @@ class TiffArray:
         return self.zarr()[key]
 
     def __getstate__(self):
-        return {k: v for k, v in self.__dict__.items() if k != "_array"} | {"_array": None}
+        return {**self.__dict__, "_array": None}  # the open handle stays behind
 
     def __dask_tokenize__(self):
         # the same file, unchanged, gives the same dask name (and resume token) in every run
