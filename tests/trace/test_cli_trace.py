@@ -64,3 +64,19 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, y_stack):
     res = runner.invoke(app, ["evaluate-trace", str(path), str(good), str(good), "--snap-distance", "50"])
     assert res.exit_code == 2 and "snap_distance" in res.output
     assert not (tmp_path / "o.swc").exists()
+
+
+def test_trace_cli_single_tree_writes_one_root(tmp_path, synth):
+    # two neurites too far apart to bridge: two roots by default, one (the longer) with --single-tree
+    img, _, _ = synth.render_tubes((9, 48, 64), [[(4, 10, 4), (4, 10, 60)], [(4, 38, 4), (4, 38, 30)]])
+    path = tmp_path / "two.tif"
+    imwrite(path, (img * 200).astype(np.uint8), axes="ZYX")
+    runner = CliRunner()
+    res = runner.invoke(app, ["trace", str(path), str(tmp_path / "all.swc")])
+    assert res.exit_code == 0, res.output
+    assert int((read_swc(tmp_path / "all.swc")[:, 6] == -1).sum()) == 2
+    res = runner.invoke(app, ["trace", str(path), str(tmp_path / "one.swc"), "--single-tree"])
+    assert res.exit_code == 0, res.output
+    one = read_swc(tmp_path / "one.swc")
+    assert int((one[:, 6] == -1).sum()) == 1 and np.abs(one[:, 3] - 10).max() <= 1.5
+    assert np.array_equal(one, trace((img * 200).astype(np.uint8), single_tree=True))

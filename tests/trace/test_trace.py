@@ -176,3 +176,45 @@ def test_largest_tree_of_a_trace_with_a_gap_too_wide_to_bridge(synth):
     assert topology(swc)["roots"] == 2
     kept = largest_tree(swc)
     assert topology(kept)["roots"] == 1 and kept[:, 2].min() >= 60
+
+
+# two separate, parallel neurites 28 px apart (too far to bridge): 56 px long at y = 10, 26 px at y = 38
+_TWO_NEURITES = [[(4, 10, 4), (4, 10, 60)], [(4, 38, 4), (4, 38, 30)]]
+
+
+def test_single_tree_keeps_only_the_longer_neurite(synth):
+    img, _, _ = synth.render_tubes((9, 48, 64), _TWO_NEURITES)
+    forest = trace(img)
+    assert topology(forest)["roots"] == 2  # the default keeps both pieces
+    one = trace(img, single_tree=True)
+    assert topology(one)["roots"] == 1
+    # every node on the long neurite (y = 10, z = 4), spanning its length
+    assert np.abs(one[:, 3] - 10).max() <= 1.5 and np.abs(one[:, 4] - 4).max() <= 1.5
+    assert one[:, 2].min() <= 8 and one[:, 2].max() >= 56
+    # the same as cutting the forest with largest_tree, row for row (ids renumbered 1..M)
+    assert np.array_equal(one, largest_tree(forest))
+    assert one[:, 0].tolist() == list(range(1, len(one) + 1))
+
+
+def test_single_tree_with_seeds_and_anisotropic_spacing(synth):
+    img, _, _ = synth.render_tubes((9, 48, 64), _TWO_NEURITES)
+    # seeded on the short neurite only: the single tree is that one, not the longer unseeded one
+    short = trace(img, seeds=[(10, 38, 4)], single_tree=True)
+    assert topology(short)["roots"] == 1 and np.abs(short[:, 3] - 38).max() <= 1.5
+    # seeded on both: the longer of the seeded pieces
+    both = trace(img, seeds=[(10, 38, 4), (10, 10, 4)], single_tree=True)
+    assert topology(both)["roots"] == 1 and np.abs(both[:, 3] - 10).max() <= 1.5
+    # cable is measured with `spacing`, exactly as largest_tree(trace(...), spacing=...) does
+    sp = (3.0, 1.0, 1.0)
+    assert np.array_equal(trace(img, spacing=sp, single_tree=True), largest_tree(trace(img, spacing=sp), spacing=sp))
+
+
+def test_single_tree_2d_and_empty():
+    img = np.zeros((48, 64))
+    img[10, 4:60] = 1.0
+    img[38, 4:30] = 1.0
+    one = trace(img, single_tree=True)
+    assert topology(one)["roots"] == 1 and np.all(one[:, 3] == 10) and np.all(one[:, 4] == 0)
+    assert np.array_equal(one, largest_tree(trace(img)))
+    assert trace(np.zeros((8, 32, 32)), single_tree=True).shape == (0, 7)
+    assert trace(np.zeros((32, 32)), single_tree=True).shape == (0, 7)

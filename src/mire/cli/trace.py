@@ -48,6 +48,9 @@ def trace_cmd(
                                    "only the neurites through the seeds are kept."),
     max_gap: float = typer.Option(10.0, "--max-gap", help="Largest gap bridged, in pixels."),
     min_branch_length: float = typer.Option(6.0, "--min-branch", help="Shorter terminal branches are pruned (px)."),
+    single_tree: bool = typer.Option(False, "--single-tree",
+                                     help="Keep only the tree with the most cable (APP2 convention, as in the "
+                                          "paper's Table 3); with --seed, the largest seeded tree."),
 ) -> None:
     """Trace the bright neurites of an image into an SWC file (x, y in pixels, z in slices)."""
     import numpy as np
@@ -61,8 +64,10 @@ def trace_cmd(
         data = np.asarray(imread(image))
         sp = _spacing_for(image, data.ndim, spacing)
         seeds = [_floats(s, "--seed") for s in seed] if seed else None
-        swc = trace(data, spacing=sp, seeds=seeds, max_gap=max_gap, min_branch_length=min_branch_length)
-        write_swc(out, swc, header=f"mire trace {image}" + (f" spacing={sp}" if sp else ""))
+        swc = trace(data, spacing=sp, seeds=seeds, max_gap=max_gap, min_branch_length=min_branch_length,
+                    single_tree=single_tree)
+        write_swc(out, swc, header=f"mire trace {image}" + (f" spacing={sp}" if sp else "")
+                  + (" single-tree" if single_tree else ""))
     t = topology(swc)
     console.print(f"{out}: {t['nodes']} nodes, {t['roots']} trees, {t['branch_points']} branch points, "
                   f"{t['terminals']} terminals")
