@@ -74,19 +74,3 @@ def test_rl_errors():
         richardson_lucy(np.ones((16, 16)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="n_iter"):
         richardson_lucy(np.ones((16, 16)), psf, n_iter=0)
-
-
-def test_fast_fft_len_is_the_smallest_7_smooth_length():
-    from mire.restore._common import fast_fft_len
-
-    def smooth(m):
-        for p in (2, 3, 5, 7):
-            while m % p == 0:
-                m //= p
-        return m == 1
-
-    for n in range(1, 400):
-        m = fast_fft_len(n)
-        assert m >= n and smooth(m)
-        assert not any(smooth(j) for j in range(n, m))  # nothing smaller qualifies
-    assert fast_fft_len(138) == 140  # scipy's real-FFT rule (2, 3, 5 only) gives 144

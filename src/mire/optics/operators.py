@@ -14,9 +14,9 @@ import itertools
 import math
 
 import numpy as np
-import scipy.fft
 import torch
 
+from mire._fft import fast_len, irfftn, rfftn
 from mire._torch import default_device
 
 
@@ -145,12 +145,12 @@ class Blur(LinearOperator):
             self._x_slice = self._y_slice = tuple(slice(0, n) for n in shape)
         elif boundary == "zero":
             self.in_shape = self.out_shape = shape
-            fft_shape = tuple(scipy.fft.next_fast_len(int(n + kk - 1), real=True) for n, kk in zip(shape, k))
+            fft_shape = tuple(fast_len(int(n + kk - 1)) for n, kk in zip(shape, k))
             self._x_slice = self._y_slice = tuple(slice(0, n) for n in shape)
         else:
             self.out_shape = shape
             self.in_shape = tuple(int(n + kk - 1) for n, kk in zip(shape, k))
-            fft_shape = tuple(scipy.fft.next_fast_len(n, real=True) for n in self.in_shape)
+            fft_shape = tuple(fast_len(n) for n in self.in_shape)
             self._x_slice = tuple(slice(0, n) for n in self.in_shape)
             # outputs whose whole kernel footprint lies inside the unknown
             self._y_slice = tuple(slice(int(kk - 1 - cc), int(kk - 1 - cc + n)) for n, kk, cc in zip(shape, k, c))
@@ -161,7 +161,7 @@ class Blur(LinearOperator):
         dims = tuple(range(-len(shape), 0))
         self._dims = dims
         ctype = torch.complex128 if dtype == torch.float64 else torch.complex64
-        self.otf = torch.fft.rfftn(torch.as_tensor(kernel, dtype=dtype, device=self.device), dim=dims).to(ctype)
+        self.otf = rfftn(torch.as_tensor(kernel, dtype=dtype, device=self.device), dim=dims).to(ctype)
 
     def _pad(self, x, region):
         if tuple(x.shape[-len(self.fft_shape):]) == self.fft_shape and all(
@@ -173,7 +173,7 @@ class Blur(LinearOperator):
         return out
 
     def _conv(self, x, otf):
-        return torch.fft.irfftn(torch.fft.rfftn(x, dim=self._dims) * otf, s=self.fft_shape, dim=self._dims)
+        return irfftn(rfftn(x, dim=self._dims) * otf, s=self.fft_shape, dim=self._dims)
 
     def forward(self, x):
         _spatial(x, self.in_shape, "Blur.forward")

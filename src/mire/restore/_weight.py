@@ -50,6 +50,7 @@ import math
 import numpy as np
 import torch
 
+from mire._fft import irfftn, rfftn
 from mire.restore._common import estimate_noise_sigma, normalize_spacing
 
 #: The default rule's correction of the discrepancy weight (see the module docstring).
@@ -168,7 +169,7 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
             w = math.exp(logw)
             st, _ = _admm(prob, w, n_iter=n_iter, tol=1e-4, state=state["st"], rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
             state["st"] = st
-            hx = torch.fft.irfftn(torch.fft.rfftn(st.x) * prob.otf, s=prob.domain.grid)[prob.domain.window]
+            hx = irfftn(rfftn(st.x) * prob.otf, s=prob.domain.grid)[prob.domain.window]
             s = float(((hx[held_t] - y_held) ** 2).mean())
             curve.append((w, s))
             return s
@@ -197,8 +198,8 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
             st_p, _ = _admm(prob_p, w, n_iter=n_iter, tol=0, state=copy.deepcopy(start) if start is not None else None,
                             rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
             state["st"] = st
-            hx = torch.fft.irfftn(torch.fft.rfftn(st.x) * prob.otf, s=prob.domain.grid)
-            hx_p = torch.fft.irfftn(torch.fft.rfftn(st_p.x) * prob.otf, s=prob.domain.grid)
+            hx = irfftn(rfftn(st.x) * prob.otf, s=prob.domain.grid)
+            hx_p = irfftn(rfftn(st_p.x) * prob.otf, s=prob.domain.grid)
             resid = float((prob.mask * (hx - prob.y) ** 2).sum()) / n_obs
             df = float((probe * (hx_p - hx)).sum()) / eps / n_obs  # Monte-Carlo divergence of y -> H x
             s = resid - sigma**2 + 2 * sigma**2 * df
@@ -215,7 +216,7 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
             w = math.exp(logw)
             st, _ = _admm(prob, w, n_iter=n_iter, tol=1e-4, state=state["st"], rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
             state["st"] = st
-            hx = torch.fft.irfftn(torch.fft.rfftn(st.x) * prob.otf, s=prob.domain.grid)
+            hx = irfftn(rfftn(st.x) * prob.otf, s=prob.domain.grid)
             resid = float((prob.mask * (hx - prob.y) ** 2).sum()) / n_obs
             s = abs(math.log(max(resid, 1e-20)) - math.log(max(sigma**2, 1e-20)))
             curve.append((w, s))

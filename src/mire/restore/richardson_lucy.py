@@ -13,8 +13,9 @@ import numpy as np
 import torch
 
 from mire._torch import default_device, to_numpy, to_tensor
+from mire._fft import fast_len, irfftn, rfftn
 from mire._progress import progress_bar
-from mire.restore._common import check_inputs, compute_dtype, fast_fft_len, grad, grad_adjoint, normalize_spacing
+from mire.restore._common import check_inputs, compute_dtype, grad, grad_adjoint, normalize_spacing
 
 BOUNDARIES = ("valid", "zero", "circular")
 
@@ -115,12 +116,12 @@ def richardson_lucy(image, psf, *, n_iter: int = 30, tv_weight: float = 0.0, bou
     c = k // 2
     if boundary == "valid":  # unknown: image + PSF support at the grid origin; data: where its footprint is inside
         x_shape = tuple(int(n + kk - 1) for n, kk in zip(img.shape, k))
-        grid = tuple(fast_fft_len(n) for n in x_shape)
+        grid = tuple(fast_len(n) for n in x_shape)
         x_region = tuple(slice(0, n) for n in x_shape)
         y_region = tuple(slice(int(kk - 1 - cc), int(kk - 1 - cc) + n) for kk, cc, n in zip(k, c, img.shape))
     else:
         if boundary == "zero":
-            grid = tuple(fast_fft_len(int(n + max(cc, kk - 1 - cc))) for n, kk, cc in zip(img.shape, k, c))
+            grid = tuple(fast_len(int(n + max(cc, kk - 1 - cc))) for n, kk, cc in zip(img.shape, k, c))
         else:
             grid = img.shape
         x_region = y_region = tuple(slice(0, n) for n in img.shape)
@@ -134,7 +135,7 @@ def richardson_lucy(image, psf, *, n_iter: int = 30, tv_weight: float = 0.0, bou
     if boundary == "valid":
         # H^T 1: how much of each unknown voxel's light reaches the detector (Bertero & Boccacci)
         r_full[y_region] = 1
-        norm = torch.fft.irfftn(torch.fft.rfftn(r_full, dim=dims) * otf_conj, s=grid, dim=dims)[x_region]
+        norm = irfftn(rfftn(r_full, dim=dims) * otf_conj, s=grid, dim=dims)[x_region]
         inv_norm = torch.where(norm > 1e-6, 1.0 / norm.clamp_min(1e-6), torch.zeros_like(norm))
         x.fill_(float(y.mean()) if float(y.mean()) > 0 else 0.5)
     else:
@@ -144,9 +145,9 @@ def richardson_lucy(image, psf, *, n_iter: int = 30, tv_weight: float = 0.0, bou
     ratio = r_full[y_region]
     with progress_bar(progress, int(n_iter), "Richardson-Lucy") as bar:
         for _ in range(int(n_iter)):
-            hx = torch.fft.irfftn(torch.fft.rfftn(x_full, dim=dims).mul_(otf), s=grid, dim=dims)[y_region]
+            hx = irfftn(rfftn(x_full, dim=dims).mul_(otf), s=grid, dim=dims, overwrite=True)[y_region]
             torch.div(y, hx.add_(eps), out=ratio)
-            corr = torch.fft.irfftn(torch.fft.rfftn(r_full, dim=dims).mul_(otf_conj), s=grid, dim=dims)[x_region]
+            corr = irfftn(rfftn(r_full, dim=dims).mul_(otf_conj), s=grid, dim=dims, overwrite=True)[x_region]
             if tv_weight > 0:
                 g = grad(x.contiguous(), sp)
                 unit = g / torch.sqrt((g * g).sum(0) + 1e-12)

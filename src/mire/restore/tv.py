@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from mire._fft import irfftn, rfftn
 from mire._progress import progress_bar
 from mire._torch import default_device, to_numpy, to_tensor
 from mire.restore._common import (
@@ -94,7 +95,7 @@ def _make_problem(img_n: np.ndarray, psf: np.ndarray, *, spacing, data_term, pos
 
 def _blur(p: _Problem, x: torch.Tensor) -> torch.Tensor:
     dims = tuple(range(x.ndim))
-    return torch.fft.irfftn(torch.fft.rfftn(x, dim=dims) * p.otf, s=p.domain.grid, dim=dims)
+    return irfftn(rfftn(x, dim=dims) * p.otf, s=p.domain.grid, dim=dims)
 
 
 def _init_state(p: _Problem, weight: float, rho0=(0.3, 5.0, 1.0)) -> _State:
@@ -194,10 +195,10 @@ def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State 
         check = bool(adapt_every) and it % adapt_every == 0
         # x-update: exact solve in Fourier space
         grad_adjoint(st.tz, p.spacing, out=rhs).add_(st.ts, alpha=coef.cs)
-        x_f = torch.fft.rfftn(rhs, dim=dims).mul_(coef.inv_den)
-        x_f.addcmul_(torch.fft.rfftn(st.tu, dim=dims), coef.cotf_den)
-        x = torch.fft.irfftn(x_f, s=grid, dim=dims)
-        hx = torch.fft.irfftn(x_f.mul_(p.otf), s=grid, dim=dims)
+        x_f = rfftn(rhs, dim=dims).mul_(coef.inv_den)
+        x_f.addcmul_(rfftn(st.tu, dim=dims), coef.cotf_den)
+        x = irfftn(x_f, s=grid, dim=dims)
+        hx = irfftn(x_f.mul_(p.otf), s=grid, dim=dims)
         del x_f
         gx = grad(x, p.spacing, out=v_z)
         last = it == n_iter
@@ -293,13 +294,13 @@ def _paper_gd(p: _Problem, weight: float, *, n_iter: int, tol: float, eps: float
     objective = []
     it = 0
     for it in range(1, n_iter + 1):
-        x_f = torch.fft.rfftn(x, dim=dims)
-        hx = torch.fft.irfftn(x_f * p.otf, s=grid, dim=dims)
+        x_f = rfftn(x, dim=dims)
+        hx = irfftn(x_f * p.otf, s=grid, dim=dims)
         r = p.mask * (hx - p.y)
         gx = grad(x, p.spacing)
         mag = torch.sqrt((gx * gx).sum(0) + eps**2)
         objective.append(float((r * r).sum() + weight * mag.sum()))
-        g_data = torch.fft.irfftn(torch.fft.rfftn(r, dim=dims) * p.otf.conj(), s=grid, dim=dims)
+        g_data = irfftn(rfftn(r, dim=dims) * p.otf.conj(), s=grid, dim=dims)
         g = 2 * g_data + weight * grad_adjoint(gx / mag, p.spacing)
         x_new = x - step * g
         change = float(torch.linalg.vector_norm(x_new - x)) / max(float(torch.linalg.vector_norm(x_new)), 1e-12)

@@ -12,6 +12,7 @@ import math
 import numpy as np
 import torch
 
+from mire._fft import irfftn, rfftn
 from mire._torch import default_device, to_numpy, to_tensor
 from mire.restore._common import check_inputs, compute_dtype
 
@@ -140,7 +141,7 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None, return_ba
     op = Blur(kernel, padded.shape, boundary="circular", dtype=dtype, device=device)
     y = to_tensor(padded, dtype=dtype, device=device)
     dims = tuple(range(y.ndim))
-    y_f = torch.fft.rfftn(y, dim=dims)
+    y_f = rfftn(y, dim=dims)
     h = op.otf
     if balance is None and noise_sigma is None:
         reg = gcv_balance(y_f, h, tuple(padded.shape))
@@ -151,7 +152,7 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None, return_ba
     else:
         reg = float(balance)
     x_f = h.conj() * y_f / (h.real**2 + h.imag**2 + reg)
-    x = torch.fft.irfftn(x_f, s=tuple(padded.shape), dim=dims)
+    x = irfftn(x_f, s=tuple(padded.shape), dim=dims)
     crop = tuple(slice(lo, lo + n) for (lo, _), n in zip(pad, img.shape))
     out = to_numpy(x[crop]).astype(np.float64 if dtype == torch.float64 else np.float32, copy=False)
     if return_balance:  # e.g. to apply the balance GCV chose on a crop to every block of a big volume

@@ -64,6 +64,7 @@ import math
 import numpy as np
 import torch
 
+from mire._fft import irfftn, rfftn
 from mire.superres._model import DTYPE
 from mire.superres._problem import Problem
 from mire.superres._solvers import cg, rademacher, slq_quadratic_log
@@ -149,7 +150,7 @@ class CirculantPreconditioner:
         otf2 = np.ones_like(kern)
         if model.blur is not None:
             # the blur's own kernel (centre at index 0, wrapped), moved onto this grid
-            kk = torch.fft.irfftn(model.blur.otf, s=model.blur.fft_shape).numpy()
+            kk = irfftn(model.blur.otf, s=model.blur.fft_shape).numpy()
             offs = [np.arange(-(int(k) // 2), int(k) - int(k) // 2) for k in model.blur.psf_shape]
             psf = np.zeros(shape)
             psf[np.ix_(*[o % n for o, n in zip(offs, shape)])] = kk[np.ix_(*[o % n for o, n in
@@ -164,7 +165,7 @@ class CirculantPreconditioner:
         self.shape, self.dims = shape, tuple(range(-d, 0))
 
     def _apply(self, r, power):
-        return torch.fft.irfftn(torch.fft.rfftn(r, dim=self.dims) * self.m**power, s=self.shape, dim=self.dims)
+        return irfftn(rfftn(r, dim=self.dims) * self.m**power, s=self.shape, dim=self.dims)
 
     def __call__(self, r):
         return self._apply(r, -1.0)

@@ -1,0 +1,75 @@
+"""Real FFTs of torch tensors, on the fastest backend for where the tensor lives.
+
+The FFTs are most of the time of Richardson-Lucy, TV-ADMM and Wiener, and on the CPU neither
+library is fastest at everything (float32, one thread, ms for 144x140x140 / 140x135x135 / 128^3):
+
+========================  ====================  ====================
+transform                  torch.fft             scipy.fft
+========================  ====================  ====================
+r2c (rfftn)               15.2 / 20.3 / 7.5     20.6 / 16.3 / 12.3
+c2r (irfftn)              23.2 / 27.5 / 18.2    21.2 / 18.7 / 14.2
+========================  ====================  ====================
+
+So on the CPU the inverse always goes through SciPy's pocketfft, and the forward too when the
+last axis is odd (a pair 1.3-1.4x faster than torch alone at these sizes), on zero-copy numpy
+views with as many workers as torch has threads. GPU tensors and tensors in an autograd graph (the
+super-resolution registration differentiates through the blur) use ``torch.fft``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+import torch
+
+
+def _scipy_ok(x: torch.Tensor) -> bool:
+    return x.device.type == "cpu" and not (x.requires_grad and torch.is_grad_enabled())
+
+
+def _dims(x: torch.Tensor, dim) -> tuple:
+    return tuple(range(x.ndim)) if dim is None else tuple(int(d) for d in dim)
+
+
+def rfftn(x: torch.Tensor, *, dim=None) -> torch.Tensor:
+    """``torch.fft.rfftn(x, dim=dim)`` (last axis of ``dim`` halved)."""
+    if not _scipy_ok(x) or x.shape[_dims(x, dim)[-1]] % 2 == 0:
+        return torch.fft.rfftn(x, dim=dim)
+    arr = x.detach().contiguous().numpy()
+    return torch.from_numpy(scipy.fft.rfftn(arr, axes=_dims(x, dim), workers=torch.get_num_threads()))
+
+
+def irfftn(x: torch.Tensor, *, s, dim=None, overwrite: bool = False) -> torch.Tensor:
+    """``torch.fft.irfftn(x, s=s, dim=dim)``; ``overwrite=True`` lets the CPU path reuse ``x``'s memory."""
+    if not _scipy_ok(x):
+        return torch.fft.irfftn(x, s=s, dim=dim)
+    arr = x.detach().resolve_conj().contiguous().numpy()
+    out = scipy.fft.irfftn(arr, s=tuple(int(n) for n in s), axes=_dims(x, dim), overwrite_x=overwrite,
+                           workers=torch.get_num_threads())
+    return torch.from_numpy(np.ascontiguousarray(out))
+
+
+def fast_len(n: int) -> int:
+    """Smallest FFT length ``>= n`` whose prime factors are 2, 3, 5 and 7.
+
+    pocketfft (SciPy's and torch's), MKL and cuFFT all have radix-7 kernels, so a 7-smooth size is
+    as fast per point as a 5-smooth one and often closer to ``n``: 140 instead of 144 for 138.
+    """
+    n = int(n)
+    best = 1
+    while best < n:
+        best *= 2
+    p7 = 1
+    while p7 < 2 * n:
+        p5 = p7
+        while p5 < 2 * n:
+            p3 = p5
+            while p3 < 2 * n:
+                m = p3
+                while m < n:
+                    m *= 2
+                best = min(best, m)
+                p3 *= 3
+            p5 *= 5
+        p7 *= 7
+    return best
