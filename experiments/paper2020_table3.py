@@ -7,7 +7,20 @@ grown from the trace on the *clean* stack vs region grown from the gold-standard
 recall of foreground voxels. Also reported: node precision / recall (4 px tolerance, z step = 3.03 px)
 and, on the clean stacks, the tracer's node recall against the gold standard.
 
-Run (about 30 min on 2 busy CPU cores with the default 160 x 160 px windows)::
+Two measurements of the same traces, in this order:
+
+1. **Paper protocol** (the issue's goal is checked on it): each trace is one tree, the one with the most
+   cable, as ``trace(..., single_tree=True)`` returns it. The paper traced with APP2 (Xiao & Peng 2013),
+   which grows one tree from one seed and drops what it cannot reach, so a neurite the noise breaks loses
+   everything beyond the break and restoration is credited for reconnecting it.
+2. **All pieces** (``trace(...)``, the default forest tracer): every piece is kept, so the noisy stack's
+   recall is already high and no restoration can gain more than 1 - noisy recall.
+
+The script traces once and cuts the forest with ``largest_tree`` (``single_tree_scores``): that is exactly
+what ``trace(..., single_tree=True)`` does (tests/trace; ``--check-single-tree`` compares the two on real
+stacks), without tracing every image twice.
+
+Run (about 60 CPU minutes on 2 busy cores with the default 160 x 160 px windows)::
 
     nice -n 10 python experiments/paper2020_table3.py            # writes experiments/results/paper2020_table3.{md,json}
     nice -n 10 python experiments/paper2020_table3.py --window 0  # whole 512 x 512 stacks (slow on CPU)
@@ -18,8 +31,13 @@ or in two halves run side by side, then merged::
     nice -n 10 python experiments/paper2020_table3.py --stacks 4,5,6 --tag part2
     python experiments/paper2020_table3.py --merge experiments/results/paper2020_table3_part1.json,experiments/results/paper2020_table3_part2.json
 
-A second, separately labelled measurement scores only each trace's largest tree (see
-``single_tree_scores``): the paper traced with APP2, which returns the one tree grown from its seed.
+Re-render the markdown (and the JSON's summary) from the stored per-stack results, tracing nothing::
+
+    python experiments/paper2020_table3.py --render               # experiments/results/paper2020_table3.json
+
+Check that ``trace(..., single_tree=True)`` scores as the table's ``largest_tree(trace(...))`` does::
+
+    nice -n 10 python experiments/paper2020_table3.py --check-single-tree --stacks 5 --conditions N3-B3 --methods tv_deconvolve
 
 Windows: to keep the run affordable on a CPU, each stack is cut (in memory) to the ``--window`` x
 ``--window`` px column (all slices) holding the most gold-standard nodes; the gold trace is cut to
@@ -44,6 +62,10 @@ SPACING = (3.03, 1.0, 1.0)  # z step 3.03 px (README of the data set); x/y 0.33 
 TOLERANCE = 4.0              # px (1.3 um) for node matching
 CONDITIONS = ("N2-B2", "N3-B3")
 PAPER_N3B3 = {"noisy": (0.98, 0.12), "TV": (0.98, 0.33), "CNN": (0.98, 0.45), "U-Net": (0.98, 0.51)}
+# Issue #8: at N3-B3 the best restoration gains >= 0.3 recall at precision >= 0.95; clean node recall >= 0.8
+GOAL_GAIN, GOAL_PRECISION, GOAL_NODE_RECALL = 0.3, 0.95, 0.8
+RESULTS_JSON = OUT / "paper2020_table3.json"
+KEYS = ("precision", "recall", "node_precision", "node_recall")
 
 
 def cut_swc(swc, lo, hi):
@@ -189,6 +211,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--window", type=int, default=160, help="xy window in px (0: whole stacks)")
     ap.add_argument("--stacks", default="1,2,3,4,5,6")
+    ap.add_argument("--conditions", default=",".join(CONDITIONS), help="comma-separated, e.g. N3-B3")
     ap.add_argument("--methods", default="", help="comma-separated name fragments to run (default: all)")
     ap.add_argument("--tag", default="", help="suffix of the result files (paper2020_table3_<tag>.md)")
     ap.add_argument("--clean-only", action="store_true",
@@ -198,16 +221,24 @@ def main(argv=None):
     ap.add_argument("--merge", default="",
                     help="comma-separated result JSONs of partial runs (e.g. --stacks 1,2,3 --tag a and 4,5,6 --tag b)"
                          " to merge into one table, without re-running anything")
+    ap.add_argument("--render", nargs="?", const=str(RESULTS_JSON), default="",
+                    help=f"re-render the markdown from one result JSON (default {RESULTS_JSON.name}), tracing nothing")
+    ap.add_argument("--check-single-tree", action="store_true",
+                    help="score trace(..., single_tree=True) next to largest_tree(trace(...)) as the table does "
+                         "(use with --stacks / --conditions / --methods); writes nothing")
     args = ap.parse_args(argv)
     torch_threads()
-    if args.merge:
-        parts = [json.loads(Path(f).read_text()) for f in args.merge.split(",")]
+    if args.merge or args.render:
+        files = args.merge.split(",") if args.merge else [args.render]
+        parts = [json.loads(Path(f).read_text()) for f in files]
         per_stack = [p for part in parts for p in part["per_stack"]]
         order = list(dict.fromkeys(p["method"] for p in per_stack if p["method"] != "clean"))
-        args.merged = len(parts)
+        args.window = parts[0].get("window", _window_of(per_stack))
+        args.merged = len(parts) if args.merge else 0
+        if args.render and not args.tag:  # re-render in place: <stem>.md next to <stem>.json
+            args.stem = Path(args.render).stem
         return write_table(per_stack, order, args, sum(p.get("elapsed", 0.0) for p in parts))
 
-    from mire.io import imread, read_swc
     from mire.optics import simulate
     from mire.optics.simulate import parse_condition
     from mire.trace import evaluate_tracing, trace
@@ -216,14 +247,13 @@ def main(argv=None):
     if args.methods:
         wanted = args.methods.split(",")
         methods = {n: f for n, f in methods.items() if n == "noisy" or any(w in n for w in wanted)}
-    rows, per_stack = [], []
+    conditions = [c for c in args.conditions.split(",") if c]
+    if args.check_single_tree:
+        return check_single_tree(args, methods, conditions)
+    per_stack = []
     t_start = time.time()
     for k in [int(s) for s in args.stacks.split(",")]:
-        stack = np.asarray(imread(DATA / f"OP_{k}.tif"), dtype=np.float32)
-        gold_full = read_swc(DATA / f"OP_{k}.swc")
-        lo, hi = best_window(stack.shape, gold_full, args.window)
-        clean = stack[:, lo[0]:hi[0], lo[1]:hi[1]]
-        gold = cut_swc(gold_full, lo, hi)
+        lo, hi, clean, gold = load_window(k, args.window)
         t0 = time.time()
         seeds = gold[gold[:, 6] == -1][:, 2:5] if args.seeded else None
         swc = trace(clean, spacing=SPACING, seeds=seeds)
@@ -232,8 +262,10 @@ def main(argv=None):
         per_stack.append(dict(stack=f"OP_{k}", window=[list(lo), list(hi)], condition="clean", method="clean",
                               seconds=round(time.time() - t0, 1), **r))
         print(f"OP_{k} clean: node P/R {r['node_precision']:.3f}/{r['node_recall']:.3f}  "
-              f"voxel P/R {r['precision']:.3f}/{r['recall']:.3f}  ({per_stack[-1]['seconds']} s)", flush=True)
-        for cond in () if args.clean_only else CONDITIONS:
+              f"voxel P/R {r['precision']:.3f}/{r['recall']:.3f}  "
+              f"single tree {r['tree_precision']:.3f}/{r['tree_recall']:.3f}  ({per_stack[-1]['seconds']} s)",
+              flush=True)
+        for cond in () if args.clean_only else conditions:
             blur, frac = parse_condition(cond)
             noisy = simulate(clean, condition=cond, seed=k).astype(np.float32)
             for name, fn in methods.items():
@@ -245,23 +277,33 @@ def main(argv=None):
                 r.update(single_tree_scores(clean, swc, gold))
                 per_stack.append(dict(stack=f"OP_{k}", window=[list(lo), list(hi)], condition=cond, method=name,
                                       seconds=round(time.time() - t0, 1), restore_seconds=round(t_restore, 1), **r))
-                print(f"OP_{k} {cond} {name:24s} voxel P/R {r['precision']:.3f}/{r['recall']:.3f}  "
-                      f"node P/R {r['node_precision']:.3f}/{r['node_recall']:.3f}  ({time.time() - t0:.0f} s)",
+                print(f"OP_{k} {cond} {name:24s} single tree P/R {r['tree_precision']:.3f}/{r['tree_recall']:.3f}  "
+                      f"all pieces P/R {r['precision']:.3f}/{r['recall']:.3f}  ({time.time() - t0:.0f} s)",
                       flush=True)
 
     if args.clean_only:
         return _write_clean(per_stack, args)
 
-    methods_order = list(methods)
-    write_table(per_stack, methods_order, args, time.time() - t_start)
+    write_table(per_stack, list(methods), args, time.time() - t_start)
+
+
+def load_window(k, window):
+    """Stack OP_k cut to its ``window`` px column with the most gold nodes: (lo, hi, clean, gold)."""
+    from mire.io import imread, read_swc
+
+    stack = np.asarray(imread(DATA / f"OP_{k}.tif"), dtype=np.float32)
+    gold_full = read_swc(DATA / f"OP_{k}.swc")
+    lo, hi = best_window(stack.shape, gold_full, window)
+    return lo, hi, stack[:, lo[0]:hi[0], lo[1]:hi[1]], cut_swc(gold_full, lo, hi)
 
 
 def single_tree_scores(clean, swc, gold):
-    """The second, APP2-like measurement: only the traced tree with the most cable is scored.
+    """The paper-protocol scores: only the traced tree with the most cable is scored.
 
     APP2, the paper's tracer, grows one tree from one seed and keeps nothing it cannot reach from
-    it, so a neurite broken by noise loses every piece beyond the break; ``mire.trace.trace``
-    keeps every piece. Keys are prefixed ``tree_``.
+    it, so a neurite broken by noise loses every piece beyond the break. ``largest_tree`` of the
+    forest is what ``trace(..., single_tree=True)`` returns (same spacing), so the forest traced
+    once gives both measurements. Keys are prefixed ``tree_``.
     """
     from mire.trace import evaluate_tracing, largest_tree
 
@@ -269,12 +311,133 @@ def single_tree_scores(clean, swc, gold):
     return {f"tree_{k}": r[k] for k in ("precision", "recall", "node_precision", "node_recall", "test_nodes")}
 
 
+def check_single_tree(args, methods, conditions):
+    """Print, per stack / condition / method, ``trace(single_tree=True)`` scored directly next to the
+    table's ``largest_tree(trace(...))`` scores, and whether the two traces are identical."""
+    from mire.optics import simulate
+    from mire.optics.simulate import parse_condition
+    from mire.trace import evaluate_tracing, largest_tree, trace
+
+    keys = ("precision", "recall", "node_precision", "node_recall", "test_nodes")
+    all_same = True
+    for k in [int(s) for s in args.stacks.split(",")]:
+        lo, hi, clean, gold = load_window(k, args.window)
+        for cond in conditions:
+            blur, frac = parse_condition(cond)
+            noisy = simulate(clean, condition=cond, seed=k).astype(np.float32)
+            for name, fn in methods.items():
+                restored = np.asarray(fn(noisy, blur, frac * float(clean.max())), dtype=np.float32)
+                forest = trace(restored, spacing=SPACING)
+                table = single_tree_scores(clean, forest, gold)
+                one = trace(restored, spacing=SPACING, single_tree=True)
+                direct = evaluate_tracing(clean, one, gold, spacing=SPACING, tolerance=TOLERANCE)
+                same_swc = bool(np.array_equal(one, largest_tree(forest, spacing=SPACING)))
+                same = same_swc and all(direct[q] == table[f"tree_{q}"] for q in keys)
+                all_same &= same
+                print(f"OP_{k} {cond} {name}: trees in the forest {int((forest[:, 6] == -1).sum())}, "
+                      f"nodes {len(forest)} -> single tree {len(one)}")
+                for label, vals in (("largest_tree(trace())", [table[f"tree_{q}"] for q in keys]),
+                                    ("trace(single_tree=True)", [direct[q] for q in keys])):
+                    print(f"  {label:24s} " + "  ".join(f"{q} {v:.6g}" for q, v in zip(keys, vals)))
+                print(f"  identical SWC: {same_swc}; identical scores: {same}", flush=True)
+    print("ALL IDENTICAL" if all_same else "MISMATCH")
+    return 0 if all_same else 1
+
+
+def _window_of(per_stack):
+    """Window size of stored rows: the xy extent of the first row's window."""
+    (y0, _), (y1, _) = per_stack[0]["window"]
+    return y1 - y0
+
+
+def _unique(per_stack):
+    """First row per (stack, condition, method): a merged run repeats the clean and noisy rows (identically)."""
+    rows = {}
+    for p in per_stack:
+        rows.setdefault((p["stack"], p["condition"], p["method"]), p)
+    return list(rows.values())
+
+
+def goal_check(mean, value, stacks, methods_order, prefix=""):
+    """The issue's goal on one measurement: best N3-B3 recall gain at precision >= 0.95, clean node recall.
+
+    ``mean(cond, method, key)`` is the mean over stacks, ``value(stack, cond, method, key)`` one stack's
+    number; the best method's per-stack gains are kept too, since a mean can hide one stack that gains nothing.
+    """
+    base = mean("N3-B3", "noisy", prefix + "recall")
+    rows = [(mean("N3-B3", m, prefix + "recall") - base, mean("N3-B3", m, prefix + "precision"), m)
+            for m in methods_order if m != "noisy" and mean("N3-B3", m, prefix + "recall") is not None]
+    precise = [r for r in rows if r[1] >= GOAL_PRECISION]
+    gain, prec, method = max(precise) if precise else (float("nan"), float("nan"), None)
+    best_any = max(rows) if rows else (float("nan"), float("nan"), None)
+    node = mean("clean", "clean", prefix + "node_recall")
+    per_stack = {st: value(st, "N3-B3", method, prefix + "recall") - value(st, "N3-B3", "noisy", prefix + "recall")
+                 for st in stacks} if method else {}
+    return dict(noisy_recall=base, ceiling=1 - base, best_method=method, recall_gain=gain, precision=prec,
+                best_method_gain_per_stack=per_stack,
+                best_gain_any_precision=dict(method=best_any[2], recall_gain=best_any[0], precision=best_any[1]),
+                gain_met=bool(gain >= GOAL_GAIN), clean_node_recall=node,
+                node_recall_met=bool(node >= GOAL_NODE_RECALL))
+
+
+def _goal_lines(g):
+    gain = ("**met**" if g["gain_met"] else "**not met**")
+    node = ("**met**" if g["node_recall_met"] else "**not met**")
+    a = g["best_gain_any_precision"]
+    cap = (f"noisy recall {g['noisy_recall']:.3f}, so at most {g['ceiling']:+.3f} is possible; "
+           f"best gain at any precision: {a['method']} {a['recall_gain']:+.3f} at {a['precision']:.3f}")
+    head = f"- Goal, best N3-B3 recall gain >= {GOAL_GAIN} at precision >= {GOAL_PRECISION}: {gain}: "
+    if g["best_method"] is None:
+        lines = [head + f"no restoration reaches precision {GOAL_PRECISION} ({cap})."]
+    else:
+        per = g["best_method_gain_per_stack"]
+        lines = [head + f"{g['best_method']} {g['recall_gain']:+.3f} at precision {g['precision']:.3f} ({cap}).",
+                 "  Its gain per stack: " + ", ".join(f"{st} {v:+.3f}" for st, v in per.items())
+                 + f" ({sum(v >= GOAL_GAIN for v in per.values())} of {len(per)} stacks reach {GOAL_GAIN})."]
+    return lines + [f"- Goal, clean node recall >= {GOAL_NODE_RECALL}: {node}: {g['clean_node_recall']:.3f}."]
+
+
 def write_table(per_stack, methods_order, args, elapsed):
-    """Mean table (and per-stack voxel precision / recall) from the per-stack rows; writes md + JSON."""
-    stacks = sorted({p["stack"] for p in per_stack}, key=lambda n: int(n.split("_")[1]))
+    """Both measurements' mean tables and per-stack voxel precision / recall; writes md + JSON."""
+    rows_all = _unique(per_stack)
+    stacks = sorted({p["stack"] for p in rows_all}, key=lambda n: int(n.split("_")[1]))
 
     def mean(cond, method, key):
-        return float(np.mean([p[key] for p in per_stack if p["condition"] == cond and p["method"] == method]))
+        vals = [p[key] for p in rows_all if p["condition"] == cond and p["method"] == method]
+        return float(np.mean(vals)) if vals else None
+
+    def value(stack, cond, method, key):
+        return next(p[key] for p in rows_all
+                    if p["stack"] == stack and p["condition"] == cond and p["method"] == method)
+
+    rows = [("clean", "clean")] + [(c, m) for c in CONDITIONS for m in methods_order
+                                   if mean(c, m, "recall") is not None]
+    has_tree = all("tree_recall" in p for p in rows_all)
+    measurements = ([("tree_", "paper protocol: single tree")] if has_tree else []) + \
+        [("", "all pieces: default forest tracer")]
+
+    def mean_table(prefix, clean_label):
+        out = ["| condition | method | precision | recall | node precision | node recall | recall gain |",
+               "|---|---|---|---|---|---|---|"]
+        block = {}
+        for cond, name in rows:
+            vals = [mean(cond, name, prefix + k) for k in KEYS]
+            gain = None if cond == "clean" else vals[1] - mean(cond, "noisy", prefix + "recall")
+            label = clean_label if cond == "clean" else name
+            out.append(f"| {cond} | {label} | " + " | ".join(f"{v:.3f}" for v in vals)
+                       + f" | {'' if gain is None else f'{gain:+.3f}'} |")
+            block[f"{cond} {name}"] = dict(zip(KEYS, vals), **({} if gain is None else {"recall_gain": gain}))
+        return out, block
+
+    def per_stack_table(prefix):
+        out = ["| condition | method | " + " | ".join(stacks) + " |", "|---|---|" + "---|" * len(stacks)]
+        for cond, name in rows:
+            cells = []
+            for st in stacks:
+                hit = [p for p in rows_all if p["stack"] == st and p["condition"] == cond and p["method"] == name]
+                cells.append(f"{hit[0][prefix + 'precision']:.3f} / {hit[0][prefix + 'recall']:.3f}" if hit else "")
+            out.append(f"| {cond} | {name} | " + " | ".join(cells) + " |")
+        return out
 
     lines = ["# Paper 2020 Table 3 (tracing after restoration), DIADEM OP stacks",
              "",
@@ -284,58 +447,56 @@ def write_table(per_stack, methods_order, args, elapsed):
              "clean stack (paper protocol; `region_grow`: geodesic growth through voxels above Otsu-near-gold, "
              f"{MAX_DISTANCE:g} px, seeded from bright voxels within {SNAP_DISTANCE:g} px of the trace). "
              "Gold traces are clipped at the window's edge. Learned rows: shipped model, weights' SHA-256 prefix "
-             "in the name (fluo3d-neurite-restore was trained on OP_1..OP_4: OP_5/OP_6 are its held-out stacks).",
-             "",
-             "| condition | method | precision | recall | node precision | node recall | recall gain |",
-             "|---|---|---|---|---|---|---|"]
-    keys = ("precision", "recall", "node_precision", "node_recall")
-    r_clean = [mean("clean", "clean", k) for k in keys]
-    lines.append("| clean | (tracer on the clean stack) | " + " | ".join(f"{v:.3f}" for v in r_clean) + " | |")
-    summary = {"clean": dict(zip(keys, r_clean))}
-    rows = [("clean", "clean")]
-    for cond in CONDITIONS:
-        base = mean(cond, "noisy", "recall")
-        for name in methods_order:
-            if not any(p["condition"] == cond and p["method"] == name for p in per_stack):
-                continue
-            vals = [mean(cond, name, k) for k in keys]
-            gain = vals[1] - base
-            lines.append(f"| {cond} | {name} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {gain:+.3f} |")
-            summary[f"{cond} {name}"] = dict(zip(keys, vals), recall_gain=gain)
-            rows.append((cond, name))
-    lines += ["", "Paper (N3-B3, voxel precision / recall): " +
-              ", ".join(f"{k} {p:.2f} / {r:.2f}" for k, (p, r) in PAPER_N3B3.items())]
-    if all("tree_recall" in p for p in per_stack):
-        lines += ["", "## Second measurement (not the default tracer): the largest traced tree only", "",
-                  "The same traces, each cut to its one tree with the most cable, as a tracer grown from one "
-                  "seed returns it (APP2, the paper's tracer, fixed settings for every image). Pieces the noise "
-                  "broke off the main tree count as missed.", "",
-                  "| condition | method | precision | recall | node precision | node recall | recall gain |",
-                  "|---|---|---|---|---|---|---|"]
-        tkeys = tuple(f"tree_{k}" for k in keys)
-        for cond, name in rows:
-            vals = [mean(cond, name, k) for k in tkeys]
-            gain = "" if cond == "clean" else f"{vals[1] - mean(cond, 'noisy', 'tree_recall'):+.3f}"
-            label = "(tracer on the clean stack)" if cond == "clean" else name
-            lines.append(f"| {cond} | {label} | " + " | ".join(f"{v:.3f}" for v in vals) + f" | {gain} |")
-            summary[f"single tree: {cond} {name}"] = dict(zip(keys, vals))
-    lines += ["", "Per stack, voxel precision / recall:", "",
-              "| condition | method | " + " | ".join(stacks) + " |", "|---|---|" + "---|" * len(stacks)]
-    for cond, name in rows:
-        cells = []
-        for st in stacks:
-            hit = [p for p in per_stack if p["stack"] == st and p["condition"] == cond and p["method"] == name]
-            cells.append(f"{hit[0]['precision']:.3f} / {hit[0]['recall']:.3f}" if hit else "")
-        lines.append(f"| {cond} | {name} | " + " | ".join(cells) + " |")
+             "in the name (fluo3d-neurite-restore was trained on OP_1..OP_4: OP_5/OP_6 are its held-out stacks). "
+             "Both tables score the same traces.",
+             ""]
+    summary, goals = {}, {}
+    for prefix, title in measurements:
+        table, block = mean_table(prefix, "(tracer on the clean stack" + (", single tree)" if prefix else ")"))
+        summary[title] = block
+        goals[title] = goal_check(mean, value, stacks, methods_order, prefix)
+        if prefix:
+            lines += ["## Paper protocol: one tree per trace (`trace(..., single_tree=True)`)", "",
+                      "Each trace is the one tree with the most cable, as APP2 (Xiao & Peng 2013), the paper's "
+                      "tracer, returns the one tree it grows from its seed: pieces the noise broke off the main "
+                      "tree count as missed, and restoration is credited for reconnecting them. The issue's goal "
+                      "is checked here.", ""]
+        else:
+            lines += ["## Second measurement: the default forest tracer (`trace(...)`, every piece kept)", "",
+                      "Why the gain is capped at 1 - noisy recall: the default tracer keeps every piece it finds "
+                      "(noise-normalised hysteresis thresholds, gap bridging), so it already recovers most of the "
+                      "neurite on the noisy stack and no restoration can add more than what is left.", ""]
+        lines += table + [""] + _goal_lines(goals[title]) + [""]
+        if prefix:
+            lines += ["Paper (N3-B3, voxel precision / recall): " +
+                      ", ".join(f"{k} {p:.2f} / {r:.2f}" for k, (p, r) in PAPER_N3B3.items()), ""]
+    for prefix, title in measurements:
+        lines += [f"Per stack, voxel precision / recall, {title}:", ""] + per_stack_table(prefix) + [""]
     merged = getattr(args, "merged", 0)
-    lines += ["", f"Total time {elapsed:.0f} s" + (f" (sum over {merged} merged runs)." if merged else ".")]
+    if getattr(args, "render", ""):
+        note = f" (as stored in {Path(args.render).name}, the runs behind it summed; rendered with --render)."
+    else:
+        note = f" (sum over {merged} merged runs)." if merged else "."
+    lines += [f"Total time {elapsed:.0f} s" + note]
     table = "\n".join(lines)
     print(table)
+    for title, g in goals.items():
+        best = (f"{g['best_method']} {g['recall_gain']:+.3f} at precision {g['precision']:.3f}"
+                if g["best_method"] else f"no restoration at precision >= {GOAL_PRECISION}")
+        print(f"GOAL ({title}): N3-B3 gain {'MET' if g['gain_met'] else 'NOT MET'} ({best}); "
+              f"clean node recall {'MET' if g['node_recall_met'] else 'NOT MET'} ({g['clean_node_recall']:.3f})")
     OUT.mkdir(parents=True, exist_ok=True)
-    stem = "paper2020_table3" + (f"_{args.tag}" if args.tag else "")
-    (OUT / f"{stem}.md").write_text(table + "\n")
-    (OUT / f"{stem}.json").write_text(json.dumps({"summary": summary, "per_stack": per_stack,
-                                                  "elapsed": round(elapsed, 1)}, indent=1))
+    stem = getattr(args, "stem", None) or "paper2020_table3" + (f"_{args.tag}" if args.tag else "")
+    _write_atomic(OUT / f"{stem}.md", table + "\n")
+    _write_atomic(OUT / f"{stem}.json", json.dumps({"summary": summary, "goal": goals, "window": args.window,
+                                                    "per_stack": per_stack, "elapsed": round(elapsed, 1)}, indent=1))
+
+
+def _write_atomic(path, text):
+    """Write next to ``path`` and rename: a crash never leaves a half-written result (or JSON) behind."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
 
 
 def torch_threads():
