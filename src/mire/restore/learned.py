@@ -213,6 +213,7 @@ class Restorer:
         """
         from mire._torch import default_device
         from mire.learn import percentile_range, predict_tiled
+        from mire.learn.tiling import default_tiling
 
         if tta:
             image = np.asarray(image)
@@ -239,11 +240,7 @@ class Restorer:
         self.model.to(device).eval()
         nsp = len(self.axes)
         spatial = shape[len(loop):]
-        if tile is None:
-            tile = spatial if np.prod(spatial) <= 2**22 else ((48, 256, 256) if nsp == 3 else (1024, 1024))
-        if overlap is None:
-            tile_t = (tile,) * nsp if isinstance(tile, int) else tuple(tile)
-            overlap = tuple(min(16, t // 4) if t < s else 0 for t, s in zip(tile_t, spatial))
+        tile, overlap = default_tiling(spatial, tile=tile, overlap=overlap)
         if out is None:
             out = np.zeros(shape, dtype=np.float32)
         pct = self.metadata["normalization"]["percentiles"]

@@ -204,6 +204,7 @@ class Segmenter:
         from mire._torch import default_device
         from mire.learn import predict_tiled
         from mire.learn.normalize import input_range
+        from mire.learn.tiling import default_tiling
 
         img = check_image(image, name="image", ndim=(2, 3))
         if img.ndim < self.ndim:
@@ -218,11 +219,7 @@ class Segmenter:
             stack, spatial = img, img.shape[1:]
         n_out = int(self.model.config["out_channels"])
         out = np.zeros((len(stack), n_out) + tuple(spatial), np.float32)
-        if tile is None:
-            tile = spatial if np.prod(spatial) <= 2**22 else ((48, 256, 256) if self.ndim == 3 else (1024, 1024))
-        if overlap is None:
-            tile_t = (tile,) * self.ndim if isinstance(tile, int) else tuple(tile)
-            overlap = tuple(min(16, t // 4) if t < s else 0 for t, s in zip(tile_t, spatial))
+        tile, overlap = default_tiling(spatial, tile=tile, overlap=overlap)
         for k in range(len(stack)):
             predict_tiled(self.model, stack[k][None], tile=tile, overlap=overlap, batch_size=batch_size,
                           device=device, out=out[k],
