@@ -135,6 +135,61 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, 
             console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
 
 
+def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch, workers, cluster, progress,
+                             options):
+    """Affinities, blockwise: converted to a boundary map block by block into a scratch zarr beside OUT
+    (once for all thresholds), then segmented and stitched as a boundary map."""
+    import dask.array as da
+    import numpy as np
+
+    from mire.io import imwrite, read_image
+    from mire.segment import segment_blockwise
+    from mire.segment.affinity_blocks import boundary_scratch
+
+    img = read_image(image, lazy=True)  # dask: each block reads only its own window
+    data = img.data
+    if img.axes is not None:  # the file names its axes: the channel axis must be there
+        if "C" not in img.axes or "T" in img.axes:
+            raise ValueError(f"{image} has axes {img.axes}: --affinities needs a channel axis and no time, "
+                             "(C, Z, Y, X) or (C, Y, X); a map without channels is --boundaries")
+        data = da.moveaxis(data, img.axes.index("C"), 0)
+    if data.ndim not in (3, 4):
+        raise ValueError(f"{image}: affinities must be (C, Y, X) or (C, Z, Y, X), channel axis first; got shape "
+                         f"{data.shape}")
+    ndim = data.ndim - 1
+    if block_size and len(block_size.split(",")) not in (1, ndim):
+        raise ValueError(f"--block-size {block_size} has {len(block_size.split(','))} values, but {image} of shape "
+                         f"{data.shape} read as affinities is {data.shape[0]} channels over a {ndim}D volume "
+                         "(channel axis first): a 3D affinity volume is (C, Z, Y, X); a map without channels "
+                         "is --boundaries")
+    # 8/16-bit affinities are common: scaled lazily to [0, 1], as the boundary path scales its maps
+    if np.issubdtype(data.dtype, np.integer):
+        data = data.astype(np.float32) / np.float32(np.iinfo(data.dtype).max)
+    else:
+        data = data.astype(np.float32)
+    spatial = data.shape[1:]
+    block = _ints(block_size, "--block-size", ndim) if block_size else tuple(min(n, 256) for n in spatial)
+    halo_t = _ints(halo, "--halo", ndim)
+    zarr_out = out.name.lower().endswith(".zarr")
+    for t in thresholds:  # before the conversion, not after
+        if _out_path(out, t, len(thresholds) > 1).exists():
+            raise FileExistsError(f"output {_out_path(out, t, len(thresholds) > 1)} exists; remove it or choose "
+                                  "another name")
+    run = dict(scheduler=cluster, workers=workers, progress=progress)
+    # one conversion for all thresholds (beside OUT, so that a killed run reuses it)
+    with boundary_scratch(data, block_shape=block, out=out if zarr_out else None, **run) as bmap:
+        for t in thresholds:
+            path = _out_path(out, t, len(thresholds) > 1)
+            seg = segment_blockwise(bmap, block_shape=block, halo=halo_t, threshold=t, stitch=stitch,
+                                    out=path if zarr_out else None, axes=_axes(ndim), **run, **options)
+            if zarr_out:  # ids are 1..N: the count is the maximum, read block by block
+                n = int(da.from_zarr(seg).max().compute())
+            else:  # other formats are written whole, from memory
+                imwrite(path, seg, axes=_axes(ndim), downscale="nearest")
+                n = int(np.count_nonzero(np.unique(seg)))
+            console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
+
+
 def segment_cmd(
     image: Path = typer.Argument(..., help="Raw EM (with --model), boundary probability map (1 = membrane) "
                                            "or affinities (C, Z, Y, X)."),
@@ -157,8 +212,9 @@ def segment_cmd(
     invert: bool = typer.Option(False, "--invert", help="The map is 1 inside cells (1 - boundary): invert it."),
     block_size: str = typer.Option(None, "--block-size",
                                    help="Segment block by block, e.g. 64,256,256 (Z,Y,X): the input is read one "
-                                        "block at a time and labels are stitched across blocks (--boundaries, or "
-                                        "--model: the boundary map is predicted block by block first)."),
+                                        "block at a time and labels are stitched across blocks (--boundaries; "
+                                        "--affinities or --model: the boundary map is converted or predicted "
+                                        "block by block first)."),
     halo: str = typer.Option("16", "--halo", help="Context voxels around each block: one number or Z,Y,X."),
     predict_halo: str = typer.Option("32", "--predict-halo",
                                      help="With --model: context voxels around each block's prediction."),
@@ -189,9 +245,16 @@ def segment_cmd(
                                   options=dict(min_size=min_size, scoring=scoring, per_slice=per_slice))
             return
         if block_size is not None or cluster is not None:
-            if not boundaries:
-                raise ValueError("--block-size/--cluster segment raw EM (--model) or boundary maps (--boundaries);"
-                                 " for affinities, segment in memory")
+            if affinities:
+                if per_slice:
+                    raise ValueError("--per-slice applies to boundary maps only: affinities carry their own z "
+                                     "edges (segment them in 3D, or convert to a boundary map and use --boundaries)")
+                _segment_affinity_blocks(image, out, block_size=block_size, halo=halo,
+                                         thresholds=_thresholds(threshold or "0.5"), stitch=stitch, workers=workers,
+                                         cluster=cluster, progress=progress,
+                                         options=dict(min_size=min_size, scoring=scoring or "median",
+                                                      min_distance=min_distance))
+                return
             _segment_blocks(image, out, block_size=block_size, halo=halo, thresholds=_thresholds(threshold or "0.5"),
                             invert=invert, stitch=stitch, workers=workers, cluster=cluster, progress=progress,
                             options=dict(min_size=min_size, scoring=scoring or "mean", min_distance=min_distance,

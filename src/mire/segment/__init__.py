@@ -14,6 +14,7 @@ from mire.segment.agglomerate import (
     region_graph,
     segmentation_at,
 )
+from mire.segment.affinity_blocks import affinities_to_boundaries_blockwise, segment_affinities_blockwise
 from mire.segment.augment import (
     augment_em,
     blur_sections,
@@ -44,4 +45,5 @@ __all__ = [
     "segment_boundaries", "segment_affinities", "baseline_boundary_map", "baseline_segmentation",
     "augment_em", "flip_transpose", "missing_sections", "contrast_jitter", "blur_sections", "misalign",
     "elastic_deform", "Segmenter", "segment_blockwise", "match_labels", "face_splits",
+    "affinities_to_boundaries_blockwise", "segment_affinities_blockwise",
 ]
