@@ -57,6 +57,22 @@ def test_conversion_from_zarr_never_reads_long_range_channels(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir()) == ["aff.zarr", "b.zarr"]  # no run folder left
 
 
+def test_boundary_view_windows_are_exact_and_pickle():
+    """The lazy view map_blocks reads: any window holds the whole-volume values, also in a worker process."""
+    import pickle
+
+    from mire.segment.affinity_blocks import _BoundaryWindows
+
+    affs = np.random.default_rng(3).random((3, 7, 12, 10)).astype(np.float32)
+    whole = affinities_to_boundaries(affs, reduce="max")
+    view = pickle.loads(pickle.dumps(_BoundaryWindows(affs, "max")))
+    assert view.shape == (7, 12, 10) and view.dtype == np.float32
+    for window in [(slice(2, 5), slice(0, 12), slice(3, 4)), (slice(None), slice(11, 12), slice(0, 10))]:
+        np.testing.assert_array_equal(view[window], whole[window])
+    with pytest.raises(ValueError, match="step"):
+        view[::2, :, :]
+
+
 def test_conversion_from_dask_with_other_chunks():
     import dask.array as da
 
@@ -89,6 +105,31 @@ def test_path_output_is_atomic_and_removes_its_scratch(noisy, tmp_path):
     assert [p.name for p in tmp_path.iterdir()] == ["seg.ome.zarr"]  # boundary scratch and stitch folders gone
     with pytest.raises(FileExistsError, match="exists"):
         segment_affinities_blockwise(affs, block_shape=(3, 24, 24), out=out)
+
+
+def test_failed_run_resumes_from_its_converted_map(noisy, tmp_path, monkeypatch):
+    import mire.segment.affinity_blocks as affinity_blocks
+    import mire.segment.chunked as chunked
+
+    affs = noisy[:, :6, :48, :48]
+    opts = dict(block_shape=(3, 24, 24), halo=(2, 8, 8))
+    out = tmp_path / "seg.zarr"
+
+    def killed(*args, **kwargs):
+        raise RuntimeError("killed")
+
+    with monkeypatch.context() as m:
+        m.setattr(chunked, "segment_blockwise", killed)
+        with pytest.raises(RuntimeError, match="killed"):
+            segment_affinities_blockwise(affs, out=out, **opts)
+    scratch = tmp_path / ".seg.zarr.boundary" / "boundary.zarr"
+    np.testing.assert_array_equal(zarr.open_array(str(scratch), mode="r")[:],
+                                  affinities_to_boundaries(affs, reduce="max"))  # kept for the rerun
+    monkeypatch.setattr(affinity_blocks, "affinities_to_boundaries_blockwise", killed)  # must not convert again
+    res = segment_affinities_blockwise(affs, out=out, **opts)
+    monkeypatch.undo()
+    np.testing.assert_array_equal(res[:], segment_affinities_blockwise(affs, **opts))
+    assert [p.name for p in tmp_path.iterdir()] == ["seg.zarr"]
 
 
 def test_bad_inputs_are_named():
