@@ -131,6 +131,9 @@ def test_train_modes_and_fine_tuning(tmp_path, mode):
     assert all(torch.equal(start[k], v) for k, v in r.model.state_dict().items())  # starts from the weights
     tuned.train(**data, patch=(8, 16, 16), epochs=1, steps_per_epoch=1, batch_size=2, progress=False, device="cpu")
     assert tuned.metadata["training"]["fine_tuned_from"]["mode"] == mode
+    # "auto" floor: 0 when every training image is non-negative (noisy has negatives here)
+    expected = None if mode in ("pairs", "noise2void") else 0.0
+    assert r.metadata["output_min"] == expected and tuned.metadata["output_min"] == expected
     assert not all(torch.equal(start[k], v) for k, v in tuned.model.state_dict().items())
 
 
@@ -201,3 +204,21 @@ def test_tta_averages_the_four_flips():
     want = np.mean([np.flip(r.predict(np.ascontiguousarray(np.flip(img, f))), f) for f in ((), (0,), (1,), (0, 1))], 0)
     np.testing.assert_allclose(r.predict(img, tta=True), want, rtol=1e-5, atol=1e-5)
     assert not np.allclose(r.predict(img), want, atol=1e-3)
+
+
+def test_output_floor_clips_only_below_it_and_survives_save_load(tmp_path):
+    r = _trained_tiny(ndim=2)
+    img = np.random.default_rng(5).random((40, 40)).astype(np.float32)
+    raw = r.predict(img)
+    assert raw.min() < -0.05  # the random network predicts negative values somewhere
+    r.metadata["output_min"] = 0.0
+    r.save(tmp_path / "floored")
+    loaded = Restorer.load(tmp_path / "floored")
+    clipped = loaded.predict(img)
+    np.testing.assert_allclose(clipped, np.maximum(raw, 0), atol=1e-6)  # one tile: exactly max(raw, 0)
+    np.testing.assert_allclose(loaded.predict(img, clip=False), raw, atol=1e-6)
+    tiled = loaded.predict(img, tile=24, overlap=8)
+    assert tiled.min() >= 0  # blended tiles stay above the floor
+    with pytest.raises(ValueError, match="output_min"):
+        r.train(clean=np.ones((32, 32)), patch=(16, 16), epochs=1, steps_per_epoch=1, output_min="zero",
+                progress=False)

@@ -66,13 +66,15 @@ class Restorer:
             "format": FORMAT, "format_version": FORMAT_VERSION, "name": None, "axes": axes,
             "normalization": {"method": "percentile", "percentiles": [float(p) for p in percentiles]},
             "network": self.model.config, "training": None, "metrics": {}, "mire_version": __version__,
+            "output_min": None,
         }
 
     # ------------------------------------------------------------------ training
     def train(self, *, noisy=None, clean=None, mode: str | None = None, patch=None, epochs: int = 10,
               steps_per_epoch: int = 100, batch_size: int = 4, lr: float = 1e-3, lr_decay: float = 0.9,
               loss="l1", conditions=None, val=None, checkpoint_dir=None, resume: bool = True, seed: int = 0,
-              device=None, progress: bool = True, callback=None, stop_event=None, foreground: float = 0.0) -> dict:
+              device=None, progress: bool = True, callback=None, stop_event=None, foreground: float = 0.0,
+              output_min="auto") -> dict:
         """Train (or fine-tune: the current weights are the start) on pairs, simulation or noise alone.
 
         Parameters
@@ -103,6 +105,12 @@ class Restorer:
             sparse bright structures under strong noise the L1 optimum (a median) shrinks them
             towards the background: ``"mse"`` keeps their brightness (see
             ``experiments/results/train_fluo3d.md``).
+        output_min : "auto", float or None
+            Floor of :meth:`predict`'s output, on the input's intensity scale (stored in the
+            model's metadata). ``"auto"``: 0 when every training image is non-negative (fluorescence
+            intensities are: a network's small negative excursions over the dark background are
+            errors, and on the paper-2020 stacks clipping them raises the shipped 3D model's PSNR
+            by 1-4 dB and its SSIM from 0.4-0.9 to 0.88-0.98), else no floor.
 
         Returns
         -------
@@ -126,6 +134,11 @@ class Restorer:
         bad = [p for p, m in zip(patch, self.model.size_multiple) if p % m]
         if bad:
             raise ValueError(f"patch {patch} must be divisible by the network's size multiple {self.model.size_multiple}")
+        if isinstance(output_min, str):
+            if output_min != "auto":
+                raise ValueError(f"output_min must be 'auto', a number or None, got {output_min!r}")
+            output_min = 0.0 if _non_negative(list(need)) else None
+        floor = None if output_min is None else float(output_min)
         pct = self.metadata["normalization"]["percentiles"]
         if mode == "pairs":
             # align: the clean target in the noisy input's units, so predict() returns a restored
@@ -142,6 +155,7 @@ class Restorer:
                              checkpoint_dir=checkpoint_dir, resume=resume, seed=seed, device=device,
                              progress=progress, callback=callback, stop_event=stop_event,
                              val_data_range="global")
+        self.metadata["output_min"] = floor
         previous = self.metadata.get("training")
         self.metadata["training"] = {
             "mode": mode, "patch": list(patch), "epochs": epochs, "steps_per_epoch": steps_per_epoch,
@@ -178,7 +192,7 @@ class Restorer:
         return axes, loop
 
     def predict(self, image, *, axes: str | None = None, tile=None, overlap=None, batch_size: int = 1,
-                device=None, out=None, tta: bool = False, normalization=None) -> np.ndarray:
+                device=None, out=None, tta: bool = False, normalization=None, clip: bool = True) -> np.ndarray:
         """Restore ``image``; returns float32 of the same shape, on the input's intensity scale.
 
         Parameters
@@ -198,6 +212,8 @@ class Restorer:
             Default: CUDA when available.
         out : array-like, optional
             Preallocated output (e.g. a zarr array for very large data).
+        clip : bool
+            Apply the model's output floor (``metadata["output_min"]``, see :meth:`train`).
         tta : bool
             Test-time augmentation: average the predictions of the 4 in-plane flips (4x the
             time). It averages out the 2x2 sub-pixel pattern a space-to-depth network can leave.
@@ -221,7 +237,7 @@ class Restorer:
             for flip in ((), (-1,), (-2,), (-2, -1)):
                 view = np.ascontiguousarray(np.flip(image, flip)) if flip else image
                 pred = self.predict(view, axes=axes, tile=tile, overlap=overlap, batch_size=batch_size, device=device,
-                                    normalization=normalization)
+                                    normalization=normalization, clip=clip)
                 pred = np.flip(pred, flip) if flip else pred
                 acc = pred.astype(np.float64) if acc is None else acc + pred
             result = (acc / 4).astype(np.float32)
@@ -255,12 +271,14 @@ class Restorer:
         for c in range(n_channels if normalization is None else 0):
             sel = tuple(c if i == c_axis else slice(None) for i in range(len(shape)))
             ranges.append(percentile_range(image[sel] if c_axis >= 0 else image, percentiles=pct))
+        floor = self.metadata.get("output_min") if clip else None
         for idx in np.ndindex(*shape[: len(loop)]):
             lo, hi = ranges[idx[c_axis]] if c_axis >= 0 else ranges[0]
+            # the floor is applied per tile, before blending: blended tiles stay above it too
             predict_tiled(self.model, _Lead(image, idx), tile=tile, overlap=overlap, batch_size=batch_size,
                           device=device, out=_Lead(out, idx),
                           preprocess=lambda x, lo=lo, hi=hi: ((x - lo) / (hi - lo)).astype(np.float32),
-                          postprocess=lambda y, lo=lo, hi=hi: y * (hi - lo) + lo)
+                          postprocess=lambda y, lo=lo, hi=hi: _denormalize(y, lo, hi, floor))
         return out
 
     # ------------------------------------------------------------------- files
@@ -374,6 +392,25 @@ class Restorer:
         name = self.metadata.get("name") or "unnamed"
         return (f"Restorer({name!r}, axes={self.axes!r}, arch={self.model.config['arch']!r}, "
                 f"parameters={count_parameters(self.model)})")
+
+
+def _denormalize(y, lo, hi, floor):
+    y = y * (hi - lo) + lo
+    return y if floor is None else np.maximum(y, floor)
+
+
+def _non_negative(sources) -> bool:
+    """Whether every training image (array, path or list of them) has no negative value."""
+    from mire.learn import open_array
+
+    for src in sources:
+        for item in (src if isinstance(src, (list, tuple)) else [src]):
+            arr = open_array(item)
+            low = arr.min() if hasattr(arr, "min") else np.min(np.asarray(arr))
+            low = low.compute() if hasattr(low, "compute") else low
+            if float(low) < 0:
+                return False
+    return True
 
 
 class _Lead:
