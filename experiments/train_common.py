@@ -23,9 +23,32 @@ def parse_args(name: str, description: str, extra=None):
                    help="only export a checkpoint of --run-dir to this model path (no training)")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"),
                    help="which checkpoint --export takes: best validation PSNR, or the last one")
+    p.add_argument("--init", default=None, metavar="NAME_OR_PATH",
+                   help="fine-tune: start from a saved Restorer's weights (shipped name or path) instead of a "
+                        "random init; use a NEW --run-dir (an existing last.* checkpoint there wins)")
     if extra is not None:
         extra(p)
     return p.parse_args()
+
+
+def init_weights(model, name_or_path):
+    """Load a saved :class:`mire.restore.Restorer`'s weights into ``model`` (a fine-tune's start).
+
+    The network description must match ``model.config`` exactly; a mismatch is an error naming the
+    differing keys (loading such weights would fail or, worse, silently mean a different network).
+    Returns the init model's ``weights_sha256`` (for the training record).
+    """
+    from mire.learn.modelfile import weights_digest
+    from mire.restore.learned import Restorer
+
+    init = Restorer.load(name_or_path)
+    want, got = model.config, init.model.config
+    diff = sorted(k for k in set(want) | set(got) if want.get(k) != got.get(k))
+    if diff:
+        raise SystemExit(f"--init {name_or_path}: network does not match this script's CONFIG in "
+                         + ", ".join(f"{k} ({got.get(k)!r} != {want.get(k)!r})" for k in diff))
+    model.load_state_dict(init.model.state_dict())
+    return weights_digest(init.model.state_dict())  # the same digest as the model file's weights_sha256
 
 
 def time_budget(minutes):

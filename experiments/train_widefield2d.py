@@ -9,10 +9,18 @@ direct output). FOVs 25..30 are held out for experiments/paper2020_table2.py.
 
     nice -n 10 python experiments/train_widefield2d.py --minutes 65
     python experiments/train_widefield2d.py --export src/mire/models/widefield2d-denoise
+
+Fine-tune (continue training) from a saved model, in a new run directory, at a learning rate near
+where the previous run ended (the shipped run ended near 1e-3 * 0.9**21 = 1.1e-4):
+
+    nice -n 10 python experiments/train_widefield2d.py --init widefield2d-denoise --run-dir /tmp/s4/w2s_ft \
+        --lr 1.5e-4 --lr-decay 0.95 --minutes 70
+    python experiments/train_widefield2d.py --run-dir /tmp/s4/w2s_ft --export /tmp/s4/w2s_ft_best
 """
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -21,7 +29,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from train_common import export_best, parse_args, time_budget  # noqa: E402
+from train_common import export_best, init_weights, parse_args, time_budget  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "w2s_widefield_denoising_8bit"
 # No batch norm and no residual output: see train_fluo3d.py (batch-norm running statistics cost
@@ -44,8 +52,17 @@ TRAINING = {"data": "W2S 8-bit FOVs 1..24, channels 0..2 (w2s_widefield_denoisin
 
 def main():
     args = parse_args("widefield2d", __doc__)
+    fine_tune_record = Path(args.run_dir) / "fine_tune.json"
     if args.export:
-        export_best(args.run_dir, args.export, axes="YX", training=TRAINING, stem=args.checkpoint, name="widefield2d-denoise")
+        training = TRAINING
+        if fine_tune_record.exists():  # a fine-tune: its own lr schedule, and what it started from
+            ft = json.loads(fine_tune_record.read_text())
+            training = dict(TRAINING, lr=ft["lr"], lr_decay=ft["lr_decay"], fine_tune=ft,
+                            schedule=f"fine-tune of {ft['init']} (weights_sha256 {ft['init_weights_sha256']}, "
+                                     f"itself: {ft['init_schedule']}) with ALIGN targets, lr {ft['lr']:g} x "
+                                     f"{ft['lr_decay']:g} per {ft['steps_per_epoch']}-step epoch, "
+                                     f"budget {ft['minutes']} min; 'steps' below count the fine-tune only")
+        export_best(args.run_dir, args.export, axes="YX", training=training, stem=args.checkpoint, name="widefield2d-denoise")
         return
     torch.set_num_threads(args.threads)
     import tifffile
@@ -63,6 +80,22 @@ def main():
     torch.manual_seed(0)
     model = build_model(CONFIG)
     print(f"model: {count_parameters(model)} parameters, config {CONFIG}", flush=True)
+    if args.init:
+        from mire.learn import evaluate
+        from mire.restore.learned import Restorer
+
+        sha = init_weights(model, args.init)
+        record = {"init": str(args.init), "init_weights_sha256": sha,
+                  "init_schedule": (Restorer.load(args.init).metadata.get("training") or {}).get("schedule"),
+                  "lr": args.lr, "lr_decay": args.lr_decay, "steps_per_epoch": args.steps or 200,
+                  "minutes": args.minutes, "align": ALIGN}
+        if not fine_tune_record.exists():  # first start of this run (a resume keeps the original record)
+            Path(args.run_dir).mkdir(parents=True, exist_ok=True)
+            fine_tune_record.write_text(json.dumps(record, indent=1))
+        # the starting point on the same validation patches train() scores (its _val_batches: val.batch(-1..-4))
+        v = evaluate(model, [val.batch(-(i + 1), BATCH) for i in range(4)], data_range="global")
+        print(f"init {args.init} (weights {sha[:12]}): validation step 0 psnr {v['psnr']:.3f} ssim {v['ssim']:.4f}",
+              flush=True)
     hist = train(model, sampler, epochs=args.epochs or 30, steps_per_epoch=args.steps or 200, batch_size=BATCH,
                  lr=args.lr, lr_decay=args.lr_decay, val=val, val_data_range="global", checkpoint_dir=args.run_dir,
                  resume=True, seed=0, progress=False,
