@@ -8,8 +8,11 @@ import threading
 from pathlib import Path
 
 
-def parse_args(name: str, description: str, extra=None):
-    """Common options; ``extra(parser)`` adds a script's own."""
+def parse_args(name: str, description: str, extra=None, *, fine_tune: bool = False):
+    """Common options; ``extra(parser)`` adds a script's own.
+
+    ``fine_tune=True`` adds ``--init`` (only for scripts that use it: elsewhere it would be silently ignored).
+    """
     p = argparse.ArgumentParser(description=description, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--run-dir", default=str(Path.home() / ".cache" / "mire" / "runs" / name),
                    help="checkpoints (resumed when present)")
@@ -23,9 +26,10 @@ def parse_args(name: str, description: str, extra=None):
                    help="only export a checkpoint of --run-dir to this model path (no training)")
     p.add_argument("--checkpoint", default="best", choices=("best", "last"),
                    help="which checkpoint --export takes: best validation PSNR, or the last one")
-    p.add_argument("--init", default=None, metavar="NAME_OR_PATH",
-                   help="fine-tune: start from a saved Restorer's weights (shipped name or path) instead of a "
-                        "random init; use a NEW --run-dir (an existing last.* checkpoint there wins)")
+    if fine_tune:
+        p.add_argument("--init", default=None, metavar="NAME_OR_PATH",
+                       help="fine-tune: start from a saved Restorer's weights (shipped name or path) instead of "
+                            "a random init; use a NEW --run-dir (an existing last.* checkpoint there wins)")
     if extra is not None:
         extra(p)
     return p.parse_args()

@@ -51,7 +51,7 @@ TRAINING = {"data": "W2S 8-bit FOVs 1..24, channels 0..2 (w2s_widefield_denoisin
 
 
 def main():
-    args = parse_args("widefield2d", __doc__)
+    args = parse_args("widefield2d", __doc__, fine_tune=True)
     fine_tune_record = Path(args.run_dir) / "fine_tune.json"
     if args.export:
         training = TRAINING
