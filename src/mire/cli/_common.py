@@ -22,3 +22,14 @@ def friendly_errors():
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
         sys.exit(130)
+
+
+def check_input_exists(path) -> None:
+    """A clear error when an input is missing; ``file.h5:/dataset`` names the file before the colon."""
+    from pathlib import Path
+
+    from mire.io.hdf5 import split_h5_path
+
+    h5 = split_h5_path(path)
+    if not Path(h5[0] if h5 else path).exists():
+        raise FileNotFoundError(f"input not found: {path}")

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mire.cli._common import console, friendly_errors
+from mire.cli._common import check_input_exists, console, friendly_errors
 
 
 def _thresholds(text: str) -> list[float]:
@@ -138,7 +138,8 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, 
 def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch, workers, cluster, progress,
                              options):
     """Affinities, blockwise: converted to a boundary map block by block into a scratch zarr beside OUT
-    (once for all thresholds), then segmented and stitched as a boundary map."""
+    (once for all thresholds), then segmented and stitched with faces scored by ``1 - affinity``
+    (as :func:`mire.segment.segment_affinities_blockwise`)."""
     import dask.array as da
     import numpy as np
 
@@ -181,7 +182,8 @@ def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch
         for t in thresholds:
             path = _out_path(out, t, len(thresholds) > 1)
             seg = segment_blockwise(bmap, block_shape=block, halo=halo_t, threshold=t, stitch=stitch,
-                                    out=path if zarr_out else None, axes=_axes(ndim), **run, **options)
+                                    out=path if zarr_out else None, axes=_axes(ndim),
+                                    affinities=data if stitch == "graph" else None, **run, **options)
             if zarr_out:  # ids are 1..N: the count is the maximum, read block by block
                 n = int(da.from_zarr(seg).max().compute())
             else:  # other formats are written whole, from memory
@@ -236,8 +238,7 @@ def segment_cmd(
 
         if sum([boundaries, affinities, model is not None]) != 1:
             raise ValueError("say what IMAGE holds: give exactly one of --boundaries, --affinities or --model")
-        if not image.exists():
-            raise FileNotFoundError(f"input not found: {image}")
+        check_input_exists(image)
         if (block_size is not None or cluster is not None) and model is not None:
             _segment_model_blocks(image, out, model=model, block_size=block_size, halo=halo,
                                   predict_halo=predict_halo, threshold=threshold,

@@ -273,17 +273,37 @@ def _common_rows(a, b):
     return a[keep]
 
 
-def _graph_block(piece, boundary, block, *, faces, root, overlap, per_slice, q, nbins):
+class _Channel:
+    """Channel ``c`` of a (C, ...) array-like as a lazy spatial array, so that :func:`mire.blockwise.for_blocks`
+    reads a block's affinities with the same window as its labels (only the window is read)."""
+
+    def __init__(self, array, c):
+        self.array, self.c = array, int(c)
+        self.shape, self.dtype = tuple(array.shape[1:]), array.dtype
+
+    def __getitem__(self, window):
+        from mire.blockwise import read_window
+
+        return read_window(self.array, (self.c,) + tuple(window))
+
+
+def _graph_block(piece, boundary, *rest, faces, root, overlap, per_slice, q, nbins):
     """Pass 2 (``graph`` stitching): matches as in :func:`_match_block`, the core fragments' sizes,
-    and the region-graph statistics of every face in the core and across the faces below it."""
+    and the region-graph statistics of every face in the core and across the faces below it.
+    ``rest``: the nearest-neighbour affinity channels' windows when faces are scored by
+    ``1 - affinity``, then the block."""
     from mire.segment.agglomerate import face_scores
     from mire.segment.watershed import check_boundary_map
 
+    *affs, block = rest
     ids, matches = _match_block(piece, block, faces=faces, root=root, overlap=overlap)
     core = piece[block.inner]
     b = check_boundary_map(boundary)
     sizes = np.bincount(np.searchsorted(ids, core[core > 0]), minlength=len(ids))
-    fu, fv, fw = face_scores(core, boundary=b[block.inner], per_slice=per_slice)
+    if affs:  # affs[c][v] relates v to v - e_c: inside the core, face_scores pairs them
+        fu, fv, fw = face_scores(core, affinities=np.stack([a[block.inner] for a in affs]), per_slice=per_slice)
+    else:
+        fu, fv, fw = face_scores(core, boundary=b[block.inner], per_slice=per_slice)
     us, vs, ws = [fu], [fv], [fw]
     for d in faces.axes():
         if block.grid_index[d] == 0 or (per_slice and d == 0):
@@ -295,7 +315,10 @@ def _graph_block(piece, boundary, block, *, faces, root, overlap, per_slice, q, 
         sel = (fu != fv) & (fu != 0) & (fv != 0)
         us.append(np.minimum(fu[sel], fv[sel]))
         vs.append(np.maximum(fu[sel], fv[sel]))
-        ws.append(np.clip((b[tuple(lo)][sel].astype(np.float64) + b[tuple(hi)][sel]) / 2, 0, 1))
+        if affs:  # the edge across the face is stored at its upper voxel, our first core plane
+            ws.append(np.clip(1.0 - affs[d][tuple(hi)][sel].astype(np.float64), 0, 1))
+        else:
+            ws.append(np.clip((b[tuple(lo)][sel].astype(np.float64) + b[tuple(hi)][sel]) / 2, 0, 1))
     return (ids, sizes, matches) + _edge_stats(np.concatenate(us), np.concatenate(vs), np.concatenate(ws),
                                                q=q, nbins=nbins)
 
@@ -454,7 +477,7 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
                       alpha: float = 0.9, per_slice: bool = False, sampling=None, scoring: str = "mean",
                       min_size: int = 0, stitch: str = "graph", match_overlap: float = 0.5, nbins: int = 256,
                       out=None, axes=None, pixel_size=None, scheduler=None, workers=None,
-                      progress: bool = False, resume: bool = True):
+                      progress: bool = False, resume: bool = True, affinities=None):
     """Segment a boundary map block by block into labels that are consistent across blocks.
 
     The pipeline of :func:`mire.segment.segment_boundaries` (seeded watershed, agglomeration,
@@ -499,6 +522,10 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
         path there).
     resume : bool
         Reuse an interrupted run's intermediate results (same ``out``, input shape and options).
+    affinities : (C, *shape) array-like, optional
+        Nearest-neighbour affinities (channels first) whose boundary map this is: fragment faces
+        are then scored by ``1 - affinity`` as in :func:`mire.segment.segment_affinities`, not
+        by the boundary map (``stitch="graph"`` only; read one block at a time).
 
     Returns
     -------
@@ -556,6 +583,13 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
     if sampling is not None and len(sampling) != ndim:
         raise ValueError(f"sampling has {len(sampling)} values for a {ndim}D boundary map")
     q = scoring_quantile(scoring)
+    if affinities is not None:
+        if stitch != "graph":
+            raise ValueError("affinity scoring needs stitch='graph' (overlap stitching agglomerates each block on "
+                             "its boundary map)")
+        if tuple(affinities.shape[1:]) != shape or affinities.shape[0] < ndim:
+            raise ValueError(f"affinities of shape {tuple(affinities.shape)} do not fit a boundary map of shape "
+                             f"{shape}: expected (C, {', '.join(map(str, shape))}) with C >= {ndim}")
     if isinstance(out, (str, os.PathLike)) and Path(out).exists():  # before any work, not after
         raise FileExistsError(f"output {out} exists; remove it or choose another name")
     params = dict(threshold=float(threshold), seed_threshold=float(seed_threshold),
@@ -563,7 +597,8 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
                   per_slice=bool(per_slice), sampling=None if sampling is None else [float(s) for s in sampling],
                   scoring=str(scoring), min_size=int(min_size))
     fingerprint = dict(shape=list(shape), dtype=str(image.dtype), block=list(block), halo=list(h), stitch=stitch,
-                       overlap=float(match_overlap), nbins=int(nbins), **params)
+                       overlap=float(match_overlap), nbins=int(nbins), affinity_scores=affinities is not None,
+                       **params)
     token = hashlib.sha1(json.dumps(fingerprint, sort_keys=True).encode()).hexdigest()[:16]
     with scratch_folder(out, fingerprint, resume=resume) as root, \
             blockwise.resolve_scheduler(scheduler, workers=workers) as (_, sched):
@@ -571,11 +606,12 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
         run = dict(scheduler=sched, workers=workers, progress=progress)
         result = _run(image, out, root, faces=faces, block=block, halo=h, params=params, stitch=stitch, q=q,
                       nbins=int(nbins), overlap=float(match_overlap), token=token, resume=resume, run=run,
-                      ome=dict(axes=axes, pixel_size=pixel_size))
+                      ome=dict(axes=axes, pixel_size=pixel_size),
+                      affs=[] if affinities is None else [_Channel(affinities, c) for c in range(ndim)])
     return result
 
 
-def _run(image, out, root, *, faces, block, halo, params, stitch, q, nbins, overlap, token, resume, run, ome):
+def _run(image, out, root, *, faces, block, halo, params, stitch, q, nbins, overlap, token, resume, run, ome, affs):
     import zarr
 
     from mire import blockwise
@@ -612,7 +648,7 @@ def _run(image, out, root, *, faces, block, halo, params, stitch, q, nbins, over
         # halo >= 1 everywhere: the faces to the lower neighbours need its last plane
         results = blockwise.for_blocks(partial(_graph_block, faces=faces, root=str(root), overlap=overlap,
                                              per_slice=params["per_slice"], q=q, nbins=nbins),
-                                       [labels, image], block_shape=block,
+                                       [labels, image, *affs], block_shape=block,
                                        halo=tuple(max(1, w) for w in faces.width), **run)
         core, final = _final_ids_graph(results, params=params, q=q, nbins=nbins)
     n_objects = int(final.max()) if final.size else 0
