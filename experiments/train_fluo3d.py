@@ -34,7 +34,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
 
-from train_common import export_best, parse_args, time_budget  # noqa: E402
+from train_common import export_best, init_weights, parse_args, time_budget  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "diadem_op_neurons"
 # No batch norm (its running statistics from 4 small, mostly-background patches did not match whole
@@ -160,6 +160,9 @@ def main():
     val = simulate_sampler(files, patch=patch, seed=1, stats_size=STATS)
     torch.manual_seed(0)
     model = build_model(dict(CONFIG, residual=args.residual))
+    if args.init:  # a fine-tune (an existing checkpoint in --run-dir still wins: train() resumes it)
+        sha = init_weights(model, args.init)
+        print(f"init {args.init} (weights {sha[:12]})", flush=True)
     print(f"model: {count_parameters(model)} parameters, config {model.config}, loss {args.loss}, "
           f"foreground {args.foreground}, own window {args.own_window}, patch {patch}", flush=True)
     hist = train(model, sampler, loss=args.loss, epochs=args.epochs or 30, steps_per_epoch=args.steps or 200,
