@@ -65,8 +65,13 @@ def time_budget(minutes):
     return event
 
 
-def export_best(run_dir, out, *, axes, training: dict, metrics: dict | None = None, name=None, stem="best"):
-    """Turn ``run_dir/<stem>.*`` (``best`` or ``last``) into a :class:`mire.restore.learned.Restorer` file."""
+def export_best(run_dir, out, *, axes, training: dict, metrics: dict | None = None, name=None, stem="best",
+                output_min=None):
+    """Turn ``run_dir/<stem>.*`` (``best`` or ``last``) into a :class:`mire.restore.learned.Restorer` file.
+
+    ``output_min``: the model's output floor (``Restorer.metadata["output_min"]``, applied by
+    ``predict``); the scripts train with :func:`mire.learn.train` directly, so it is not set for them.
+    """
     from mire.learn import load_tensors, read_json
     from mire.restore.learned import Restorer
 
@@ -78,6 +83,7 @@ def export_best(run_dir, out, *, axes, training: dict, metrics: dict | None = No
     restorer.metadata["training"] = {**training, "steps": hist["step"], "checkpoint": stem,
                                      "best_step": hist["best"]["step"], "seconds": round(hist["seconds"], 1),
                                      "validation": hist["val"][-1] if hist["val"] else None}
+    restorer.metadata["output_min"] = None if output_min is None else float(output_min)
     if metrics:
         restorer.metadata["metrics"] = metrics
     if name:

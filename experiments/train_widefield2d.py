@@ -61,8 +61,14 @@ def main():
                             schedule=f"fine-tune of {ft['init']} (weights_sha256 {ft['init_weights_sha256']}, "
                                      f"itself: {ft['init_schedule']}) with ALIGN targets, lr {ft['lr']:g} x "
                                      f"{ft['lr_decay']:g} per {ft['steps_per_epoch']}-step epoch, "
-                                     f"budget {ft['minutes']} min; 'steps' below count the fine-tune only")
-        export_best(args.run_dir, args.export, axes="YX", training=training, stem=args.checkpoint, name="widefield2d-denoise")
+                                     f"{ft.get('epochs', 30)} epochs or {ft['minutes']} min"
+                                     + "".join(f", resumed to {r['epochs']} epochs or {r['minutes']} min"
+                                               for r in ft.get("resumes", []))
+                                     + "; 'steps' below count the fine-tune only")
+        # output floor 0, as Restorer.train(output_min="auto") sets for non-negative training images
+        # (8-bit grey levels): the shipped model has it, and predict clips its dark excursions to it
+        export_best(args.run_dir, args.export, axes="YX", training=training, stem=args.checkpoint,
+                    name="widefield2d-denoise", output_min=0.0)
         return
     torch.set_num_threads(args.threads)
     import tifffile
@@ -88,10 +94,13 @@ def main():
         record = {"init": str(args.init), "init_weights_sha256": sha,
                   "init_schedule": (Restorer.load(args.init).metadata.get("training") or {}).get("schedule"),
                   "lr": args.lr, "lr_decay": args.lr_decay, "steps_per_epoch": args.steps or 200,
-                  "minutes": args.minutes, "align": ALIGN}
-        if not fine_tune_record.exists():  # first start of this run (a resume keeps the original record)
-            Path(args.run_dir).mkdir(parents=True, exist_ok=True)
-            fine_tune_record.write_text(json.dumps(record, indent=1))
+                  "epochs": args.epochs or 30, "minutes": args.minutes, "align": ALIGN}
+        if fine_tune_record.exists():  # a resume of this run: keep the original record, note the new budget
+            first = json.loads(fine_tune_record.read_text())
+            first.setdefault("resumes", []).append({"epochs": record["epochs"], "minutes": args.minutes})
+            record = first
+        Path(args.run_dir).mkdir(parents=True, exist_ok=True)
+        fine_tune_record.write_text(json.dumps(record, indent=1))
         # the starting point on the same validation patches train() scores (its _val_batches: val.batch(-1..-4))
         v = evaluate(model, [val.batch(-(i + 1), BATCH) for i in range(4)], data_range="global")
         print(f"init {args.init} (weights {sha[:12]}): validation step 0 psnr {v['psnr']:.3f} ssim {v['ssim']:.4f}",
