@@ -11,11 +11,13 @@ direct output). FOVs 25..30 are held out for experiments/paper2020_table2.py.
     python experiments/train_widefield2d.py --export src/mire/models/widefield2d-denoise
 
 Fine-tune (continue training) from a saved model, in a new run directory, at a learning rate near
-where the previous run ended (the shipped run ended near 1e-3 * 0.9**21 = 1.1e-4):
+where the previous run ended (the first shipped run ended near 1e-3 * 0.9**20 = 1.2e-4). Adam starts
+with fresh moments, so the first epoch dips (-0.1 dB validation) before it climbs. Re-running the
+same command with a larger ``--epochs`` resumes the run on the same schedule (lr derives from the step):
 
-    nice -n 10 python experiments/train_widefield2d.py --init widefield2d-denoise --run-dir /tmp/s4/w2s_ft \
-        --lr 1.5e-4 --lr-decay 0.95 --minutes 70
-    python experiments/train_widefield2d.py --run-dir /tmp/s4/w2s_ft --export /tmp/s4/w2s_ft_best
+    nice -n 10 python experiments/train_widefield2d.py --init widefield2d-denoise --run-dir RUN \\
+        --lr 1.5e-4 --lr-decay 0.95 [--epochs 80] --minutes 70
+    python experiments/train_widefield2d.py --run-dir RUN --export src/mire/models/widefield2d-denoise
 """
 
 from __future__ import annotations
