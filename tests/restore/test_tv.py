@@ -240,6 +240,27 @@ def test_auto_rule_uses_sure_for_a_near_delta_psf():
     assert auto_rule(gaussian_psf(0.4, ndim=3), data_term="poisson") == "discrepancy"  # SURE assumes Gaussian noise
 
 
+def test_auto_weight_is_the_larger_of_discrepancy_and_sure_with_a_real_blur():
+    # sparse bright dots on a dark background under strong noise, deconvolved with too narrow a PSF:
+    # the discrepancy curve is nearly flat there, and the SURE weight guards against its collapse
+    from mire.restore._weight import AUTO_FACTOR
+
+    rng = np.random.default_rng(3)
+    truth = np.zeros((64, 64))
+    truth[rng.integers(4, 60, 12), rng.integers(4, 60, 12)] = 1.0
+    y = blur(truth, 1.2) + 0.05 * rng.standard_normal(truth.shape)
+    scaled, psf = y / np.abs(y).max(), gaussian_psf(0.9, ndim=2)
+    w_disc = AUTO_FACTOR * choose_tv_weight(scaled, psf, method="discrepancy")
+    w_sure = choose_tv_weight(scaled, psf, method="sure")
+    w_auto, curve = choose_tv_weight(scaled, psf, method="auto", return_curve=True)
+    assert w_auto == pytest.approx(max(w_disc, w_sure))
+    assert len(curve) == 20  # both searches' trial weights (10 each)
+    # Poisson data: no SURE (it assumes Gaussian noise), the discrepancy rule alone
+    w_pois = choose_tv_weight(np.clip(scaled, 0, None), psf, method="auto", data_term="poisson")
+    assert w_pois == pytest.approx(AUTO_FACTOR * choose_tv_weight(np.clip(scaled, 0, None), psf,
+                                                                  method="discrepancy", data_term="poisson"))
+
+
 def test_sure_weight_close_to_oracle_at_weak_blur():
     """Near-delta blur (mostly denoising): SURE of the prediction is the risk of the estimate itself."""
     rng = np.random.default_rng(8)

@@ -33,11 +33,18 @@ The default ``"auto"`` rule therefore depends on the PSF:
   grid in every case, 0.4 dB above the rule below on average (up to 1.2 dB); on the held-out
   OP_5 and OP_6 (6 cases) within 0.08 dB of the oracle and +0.26..+1.97 dB (mean +0.78) above
   0.7 x discrepancy (experiments/results/paper2020_classical.md);
-* otherwise the discrepancy weight times ``AUTO_FACTOR = 0.7``. The risk is lopsided: too small a
-  weight falls off a cliff (synthetic N2-B2 neurites, 24x96x96: 0.4x the discrepancy weight gave
-  26.6 dB, 1x gave 35.3), too large a weight costs little. 0.4 was first calibrated on 8 DIADEM cases;
-  on 16 DIADEM crops (OP_1, OP_2, OP_4, OP_5 x N1-B1, N2-B1, N2-B2, N3-B3) 0.4 and 0.7 tie (28.38 vs
-  28.35 dB mean) while 1.0 loses 1 dB, so 0.7 keeps DIADEM and avoids the cliff.
+* otherwise the discrepancy weight times ``AUTO_FACTOR = 0.7``, or the SURE weight when that is
+  larger (L2 data). The risk is lopsided: too small a weight falls off a cliff (synthetic N2-B2
+  neurites, 24x96x96: 0.4x the discrepancy weight gave 26.6 dB, 1x gave 35.3), too large a weight
+  costs little. 0.4 was first calibrated on 8 DIADEM cases; on 16 DIADEM crops (OP_1, OP_2, OP_4,
+  OP_5 x N1-B1, N2-B1, N2-B2, N3-B3) 0.4 and 0.7 tie (28.38 vs 28.35 dB mean) while 1.0 loses 1 dB,
+  so 0.7 keeps DIADEM and avoids the cliff. The SURE guard: on whole, > 99 % dark stacks at high
+  noise the residual hardly depends on the weight (OP_6 N2-B3 central 32x192x192 crop with the paper's
+  G of SD 0.9: ``|log(resid / sigma^2)|`` 0.002-0.08 over weights 1e-4..0.3), so a 2 % error of the
+  noise estimate moves the discrepancy weight tenfold: 0.0053 (25.4 dB, SSIM 0.21) where the best
+  is about 0.04 (41.4 dB); SURE chose 0.042 (41.4 dB) there, and 0.028 (39.9 dB, discrepancy 25.9) on
+  OP_5 N3-B1. SURE's own bias with a real blur is towards too small a weight, so the larger of
+  the two keeps the discrepancy's choice where it was good.
 
 All run on a crop (the most textured of a few candidate blocks) with few iterations to stay cheap.
 """
@@ -104,7 +111,8 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
         Normalized PSF.
     method : {"auto", "discrepancy", "jinv", "sure"}
         ``"auto"`` (default): ``"sure"`` for a near-delta PSF, else the discrepancy weight times
-        ``AUTO_FACTOR`` (0.7) (see :func:`auto_rule` and the module docstring);
+        ``AUTO_FACTOR`` (0.7) or, when larger, the SURE weight (see :func:`auto_rule` and the
+        module docstring);
         ``"discrepancy"``: Morozov's rule as is; ``"jinv"``: J-invariant hold-out calibration;
         ``"sure"``: Monte-Carlo SURE of the prediction risk (L2 data; about twice the cost).
     bounds : (float, float)
@@ -142,13 +150,15 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
         raise ValueError(f"weight search method must be 'auto', 'jinv', 'discrepancy' or 'sure', got {method!r}")
     if method == "auto":
         rule = auto_rule(psf, data_term)
-        factor = AUTO_FACTOR if rule == "discrepancy" else 1.0
-        w = choose_tv_weight(image, psf, method=rule, spacing=spacing, data_term=data_term,
-                             positivity=positivity, bounds=bounds, n_iter=n_iter, max_voxels=max_voxels,
-                             seed=seed, return_curve=return_curve, device=device)
-        if return_curve:
-            return w[0] * factor, w[1]
-        return w * factor
+        opts = dict(spacing=spacing, data_term=data_term, positivity=positivity, bounds=bounds, n_iter=n_iter,
+                    max_voxels=max_voxels, seed=seed, return_curve=True, device=device)
+        w, curve = choose_tv_weight(image, psf, method=rule, **opts)
+        if rule == "discrepancy":
+            w *= AUTO_FACTOR
+            if data_term == "l2":  # the larger of the two: a guard against the discrepancy's collapse
+                w_sure, curve_sure = choose_tv_weight(image, psf, method="sure", **opts)
+                w, curve = max(w, w_sure), curve + curve_sure
+        return (w, curve) if return_curve else w
     device = torch.device(device) if device is not None else default_device()
     img = np.asarray(image, dtype=np.float32)
     crop = _search_crop(img, max_voxels)
