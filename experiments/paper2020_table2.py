@@ -150,6 +150,8 @@ def main():
     crop = tuple(int(v) for v in args.crop.split(",")) if args.crop else None
     out = {"crop": crop}
     md = ["# Paper-2020 Table 2 (mire) and W2S widefield denoising", ""]
+    previous = ROOT / "results" / "paper2020_table2.json"
+    old = json.loads(previous.read_text()) if previous.exists() else {}
     if not args.skip_a:
         from mire.optics import CONDITIONS
 
@@ -157,27 +159,35 @@ def main():
             CONDITIONS = tuple(c for c in CONDITIONS if c in args.conditions.split(","))
         tv_conditions = () if not args.tv else CONDITIONS if not args.tv_conditions else args.tv_conditions.split(",")
         table, timing = part_a(args.model3d, crop, tv_conditions, CONDITIONS, args.tv_cache)
-
         out["conditions"] = list(CONDITIONS)
         out["table2"] = table
         out["seconds_per_stack"] = timing
-        md += [f"## Table 2: DIADEM OP_5 + OP_6{' central crop ' + str(crop) if crop else ''}, PSNR (dB) / SSIM",
-               "", "| method | " + " | ".join(CONDITIONS) + (" | overall |" if len(CONDITIONS) == 9 else " | mean |"), "|---" * (len(CONDITIONS) + 2) + "|"]
-        for m, per in table.items():
-            done = [c for c in CONDITIONS if c in per]
+    elif "table2" in old:
+        # part A does not depend on the 2D model: keep the last measured rows instead of dropping them
+        for key in ("crop", "conditions", "table2", "seconds_per_stack", "table2_command"):
+            if key in old:
+                out[key] = old[key]
+        out["table2_note"] = old.get("table2_note", "not re-run with --skip-a: carried over from the previous run")
+    if "table2" in out:
+        conditions, crop_a = out["conditions"], out.get("crop")
+        md += [f"## Table 2: DIADEM OP_5 + OP_6{' central crop ' + str(tuple(crop_a)) if crop_a else ''}, PSNR (dB) / SSIM",
+               "", "| method | " + " | ".join(conditions) + (" | overall |" if len(conditions) == 9 else " | mean |"),
+               "|---" * (len(conditions) + 2) + "|"]
+        for m, per in out["table2"].items():
+            done = [c for c in conditions if c in per]
             overall = (np.mean([per[c][0] for c in done]), np.mean([per[c][1] for c in done]))
             md.append(f"| {m} | " + " | ".join(f"{per[c][0]:.2f} / {per[c][1]:.3f}" if c in per else "-"
-                                               for c in CONDITIONS)
-                      + f" | {overall[0]:.2f} / {overall[1]:.4f}{'' if len(done) == len(CONDITIONS) else ' (' + str(len(done)) + ' conditions)'} |")
+                                               for c in conditions)
+                      + f" | {overall[0]:.2f} / {overall[1]:.4f}{'' if len(done) == len(conditions) else ' (' + str(len(done)) + ' conditions)'} |")
         md += ["", "Paper overall (SSIM / PSNR): " + "; ".join(f"{k} {v[0]} / {v[1]}" for k, v in PAPER.items()), ""]
-    previous = ROOT / "results" / "paper2020_table2.json"
+        if "table2_note" in out:
+            md += [f"({out['table2_note']})", ""]
     if not args.skip_b:
         res, seconds = part_b(args.model2d, list(range(25, 31)))
         out["w2s"] = res
         out["w2s_seconds_per_image"] = seconds
-    elif previous.exists() and "w2s" in json.loads(previous.read_text()):
+    elif "w2s" in old:
         # part B does not depend on the 3D model: keep the last measured rows instead of dropping them
-        old = json.loads(previous.read_text())
         out["w2s"], out["w2s_seconds_per_image"] = old["w2s"], old.get("w2s_seconds_per_image")
         out["w2s_note"] = old.get("w2s_note", "not re-run with --skip-b: carried over from the previous run")
     if "w2s" in out:
