@@ -231,3 +231,85 @@ def save_table(path, results: dict) -> Path:
 
     atomic_write_text(path, json.dumps(results, indent=2))
     return Path(path)
+
+
+# ------------------------------------------------------------------------------- trace
+def seeds_from_points(points_layer, image_layer) -> np.ndarray | None:
+    """A Points layer's points as ``trace`` seeds: SWC order (x, y, z) in the image's pixels.
+
+    napari points are stored in the points layer's data coordinates, (z, y, x) (or (y, x)); SWC and
+    :func:`mire.trace.trace` want (x, y, z) in pixels / slices of the *image*. So: points -> world
+    (points scale/translate) -> image pixels (inverse of the image scale/translate) -> reversed axes.
+    Rotations/affines on the layers are not supported (the reader never sets them).
+    """
+    if points_layer is None or len(points_layer.data) == 0:
+        return None
+    pts = np.asarray(points_layer.data, dtype=float)
+    ndim = image_layer.ndim
+    if pts.shape[1] != ndim:
+        raise ValueError(f"seed points have {pts.shape[1]} coordinates but the image is {ndim}D")
+    world = pts * np.asarray(points_layer.scale, float) + np.asarray(points_layer.translate, float)
+    pixels = (world - np.asarray(image_layer.translate, float)) / np.asarray(image_layer.scale, float)
+    return pixels[:, ::-1].copy()  # (z, y, x) -> (x, y, z)
+
+
+def trace_layer_data(data, *, scale=None, translate=None, seeds=None, single_tree: bool = False,
+                     name: str = "trace", **trace_options):
+    """Trace ``data`` with :func:`mire.trace.trace` -> one Shapes LayerData tuple of the tree's edges.
+
+    The layer looks like an SWC file opened with the mire reader (one line per parent-child edge, the
+    same :func:`mire._napari._io.swc_to_shapes`), carries the image's ``scale``/``translate`` so it
+    sits on the image in world coordinates, and keeps the SWC array in ``metadata["swc"]`` for saving.
+    ``seeds`` are (x, y, z) pixels as in SWC (see :func:`seeds_from_points`); the voxel spacing is
+    ``scale`` (ZYX), so anisotropic stacks are traced in physical units.
+    """
+    from mire._napari._io import swc_to_shapes
+    from mire.trace import trace
+
+    image = np.asarray(data)
+    spacing = None if scale is None else tuple(float(s) for s in scale)
+    swc = trace(image, spacing=spacing, seeds=seeds, single_tree=single_tree, **trace_options)
+    lines = swc_to_shapes(swc)
+    if image.ndim == 2:  # SWC always has a z column (0 in 2D); a 2D image's shapes are (y, x)
+        lines = [line[:, 1:] for line in lines]
+    kw = _kwargs(name, scale, shape_type="line", edge_color="cyan", edge_width=1, ndim=image.ndim,
+                 metadata={"swc": swc, "single_tree": bool(single_tree)})
+    if translate is not None:
+        kw["translate"] = tuple(float(t) for t in translate)
+    return [(lines, kw, "shapes")]
+
+
+def trace_layer(viewer, image_layer, *, single_tree: bool = False, seeds_layer=None, name: str | None = None,
+                **trace_options):
+    """Trace an image layer of ``viewer`` and add the tree as a Shapes layer; returns the new layer.
+
+    The spacing comes from the image layer's scale, seeds from ``seeds_layer`` (a Points layer, may be
+    None); an image with nothing to trace gives an empty layer, and a message in ``metadata["message"]``.
+    """
+    seeds = seeds_from_points(seeds_layer, image_layer)
+    (lines, kw, _), = trace_layer_data(image_layer.data, scale=image_layer.scale, translate=image_layer.translate,
+                                       seeds=seeds, single_tree=single_tree,
+                                       name=name or f"{image_layer.name} trace", **trace_options)
+    kw["metadata"]["message"] = trace_message(kw["metadata"]["swc"])
+    return viewer.add_shapes(lines, **kw)
+
+
+def trace_message(swc) -> str:
+    """A one-line summary of a trace for the status line: nodes, trees, or why it is empty."""
+    swc = np.asarray(swc)
+    if len(swc) == 0:
+        return "no neurite found: the trace is empty (try seeds, or restore the image first)"
+    n_roots = int(np.sum(swc[:, 6] == -1))
+    return f"{len(swc)} nodes in {n_roots} tree{'s' if n_roots != 1 else ''}"
+
+
+def save_trace(layer, path) -> Path:
+    """Write the SWC stored in a traced Shapes layer's ``metadata["swc"]`` (atomically, via mire.io)."""
+    from mire.io import write_swc
+
+    swc = getattr(layer, "metadata", {}).get("swc")
+    if swc is None:
+        raise ValueError(f"layer {layer.name!r} holds no trace: trace an image first (its SWC is kept "
+                         "in the layer's metadata)")
+    write_swc(path, np.asarray(swc))
+    return Path(path)

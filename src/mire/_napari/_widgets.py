@@ -1,4 +1,4 @@
-"""Dock widgets: one per step of the flow (simulate, restore, super-resolve, train, segment, proofread, evaluate).
+"""Dock widgets: one per step of the flow (simulate, restore, super-resolve, train, segment, proofread, evaluate, trace).
 
 Each widget is a magicgui ``Container`` with a help line, layer pickers and sensible defaults. The work runs in
 a napari thread worker (the viewer never freezes); results arrive as new layers, errors as notifications in plain
@@ -387,6 +387,51 @@ class EvaluateWidget(_MireWidget):
     def _show(self, results: dict):
         self.results = results
         self.table.value = "\n".join(f"{k}: {v:.4f}" for k, v in results.items())
+
+
+class TraceWidget(_MireWidget):
+    help_text = ("Trace neurites into an SWC tree (vesselness + skeleton graph); optional seed points. "
+                 "'single tree' keeps only the largest tree, as APP2 and the paper's Table 3 protocol do.")
+
+    def __init__(self, napari_viewer):
+        from magicgui.widgets import CheckBox
+
+        self.image = _layer_picker("Image", "image")
+        self.seeds = _layer_picker("Points", "seeds (optional)", optional=True)
+        self.single_tree = CheckBox(value=False, text="single tree (APP2 / paper protocol)")
+        self.swc_file = FileEdit(mode="w", label="SWC file", filter="*.swc")
+        self.save_button = PushButton(text="Save SWC")
+        super().__init__(napari_viewer, [self.image, self.seeds, self.single_tree, self.swc_file,
+                                         self.save_button])
+        self.run_button.text = "Trace"
+        self.save_button.changed.connect(self.save)
+        self.trace_layer = None  # the Shapes layer made by the last Trace, what Save SWC writes
+
+    def job(self):
+        layer = _require(self.image.value, "an image layer to trace")
+        seeds = _actions.seeds_from_points(self.seeds.value, layer)  # read the layers here, on the GUI thread
+        data, scale, translate = np.asarray(layer.data), tuple(layer.scale), tuple(layer.translate)
+        opts = dict(scale=scale, translate=translate, seeds=seeds, single_tree=bool(self.single_tree.value),
+                    name=f"{layer.name} trace")
+        return (lambda: _actions.trace_layer_data(data, **opts)), self._on_traced
+
+    def _on_traced(self, layer_data):
+        (lines, kwargs, _), = layer_data
+        self.trace_layer = self.viewer.add_shapes(lines, **kwargs)
+        self.status.value = _actions.trace_message(kwargs["metadata"]["swc"])
+
+    def save(self, *_):
+        try:
+            layer = self.viewer.layers.selection.active
+            if layer is None or "swc" not in getattr(layer, "metadata", {}):
+                layer = _require(self.trace_layer, "a traced layer (press Trace first)")
+            path = str(self.swc_file.value or "")
+            if path in ("", "."):
+                raise ValueError("choose an SWC file to save to")
+            self.status.value = f"saved {_actions.save_trace(layer, path)}"
+        except Exception as exc:
+            _notify_error(exc)
+            self.status.value = f"error: {exc}"
 
 
 def _model_name(choice: str, file_value) -> str | None:
