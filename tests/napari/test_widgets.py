@@ -52,7 +52,7 @@ def test_manifest_is_valid():
     # the installed package exposes it through the napari.manifest entry point (what `npe2 validate mire` reads)
     assert PluginManifest.from_distribution("mire").name == "mire"
     commands = {c.id: c.python_name for c in manifest.contributions.commands}
-    assert len(manifest.contributions.widgets) == 7
+    assert len(manifest.contributions.widgets) == 8  # simulate ... evaluate, trace
     # every python_name resolves to a real object
     import importlib
 
