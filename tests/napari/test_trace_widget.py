@@ -102,6 +102,20 @@ def test_save_trace_roundtrip(neurites, tmp_path):
         _actions.save_trace(plain, tmp_path / "u.swc")
 
 
+def test_evaluate_trace_against_gold(tmp_path):
+    from mire.io import write_swc
+    from mire.trace import evaluate_tracing
+
+    image, gold = mire.data.neurites((16, 64, 64), seed=2, return_swc=True)
+    write_swc(tmp_path / "gold.swc", gold)
+    viewer = ViewerModel()
+    layer = _actions.trace_layer(viewer, viewer.add_image(image))
+    scores = _actions.evaluate_trace(layer, image, tmp_path / "gold.swc")
+    ref = evaluate_tracing(image, trace(image), read_swc(tmp_path / "gold.swc"))
+    assert scores["recall"] == ref["recall"] and scores["node recall"] == ref["node_recall"]
+    assert scores["precision"] > 0.95 and scores["node recall"] > 0.9  # clean synthetic stack: near perfect
+
+
 def test_empty_image_gives_empty_layer_and_message(tmp_path):
     viewer = ViewerModel()
     img = viewer.add_image(np.zeros((16, 32, 32), np.float32), name="blank")
@@ -144,3 +158,7 @@ def test_trace_widget_traces_and_saves(make_napari_viewer, qtbot, neurites, tmp_
     widget.save()
     assert widget.status.value.startswith("saved"), widget.status.value
     np.testing.assert_allclose(read_swc(tmp_path / "w.swc"), swc, atol=1e-3)
+    widget.clean.value = viewer.layers["neurites"]
+    widget.gold_file.value = str(tmp_path / "w.swc")  # the trace against itself: perfect scores
+    widget.evaluate()
+    assert "recall: 1.000" in widget.scores.value, (widget.scores.value, widget.status.value)

@@ -313,3 +313,20 @@ def save_trace(layer, path) -> Path:
                          "in the layer's metadata)")
     write_swc(path, np.asarray(swc))
     return Path(path)
+
+
+def evaluate_trace(layer, clean, gold_path, *, spacing=None) -> dict:
+    """Score a traced layer against a gold-standard SWC file on the clean image (the paper's protocol).
+
+    Foreground precision/recall of the regions grown from both traces on ``clean``, and node
+    precision/recall, from :func:`mire.trace.evaluate_tracing`.
+    """
+    from mire.io import read_swc
+    from mire.trace import evaluate_tracing
+
+    swc = getattr(layer, "metadata", {}).get("swc")
+    if swc is None:
+        raise ValueError(f"layer {layer.name!r} holds no trace: trace an image first")
+    r = evaluate_tracing(np.asarray(clean), np.asarray(swc), read_swc(gold_path), spacing=spacing)
+    return {"precision": r["precision"], "recall": r["recall"], "node precision": r["node_precision"],
+            "node recall": r["node_recall"]}

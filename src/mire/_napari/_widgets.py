@@ -401,10 +401,17 @@ class TraceWidget(_MireWidget):
         self.single_tree = CheckBox(value=False, text="single tree (APP2 / paper protocol)")
         self.swc_file = FileEdit(mode="w", label="SWC file", filter="*.swc")
         self.save_button = PushButton(text="Save SWC")
+        # optional scoring against a gold standard on the clean image (paper Table 3 protocol)
+        self.clean = _layer_picker("Image", "clean image (evaluate)", optional=True)
+        self.gold_file = FileEdit(mode="r", label="gold SWC (evaluate)", filter="*.swc")
+        self.evaluate_button = PushButton(text="Evaluate trace")
+        self.scores = Label(value="", label="scores")
         super().__init__(napari_viewer, [self.image, self.seeds, self.single_tree, self.swc_file,
-                                         self.save_button])
+                                         self.save_button, self.clean, self.gold_file, self.evaluate_button,
+                                         self.scores])
         self.run_button.text = "Trace"
         self.save_button.changed.connect(self.save)
+        self.evaluate_button.changed.connect(self.evaluate)
         self.trace_layer = None  # the Shapes layer made by the last Trace, what Save SWC writes
 
     def job(self):
@@ -429,6 +436,20 @@ class TraceWidget(_MireWidget):
             if path in ("", "."):
                 raise ValueError("choose an SWC file to save to")
             self.status.value = f"saved {_actions.save_trace(layer, path)}"
+        except Exception as exc:
+            _notify_error(exc)
+            self.status.value = f"error: {exc}"
+
+    def evaluate(self, *_):
+        # a few tenths of a second on typical stacks: run inline rather than in a worker
+        try:
+            layer = _require(self.trace_layer, "a traced layer (press Trace first)")
+            clean = _require(self.clean.value, "the clean image layer to evaluate on")
+            gold = str(self.gold_file.value or "")
+            if gold in ("", "."):
+                raise ValueError("choose the gold-standard SWC file")
+            results = _actions.evaluate_trace(layer, clean.data, gold, spacing=tuple(clean.scale))
+            self.scores.value = "\n".join(f"{k}: {v:.3f}" for k, v in results.items())
         except Exception as exc:
             _notify_error(exc)
             self.status.value = f"error: {exc}"
