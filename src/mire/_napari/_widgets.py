@@ -1,4 +1,4 @@
-"""Dock widgets: one per step of the flow (simulate, restore, super-resolve, train, segment, proofread, evaluate, trace).
+"""Dock widgets, one per step of the flow: simulate, restore, super-resolve, train, segment, proofread, evaluate, trace.
 
 Each widget is a magicgui ``Container`` with a help line, layer pickers and sensible defaults. The work runs in
 a napari thread worker (the viewer never freezes); results arrive as new layers, errors as notifications in plain
