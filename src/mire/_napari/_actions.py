@@ -303,15 +303,20 @@ def trace_message(swc) -> str:
     return f"{len(swc)} nodes in {n_roots} tree{'s' if n_roots != 1 else ''}"
 
 
-def save_trace(layer, path) -> Path:
-    """Write the SWC stored in a traced Shapes layer's ``metadata["swc"]`` (atomically, via mire.io)."""
-    from mire.io import write_swc
-
+def _layer_swc(layer) -> np.ndarray:
+    """The SWC a traced Shapes layer keeps in ``metadata["swc"]``; a clear error for any other layer."""
     swc = getattr(layer, "metadata", {}).get("swc")
     if swc is None:
         raise ValueError(f"layer {layer.name!r} holds no trace: trace an image first (its SWC is kept "
                          "in the layer's metadata)")
-    write_swc(path, np.asarray(swc))
+    return np.asarray(swc)
+
+
+def save_trace(layer, path) -> Path:
+    """Write the SWC stored in a traced Shapes layer's ``metadata["swc"]`` (atomically, via mire.io)."""
+    from mire.io import write_swc
+
+    write_swc(path, _layer_swc(layer))
     return Path(path)
 
 
@@ -324,9 +329,6 @@ def evaluate_trace(layer, clean, gold_path, *, spacing=None) -> dict:
     from mire.io import read_swc
     from mire.trace import evaluate_tracing
 
-    swc = getattr(layer, "metadata", {}).get("swc")
-    if swc is None:
-        raise ValueError(f"layer {layer.name!r} holds no trace: trace an image first")
-    r = evaluate_tracing(np.asarray(clean), np.asarray(swc), read_swc(gold_path), spacing=spacing)
+    r = evaluate_tracing(np.asarray(clean), _layer_swc(layer), read_swc(gold_path), spacing=spacing)
     return {"precision": r["precision"], "recall": r["recall"], "node precision": r["node_precision"],
             "node recall": r["node_recall"]}

@@ -18,6 +18,11 @@ def _starts(size: int, tile: int, step: int) -> list[int]:
     return starts + [size - tile]  # the last tile is flush with the end
 
 
+def _equal_tile(size: int, n: int, overlap: int) -> int:
+    """The tile size that covers ``size`` with ``n`` equal tiles overlapping by ``overlap``."""
+    return math.ceil((size + (n - 1) * overlap) / n)
+
+
 def _balanced(size: int, tile: int, overlap: int, multiple: int) -> int:
     """The smallest tile (a multiple of ``multiple``, at most ``tile``) that covers ``size`` with as
     few tiles as ``tile`` needs.
@@ -29,8 +34,7 @@ def _balanced(size: int, tile: int, overlap: int, multiple: int) -> int:
     if size <= tile:
         return tile
     n = math.ceil((size - overlap) / (tile - overlap))
-    need = math.ceil((size + (n - 1) * overlap) / n)
-    return min(tile, int(math.ceil(need / multiple) * multiple))
+    return min(tile, int(math.ceil(_equal_tile(size, n, overlap) / multiple) * multiple))
 
 
 def default_tiling(spatial, *, tile=None, overlap=None) -> tuple[tuple, tuple]:
@@ -52,7 +56,7 @@ def default_tiling(spatial, *, tile=None, overlap=None) -> tuple[tuple, tuple]:
             for s, t in zip(spatial, target):
                 n = math.ceil(s / t)
                 o = min(16, t // 4) if n > 1 else 0
-                tile.append(math.ceil((s + (n - 1) * o) / n))  # n equal tiles overlapping by o
+                tile.append(_equal_tile(s, n, o))
                 cut.append(o)
             overlap = tuple(cut) if overlap is None else overlap
     tile = (int(tile),) * len(spatial) if np.isscalar(tile) else tuple(int(t) for t in tile)

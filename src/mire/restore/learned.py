@@ -254,7 +254,6 @@ class Restorer:
         axes, loop = self._plan(shape, axes)
         device = torch.device(device) if device is not None else default_device()
         self.model.to(device).eval()
-        nsp = len(self.axes)
         spatial = shape[len(loop):]
         tile, overlap = default_tiling(spatial, tile=tile, overlap=overlap)
         if out is None:

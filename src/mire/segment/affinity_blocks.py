@@ -75,8 +75,13 @@ class _BoundaryWindows:
         return affinities_to_boundaries(affs, reduce=self.reduce)[tuple(core)]
 
 
-def _check_affinities(affinities, block_shape):
-    """The affinities as an array-like (never loaded), checked; the block shape, one int per spatial axis."""
+def _check_affinities(affinities, block_shape, reduce):
+    """The affinities as an array-like (never loaded), checked; the block shape, one int per spatial axis.
+
+    ``reduce`` is checked here too, so that a bad option fails before any scratch folder is made.
+    """
+    if reduce not in ("max", "mean"):
+        raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
     if not (hasattr(affinities, "shape") and hasattr(affinities, "dtype") and hasattr(affinities, "__getitem__")):
         affinities = np.asarray(affinities)
     shape = tuple(int(n) for n in affinities.shape)
@@ -166,9 +171,7 @@ def affinities_to_boundaries_blockwise(affinities, *, block_shape, reduce: str =
     """
     from mire.blockwise import map_blocks
 
-    affs, block = _check_affinities(affinities, block_shape)
-    if reduce not in ("max", "mean"):
-        raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
+    affs, block = _check_affinities(affinities, block_shape, reduce)
     view = _BoundaryWindows(affs, reduce)
     token = hashlib.sha1(json.dumps([_source_id(affs), list(affs.shape), str(affs.dtype), reduce])
                          .encode()).hexdigest()[:16]
@@ -193,9 +196,7 @@ def boundary_scratch(affinities, *, block_shape, reduce: str = "max", out=None, 
 
     from mire.segment.chunked import scratch_folder
 
-    affs, block = _check_affinities(affinities, block_shape)
-    if reduce not in ("max", "mean"):  # before the scratch folder is made, not after
-        raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
+    affs, block = _check_affinities(affinities, block_shape, reduce)
     fingerprint = dict(source=_source_id(affs), shape=list(affs.shape), dtype=str(affs.dtype), block=list(block),
                        reduce=reduce)
     with scratch_folder(out, fingerprint, resume=resume, suffix="boundary") as folder:
@@ -271,10 +272,8 @@ def segment_affinities_blockwise(affinities, *, block_shape, halo=16, threshold:
     from mire.segment.agglomerate import scoring_quantile
     from mire.segment.chunked import segment_blockwise
 
-    affs, block = _check_affinities(affinities, block_shape)
+    affs, block = _check_affinities(affinities, block_shape, reduce)
     # the options segment_blockwise would reject, checked before the conversion rather than after it
-    if reduce not in ("max", "mean"):
-        raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
     if not np.isscalar(threshold):
         raise ValueError("segment_affinities_blockwise takes one threshold; run it once per threshold")
     if stitch not in ("graph", "overlap"):
