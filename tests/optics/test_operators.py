@@ -134,3 +134,20 @@ def test_gaussian_psf():
     np.testing.assert_allclose(prof, np.exp(-0.5 * (zz / 2.0) ** 2))
     with pytest.raises(ValueError, match="ndim"):
         gaussian_psf(1.0)
+
+
+def test_zero_boundary_grid_is_minimal_and_exact():
+    # even PSF sides reach further one way (c = k // 2 before, k - 1 - c after); image sides chosen
+    # so that n + the longer reach is already an FFT-friendly length: a grid one voxel too small
+    # would wrap the image's far end into the output and fail the comparison
+    from scipy import signal
+
+    rng = np.random.default_rng(3)
+    x = rng.random((18, 25))
+    psf = rng.random((4, 6))
+    psf /= psf.sum()
+    op = Blur(psf, x.shape, boundary="zero", dtype=F64, device="cpu")
+    assert op.fft_shape == (20, 28)  # 18 + 2, 25 + 3: not n + k - 1
+    ref = signal.convolve(x, psf, mode="full")[2:20, 3:28]
+    np.testing.assert_allclose(op(torch.as_tensor(x)).numpy(), ref, atol=1e-12)
+    assert dot_test(op) < 1e-10

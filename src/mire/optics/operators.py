@@ -144,8 +144,10 @@ class Blur(LinearOperator):
             fft_shape = shape
             self._x_slice = self._y_slice = tuple(slice(0, n) for n in shape)
         elif boundary == "zero":
+            # the grid need only hold the PSF's reach past each border (the larger side), so the
+            # image's zero padding, not its far end, wraps into the output
             self.in_shape = self.out_shape = shape
-            fft_shape = tuple(fast_len(int(n + kk - 1)) for n, kk in zip(shape, k))
+            fft_shape = tuple(fast_len(int(n + max(cc, kk - 1 - cc))) for n, kk, cc in zip(shape, k, c))
             self._x_slice = self._y_slice = tuple(slice(0, n) for n in shape)
         else:
             self.out_shape = shape
@@ -162,6 +164,16 @@ class Blur(LinearOperator):
         self._dims = dims
         ctype = torch.complex128 if dtype == torch.float64 else torch.complex64
         self.otf = rfftn(torch.as_tensor(kernel, dtype=dtype, device=self.device), dim=dims).to(ctype)
+
+    @property
+    def x_region(self):
+        """Where the unknown sits on the FFT grid ``fft_shape`` (slices from the origin)."""
+        return self._x_slice
+
+    @property
+    def y_region(self):
+        """Where the output sits on the FFT grid ``fft_shape``."""
+        return self._y_slice
 
     def _pad(self, x, region):
         if tuple(x.shape[-len(self.fft_shape):]) == self.fft_shape and all(

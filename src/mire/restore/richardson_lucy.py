@@ -13,7 +13,7 @@ import numpy as np
 import torch
 
 from mire._torch import default_device, to_numpy, to_tensor
-from mire._fft import fast_len, irfftn, rfftn
+from mire._fft import irfftn, rfftn
 from mire._progress import progress_bar
 from mire.restore._common import check_inputs, compute_dtype, grad, grad_adjoint, normalize_spacing
 
@@ -106,26 +106,11 @@ def richardson_lucy(image, psf, *, n_iter: int = 30, tv_weight: float = 0.0, bou
     device = torch.device(device) if device is not None else default_device()
     dtype = compute_dtype(img)
     y = to_tensor(img, dtype=dtype, device=device)
-    # One FFT grid for the whole run, as small as the boundary allows (RL is four FFTs per
-    # iteration and little else, so the grid size is the run time): "valid" needs the unknown
-    # (image + PSF support - 1) to fit; "zero" only needs the PSF's reach past each border, so the
-    # image's own zero padding does not wrap into it; "circular" is the image itself. The shared
-    # circular Blur on that grid supplies the OTF once; x and the ratio live in fixed regions of
-    # the grid (zero elsewhere), so an iteration has no padding copies or crops.
-    k = np.array(kernel.shape)
-    c = k // 2
-    if boundary == "valid":  # unknown: image + PSF support at the grid origin; data: where its footprint is inside
-        x_shape = tuple(int(n + kk - 1) for n, kk in zip(img.shape, k))
-        grid = tuple(fast_len(n) for n in x_shape)
-        x_region = tuple(slice(0, n) for n in x_shape)
-        y_region = tuple(slice(int(kk - 1 - cc), int(kk - 1 - cc) + n) for kk, cc, n in zip(k, c, img.shape))
-    else:
-        if boundary == "zero":
-            grid = tuple(fast_len(int(n + max(cc, kk - 1 - cc))) for n, kk, cc in zip(img.shape, k, c))
-        else:
-            grid = img.shape
-        x_region = y_region = tuple(slice(0, n) for n in img.shape)
-    op = Blur(kernel, grid, boundary="circular", dtype=dtype, device=device)
+    # One FFT grid for the whole run, the shared Blur's, as small as the boundary allows (RL is
+    # four FFTs per iteration and little else, so the grid size is the run time). x and the ratio
+    # live in fixed regions of it (zero elsewhere), so an iteration has no padding copies or crops.
+    op = Blur(kernel, img.shape, boundary=boundary, dtype=dtype, device=device)
+    grid, x_region, y_region = op.fft_shape, op.x_region, op.y_region
     dims = tuple(range(img.ndim))
     otf, otf_conj = op.otf, op.otf.conj().resolve_conj()
     offset = tuple(slice(y.start - x.start, y.stop - x.start) for x, y in zip(x_region, y_region))
