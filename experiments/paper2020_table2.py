@@ -51,7 +51,7 @@ def central_crop(a, crop):
     return a[sl]
 
 
-def part_a(model, crop, tv_conditions, conditions, tv_cache=None):
+def part_a(model, crop, tv_conditions, conditions, tv_cache=None, encdec=None):
     import tifffile
 
     from mire.metrics import psnr, ssim
@@ -59,6 +59,7 @@ def part_a(model, crop, tv_conditions, conditions, tv_cache=None):
     from mire.restore.learned import Restorer
 
     unet = Restorer.load(model)
+    baseline = Restorer.load(encdec) if encdec else None
     cache = json.loads(Path(tv_cache).read_text()) if tv_cache and Path(tv_cache).exists() else {}
     rows = {}  # method -> condition -> list of (psnr, ssim)
     timing = {}
@@ -74,6 +75,8 @@ def part_a(model, crop, tv_conditions, conditions, tv_cache=None):
             outs["U-Net (mire, shipped)"] = unet.predict(noisy.astype(np.float32), axes="ZYX")
             timing.setdefault("U-Net (mire, shipped)", []).append(time.perf_counter() - t)
             outs["U-Net + flip TTA"] = unet.predict(noisy.astype(np.float32), axes="ZYX", tta=True)
+            if baseline is not None:
+                outs["encoder-decoder (mire, baseline CNN)"] = baseline.predict(noisy.astype(np.float32), axes="ZYX")
             from mire.restore import tv_deconvolve
 
             # the classical rows do not depend on the model: their scores are cached by stack, condition, crop
@@ -151,6 +154,9 @@ def main():
                    "when present (TV is slow and does not depend on the network)")
     p.add_argument("--model3d", default="fluo3d-neurite-restore")
     p.add_argument("--model2d", default="widefield2d-denoise")
+    p.add_argument("--encdec", default=str(ROOT / "models" / "fluo3d-neurite-encdec"),
+                   help="the encoder-decoder baseline's model file (experiments/train_fluo3d.py --arch "
+                        "encoder_decoder); '' to leave the row out")
     p.add_argument("--skip-a", action="store_true")
     p.add_argument("--skip-b", action="store_true")
     p.add_argument("--tv-conditions", default=None,
@@ -167,7 +173,8 @@ def main():
         if args.conditions:
             CONDITIONS = tuple(c for c in CONDITIONS if c in args.conditions.split(","))
         tv_conditions = () if not args.tv else CONDITIONS if not args.tv_conditions else args.tv_conditions.split(",")
-        table, timing = part_a(args.model3d, crop, tv_conditions, CONDITIONS, args.tv_cache)
+        table, timing = part_a(args.model3d, crop, tv_conditions, CONDITIONS, args.tv_cache,
+                              encdec=args.encdec or None)
         out["conditions"] = list(CONDITIONS)
         out["table2"] = table
         out["seconds_per_stack"] = timing

@@ -66,7 +66,7 @@ def time_budget(minutes):
 
 
 def export_best(run_dir, out, *, axes, training: dict, metrics: dict | None = None, name=None, stem="best",
-                output_min=None):
+                output_min=None, percentiles=(1.0, 99.8)):
     """Turn ``run_dir/<stem>.*`` (``best`` or ``last``) into a :class:`mire.restore.learned.Restorer` file.
 
     ``output_min``: the model's output floor (``Restorer.metadata["output_min"]``, applied by
@@ -77,7 +77,7 @@ def export_best(run_dir, out, *, axes, training: dict, metrics: dict | None = No
 
     run_dir = Path(run_dir)
     info = read_json(run_dir / f"{stem}.json")
-    restorer = Restorer(info["config"], axes=axes)
+    restorer = Restorer(info["config"], axes=axes, percentiles=percentiles)
     restorer.model.load_state_dict(load_tensors(run_dir / f"{stem}.safetensors"))
     hist = info["history"]
     restorer.metadata["training"] = {**training, "steps": hist["step"], "checkpoint": stem,

@@ -27,6 +27,7 @@ crop's peak), mean output on the true background (grey levels; a bias there cost
 
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -66,16 +67,25 @@ def options(p):
     p.add_argument("--own-window", type=float, default=OWN_WINDOW,
                    help="fraction of patches normalized by their own degraded crop (bright small crops)")
     p.add_argument("--patch", default=",".join(map(str, PATCH)), help="training patch Z,Y,X")
+    p.add_argument("--percentiles", default="1,99.8",
+                   help="input normalization percentiles LOW,HIGH (50,99.8: the median, i.e. the background of these "
+                        "> 99 %% dark stacks, maps to 0 whatever the noise); stored in the run directory")
+    p.add_argument("--arch", default="unet", choices=("unet", "encoder_decoder"),
+                   help="encoder_decoder: the same network without skip connections (Table 2's baseline CNN); "
+                        "use its own --run-dir")
     p.add_argument("--evaluate", nargs="+", default=None, metavar="MODEL",
                    help="only score these models / RUN_DIR:best|last checkpoints on the fixed held-out crops")
+    p.add_argument("--eval-stacks", default="OP_5,OP_6",
+                   help="with --evaluate: the stacks to crop (OP_1..OP_4 are the training stacks: choose "
+                        "checkpoints there, and keep OP_5/OP_6 for Table 2)")
     p.add_argument("--tv", action="store_true", help="with --evaluate: add mire's TV (slow: ~1-2 min a case)")
 
 
 EVAL_CONDITIONS = ("N1-B1", "N2-B2", "N3-B3")
 
 
-def eval_crops():
-    """The fixed evaluation crops: (name, clean float64 array)."""
+def eval_crops(stacks=("OP_5", "OP_6")):
+    """The fixed evaluation crops of ``stacks``: (name, clean float64 array)."""
     import numpy as np
     import tifffile
     from scipy.ndimage import uniform_filter
@@ -83,7 +93,7 @@ def eval_crops():
     from paper2020_table2 import central_crop
 
     out = []
-    for stack in ("OP_5", "OP_6"):
+    for stack in stacks:
         full = tifffile.imread(DATA / f"{stack}.tif").astype(np.float64)
         size = (16, 64, 64)
         centre = np.unravel_index(np.argmax(uniform_filter(full.astype(np.float32), size)), full.shape)
@@ -91,6 +101,22 @@ def eval_crops():
         out.append((f"{stack} bright", full[tuple(slice(a, a + s) for a, s in zip(start, size))]))
         out.append((f"{stack} central", central_crop(full, (32, 192, 192))))
     return out
+
+
+def run_percentiles(run_dir, given=None):
+    """The run's input percentiles: recorded in ``run_dir/percentiles.json`` at its start (``given``, "LO,HI")."""
+    path = Path(run_dir) / "percentiles.json"
+    if path.exists():
+        pct = tuple(json.loads(path.read_text()))
+        if given is not None and pct != tuple(float(v) for v in given.split(",")):
+            raise SystemExit(f"{run_dir} was trained with --percentiles {pct}, not {given}")
+        return pct
+    if given is None:
+        return (1.0, 99.8)  # runs made before the option
+    pct = tuple(float(v) for v in given.split(","))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(pct))
+    return pct
 
 
 def load_any(spec):
@@ -101,7 +127,7 @@ def load_any(spec):
     if ":" in spec and Path(spec.rsplit(":", 1)[0]).is_dir():
         run, stem = spec.rsplit(":", 1)
         info = read_json(Path(run) / f"{stem}.json")
-        r = Restorer(info["config"], axes="ZYX")
+        r = Restorer(info["config"], axes="ZYX", percentiles=run_percentiles(run))
         r.model.load_state_dict(load_tensors(Path(run) / f"{stem}.safetensors"))
         r.model.eval()
         print(f"{spec}: step {info['history']['step']}", flush=True)
@@ -109,7 +135,7 @@ def load_any(spec):
     return Restorer.load(spec)
 
 
-def evaluate(specs, *, tv: bool = False):
+def evaluate(specs, *, tv: bool = False, stacks=("OP_5", "OP_6")):
     import numpy as np
 
     from mire.metrics import psnr
@@ -124,7 +150,7 @@ def evaluate(specs, *, tv: bool = False):
 
         methods["TV (mire, auto weight)"] = lambda n: tv_deconvolve(n, "gaussian:0.9")
     rows = {m: {} for m in methods}
-    for name, gt in eval_crops():
+    for name, gt in eval_crops(stacks):
         peak, fg = gt.max(), gt > 0.3 * gt.max()
         for cond in EVAL_CONDITIONS:
             noisy = simulate(gt, condition=cond, seed=CONDITIONS.index(cond))
@@ -142,12 +168,16 @@ def evaluate(specs, *, tv: bool = False):
 
 
 def main():
-    args = parse_args("fluo3d", __doc__, extra=options)
+    args = parse_args("fluo3d", __doc__, extra=options, fine_tune=True)
     if args.evaluate:
-        evaluate(args.evaluate, tv=args.tv)
+        evaluate(args.evaluate, tv=args.tv, stacks=args.eval_stacks.split(","))
         return
     if args.export:
-        export_best(args.run_dir, args.export, axes="ZYX", training=TRAINING, stem=args.checkpoint, name="fluo3d-neurite-restore")
+        info = json.loads((Path(args.run_dir) / f"{args.checkpoint}.json").read_text())
+        arch = info["config"].get("arch", "unet")
+        name = "fluo3d-neurite-restore" if arch == "unet" else "fluo3d-neurite-encdec"
+        export_best(args.run_dir, args.export, axes="ZYX", training=dict(TRAINING, arch=arch), stem=args.checkpoint,
+                    name=name, percentiles=run_percentiles(args.run_dir))
         return
     torch.set_num_threads(args.threads)
     from mire.learn import simulate_sampler, train
@@ -155,11 +185,12 @@ def main():
 
     files = [DATA / f"OP_{i}.tif" for i in (1, 2, 3, 4)]
     patch = tuple(int(v) for v in args.patch.split(","))
+    pct = run_percentiles(args.run_dir, args.percentiles)
     sampler = simulate_sampler(files, patch=patch, seed=0, stats_size=STATS, foreground=args.foreground,
-                               own_window=args.own_window)
-    val = simulate_sampler(files, patch=patch, seed=1, stats_size=STATS)
+                               own_window=args.own_window, percentiles=pct)
+    val = simulate_sampler(files, patch=patch, seed=1, stats_size=STATS, percentiles=pct)
     torch.manual_seed(0)
-    model = build_model(dict(CONFIG, residual=args.residual))
+    model = build_model(dict(CONFIG, residual=args.residual, arch=args.arch))
     if args.init:  # a fine-tune (an existing checkpoint in --run-dir still wins: train() resumes it)
         sha = init_weights(model, args.init)
         print(f"init {args.init} (weights {sha[:12]})", flush=True)
