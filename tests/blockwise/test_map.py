@@ -49,12 +49,38 @@ def test_dask_input_and_errors():
 
     vol = da.ones((20, 20), chunks=(7, 7))
     np.testing.assert_allclose(map_blocks(lambda b: 2 * b, vol, block_shape=(10, 10)), 2.0)
-    with pytest.raises(ValueError, match="changed the block shape"):
+    with pytest.raises(ValueError, match="returned shape"):
         map_blocks(lambda b: b[:-1], np.ones((20, 20)), block_shape=(10, 10))
     with pytest.raises(ValueError, match="halo"):
         map_blocks(lambda b: b, np.ones((20, 20)), block_shape=(10, 10), halo=-1)
     with pytest.raises(TypeError, match="callable"):
         map_blocks(None, np.ones((4, 4)), block_shape=2)
+
+
+def test_channel_outputs_in_memory_zarr_and_ome_zarr(tmp_path):
+    # a function with several output channels per voxel (a network's affinities): channels first,
+    # each channel exactly the whole-volume result when the halo covers the filter
+    import zarr
+
+    vol = np.random.default_rng(4).random((12, 30, 26))
+    f = lambda b: np.stack([ndimage.uniform_filter(b, 3, mode="constant"), -b, b ** 2])  # noqa: E731
+    whole = f(vol)
+    mem = map_blocks(f, vol, block_shape=(6, 16, 16), halo=1, channels=3)
+    assert mem.shape == (3, 12, 30, 26)
+    np.testing.assert_allclose(mem, whole, atol=1e-12)
+    z = map_blocks(f, vol, block_shape=(6, 16, 16), halo=1, channels=3, out=tmp_path / "c.zarr")
+    assert z.shape == (3, 12, 30, 26) and z.chunks == (3, 6, 16, 16)
+    np.testing.assert_allclose(z[:], whole, atol=1e-6)
+    ome = map_blocks(f, vol, block_shape=(6, 16, 16), halo=1, channels=3, out=tmp_path / "c.ome.zarr",
+                     axes="CZYX")
+    np.testing.assert_allclose(ome[:], whole, atol=1e-6)
+    attrs = zarr.open_group(str(tmp_path / "c.ome.zarr"), mode="r").attrs.asdict()
+    axes = (attrs.get("ome", attrs)["multiscales"][0]["axes"])
+    assert [a["name"] for a in axes] == ["c", "z", "y", "x"] and axes[0]["type"] == "channel"
+    with pytest.raises(ValueError, match="TCZYX"):
+        map_blocks(f, vol, block_shape=6, channels=3, out=tmp_path / "bad.ome.zarr", axes="ZYX")
+    with pytest.raises(ValueError, match=r"expected \(3, "):
+        map_blocks(lambda b: b, vol, block_shape=6, channels=3)
 
 
 def test_blockwise_deconvolution_error_falls_with_the_halo():

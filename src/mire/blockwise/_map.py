@@ -119,7 +119,7 @@ def _spec(shape, dtype, block, halo, token, axes, downscale):
 def map_blocks(func, image, *, block_shape, halo=0, out=None, dtype=None, scheduler=None,
                workers: int | None = None, progress: bool = False, resume: bool = True,
                pass_block: bool = False, axes: str | None = None, pixel_size=None, downscale: str = "mean",
-               token: str | None = None):
+               token: str | None = None, channels: int | None = None):
     """Apply ``func`` to ``image`` block by block, each block seen with a ``halo`` of context.
 
     Parameters
@@ -164,6 +164,10 @@ def map_blocks(func, image, *, block_shape, halo=0, out=None, dtype=None, schedu
     token : str, optional
         Identifies the computation for ``resume`` (e.g. a hash of ``func``'s options): a
         leftover run with another token is not resumed.
+    channels : int, optional
+        ``func`` returns ``(channels, *piece.shape)`` (e.g. a network's affinities): the
+        result is ``(channels, *image.shape)``, channels first, blocked like the image (one
+        chunk spans all channels). OME-Zarr outputs then need axes starting with ``"C"``.
 
     Returns
     -------
@@ -194,20 +198,28 @@ def map_blocks(func, image, *, block_shape, halo=0, out=None, dtype=None, schedu
         dtype = src.dtype if np.issubdtype(src.dtype, np.floating) else np.float32
     dtype = np.dtype(dtype)
     chunks = tuple(min(b, n) for b, n in zip(block, shape))
+    lead = ()
+    if channels is not None:
+        if int(channels) < 1:
+            raise ValueError(f"channels must be >= 1, got {channels}")
+        lead = (int(channels),)
+    out_shape, chunks = lead + shape, lead + chunks
+    every = (slice(None),) * len(lead)  # the channel axis, kept whole
 
     def compute(blk: Block) -> np.ndarray:
         piece = read_window(src, blk.outer)
         res = np.asarray(func(piece, blk) if pass_block else func(piece))
-        if res.shape != piece.shape:
-            raise ValueError(f"func changed the block shape from {piece.shape} to {res.shape}")
-        return res[blk.inner].astype(dtype, copy=False)
+        if res.shape != lead + piece.shape:
+            raise ValueError(f"func returned shape {res.shape} for a block of shape {piece.shape}; expected "
+                             f"{lead + piece.shape}")
+        return res[every + blk.inner].astype(dtype, copy=False)
 
     if out is None:
-        target = np.empty(shape, dtype)
+        target = np.empty(out_shape, dtype)
 
         def to_memory(blk):
             res = compute(blk)
-            target[blk.core] = res  # threads share the array
+            target[every + blk.core] = res  # threads share the array
             return None
 
         def to_driver(blk):  # processes and cluster workers cannot write into this process's memory
@@ -219,27 +231,27 @@ def map_blocks(func, image, *, block_shape, halo=0, out=None, dtype=None, schedu
             else:
                 for blk, res in zip(blocks, run_tasks(to_driver, blocks, scheduler=sched, workers=workers,
                                                       progress=progress)):
-                    target[blk.core] = res
+                    target[every + blk.core] = res
         return target
 
     if hasattr(out, "shape") and hasattr(out, "__setitem__"):
-        if tuple(out.shape) != shape:
-            raise ValueError(f"out has shape {tuple(out.shape)} but the result has shape {shape}")
+        if tuple(out.shape) != out_shape:
+            raise ValueError(f"out has shape {tuple(out.shape)} but the result has shape {out_shape}")
 
         def to_array(blk):
-            out[blk.core] = compute(blk)
+            out[every + blk.core] = compute(blk)
             return None
 
         run_tasks(to_array, blocks, scheduler=scheduler, workers=workers, progress=progress)
         return out
 
-    return _map_to_path(compute, blocks, Path(out), shape=shape, chunks=chunks, dtype=dtype, block=block,
+    return _map_to_path(compute, blocks, Path(out), shape=out_shape, chunks=chunks, dtype=dtype, block=block,
                         halo=halo_t, scheduler=scheduler, workers=workers, progress=progress, resume=resume,
-                        axes=axes, pixel_size=pixel_size, downscale=downscale, token=token)
+                        axes=axes, pixel_size=pixel_size, downscale=downscale, token=token, every=every)
 
 
 def _map_to_path(compute, blocks, path: Path, *, shape, chunks, dtype, block, halo, scheduler, workers, progress,
-                 resume, axes, pixel_size, downscale, token):
+                 resume, axes, pixel_size, downscale, token, every=()):
     import zarr
 
     ome = path.name.endswith(".ome.zarr")
@@ -270,7 +282,7 @@ def _map_to_path(compute, blocks, path: Path, *, shape, chunks, dtype, block, ha
 
     def write(blk):
         # opened inside the task: the same code runs in threads, processes and cluster workers
-        zarr.open_array(store, mode="r+")[blk.core] = compute(blk)
+        zarr.open_array(store, mode="r+")[every + blk.core] = compute(blk)
         run.mark_done(blk.index)
         return None
 

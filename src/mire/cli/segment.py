@@ -97,8 +97,9 @@ def _segment_blocks(image, out, *, block_size, halo, thresholds, invert, stitch,
 
 def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, threshold, stitch, workers, cluster,
                           progress, options):
-    """Raw EM with a model, blockwise: the boundary map is predicted block by block into a scratch
-    zarr beside OUT (one intensity range for the whole volume), then segmented and stitched."""
+    """Raw EM with a model, blockwise: the boundary map (an affinity model: its nearest-neighbour
+    affinities, and the map made from them) is predicted block by block into a scratch zarr beside
+    OUT (one intensity range for the whole volume), then segmented and stitched."""
     import dask.array as da
     import numpy as np
 
@@ -121,12 +122,12 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, 
     run = dict(scheduler=cluster, workers=workers, progress=progress)
     # one prediction for all thresholds (beside OUT, so that a killed run reuses it)
     with segmenter.predicted_scratch(data, block_shape=block, halo=predict_halo_t, out=out if zarr_out else None,
-                                     **run) as bmap:
+                                     **run) as (bmap, affs):
         for t in thr:
             path = _out_path(out, t, len(thr) > 1)
             seg = segmenter.segment_blockwise(data, block_shape=block, halo=halo_t, threshold=t, stitch=stitch,
                                               out=path if zarr_out else None, axes=_axes(data.ndim),
-                                              boundary_map=bmap, **run, **post)
+                                              boundary_map=bmap, affinities=affs, **run, **post)
             if zarr_out:
                 n = int(da.from_zarr(seg).max().compute())
             else:

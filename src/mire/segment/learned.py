@@ -317,15 +317,24 @@ class Segmenter:
         >>> bool(np.allclose(b, seg.predict(image), atol=1e-4))
         True
         """
-        import hashlib
-        import json
         from functools import partial
 
         from mire.blockwise import map_blocks
-        from mire.learn.normalize import input_range
 
         if reduce not in ("max", "mean"):
             raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
+        lo, hi, halo, token = self._blockwise_setup(image, halo, normalization, reduce)
+        return map_blocks(partial(_boundary_block, segmenter=self, normalization=(lo, hi), reduce=reduce), image,
+                          block_shape=block_shape, halo=halo, out=out, dtype=np.float32,
+                          scheduler=scheduler, workers=workers, progress=progress, resume=resume, token=token)
+
+    def _blockwise_setup(self, image, halo, normalization, what):
+        """Checks, the whole volume's intensity range, the per-axis halo and a resume token."""
+        import hashlib
+        import json
+
+        from mire.learn.normalize import input_range
+
         if len(image.shape) not in (2, 3) or len(image.shape) < self.ndim:
             raise ValueError(f"image must be {self.ndim}D{' or 3D' if self.ndim == 2 else ''} for this "
                              f"{self.ndim}D model, got shape {tuple(image.shape)}")
@@ -335,21 +344,37 @@ class Segmenter:
         halo = np.broadcast_to(np.asarray(halo, dtype=int), (ndim,)).copy()
         if ndim > self.ndim:
             halo[0] = 0  # a 2D model predicts each slice on its own
-        token = hashlib.sha1(json.dumps([lo, hi, reduce, self._weights_digest()]).encode()).hexdigest()[:16]
-        return map_blocks(partial(_boundary_block, segmenter=self, normalization=(lo, hi), reduce=reduce), image,
-                          block_shape=block_shape, halo=tuple(int(h) for h in halo), out=out, dtype=np.float32,
+        token = hashlib.sha1(json.dumps([lo, hi, what, self._weights_digest()]).encode()).hexdigest()[:16]
+        return lo, hi, tuple(int(h) for h in halo), token
+
+    def _affinities_blockwise(self, image, *, block_shape, halo=32, out=None, scheduler=None, workers=None,
+                              progress: bool = False, resume: bool = True):
+        """The nearest-neighbour affinity channels (``(ndim, *image.shape)``) of an affinity model whose
+        dimension is the image's, predicted block by block (long-range channels are dropped)."""
+        from functools import partial
+
+        from mire.blockwise import map_blocks
+
+        ndim = len(image.shape)
+        if self.target != "affinities" or ndim != self.ndim:
+            raise ValueError(f"nearest-neighbour affinities need a {ndim}D affinity model")
+        lo, hi, halo, token = self._blockwise_setup(image, halo, None, "affinities")
+        return map_blocks(partial(_affinity_block, segmenter=self, normalization=(lo, hi)), image,
+                          block_shape=block_shape, halo=halo, out=out, dtype=np.float32, channels=ndim,
                           scheduler=scheduler, workers=workers, progress=progress, resume=resume, token=token)
 
     def segment_blockwise(self, image, *, block_shape, halo=16, predict_halo=32, out=None, reduce: str = "max",
                           stitch="graph", axes=None, pixel_size=None, scheduler=None, workers=None,
-                          progress: bool = False, resume: bool = True, boundary_map=None, **postprocess):
+                          progress: bool = False, resume: bool = True, boundary_map=None, affinities=None,
+                          **postprocess):
         """:meth:`segment` for volumes larger than memory: blockwise prediction, then stitching.
 
-        :meth:`predict_blockwise` writes the boundary map (affinity models: converted with
-        ``reduce``) to a scratch zarr (beside ``out`` when it is a path, else a temporary
-        folder), :func:`mire.segment.segment_blockwise` segments it with the model's stored
-        post-processing, and the scratch is removed. A killed run with a path ``out`` resumes
-        from the scratch and from the segmentation's own intermediate results.
+        :meth:`predicted_scratch` writes the boundary map (and, for an affinity model of the
+        image's dimension, its nearest-neighbour affinities) to a scratch zarr (beside ``out``
+        when it is a path, else a temporary folder), :func:`mire.segment.segment_blockwise`
+        segments it with the model's stored post-processing, and the scratch is removed. A
+        killed run with a path ``out`` resumes from the scratch and from the segmentation's own
+        intermediate results.
 
         Parameters
         ----------
@@ -363,9 +388,10 @@ class Segmenter:
             As in :func:`mire.segment.segment_blockwise`.
         reduce : {"max", "mean"}
             Affinity models: how affinities become the boundary map that is segmented.
-        boundary_map : array-like, optional
-            This model's :meth:`predict_blockwise` of ``image``, made earlier: segmented without
-            predicting again (e.g. at several thresholds).
+        boundary_map, affinities : array-like, optional
+            What :meth:`predicted_scratch` yields for ``image``, made earlier: segmented without
+            predicting again (e.g. at several thresholds). ``affinities`` (``None`` for boundary
+            models) scores the fragments' faces; without it they are scored on the boundary map.
         postprocess
             Overrides of the stored post-processing (one ``threshold``).
 
@@ -375,9 +401,11 @@ class Segmenter:
 
         Notes
         -----
-        An affinity model is segmented from its boundary map, with boundary-map face scores
-        ``(b[u] + b[v]) / 2`` instead of :meth:`segment`'s ``1 - affinity``: the blockwise
-        stitching sums region graphs of one boundary map.
+        An affinity model of the image's dimension is segmented as :meth:`segment` does it:
+        watershed fragments of the boundary map its affinities make (``reduce``), faces scored
+        by ``1 - affinity`` (with ``stitch="graph"``; ``"overlap"`` scores them on the boundary
+        map). A 2D affinity model over a stack is segmented from its boundary map, faces scored
+        ``(b[u] + b[v]) / 2``.
 
         Examples
         --------
@@ -398,13 +426,16 @@ class Segmenter:
         if boundary_map is not None and tuple(boundary_map.shape) != tuple(image.shape):
             raise ValueError(f"boundary_map shape {tuple(boundary_map.shape)} does not match image shape "
                              f"{tuple(image.shape)}")
-        predicted = nullcontext(boundary_map) if boundary_map is not None else self.predicted_scratch(
+        if affinities is not None and boundary_map is None:
+            raise ValueError("affinities are given with their boundary_map (both from predicted_scratch)")
+        predicted = nullcontext((boundary_map, affinities)) if boundary_map is not None else self.predicted_scratch(
             image, block_shape=block_shape, halo=predict_halo, out=out, reduce=reduce, scheduler=scheduler,
             workers=workers, progress=progress, resume=resume)
-        with predicted as bmap:
+        with predicted as (bmap, affs):
             return segment_blockwise(bmap, block_shape=block_shape, halo=halo, out=out, axes=axes,
                                      pixel_size=pixel_size, stitch=stitch, scheduler=scheduler, workers=workers,
                                      progress=progress, resume=resume,
+                                     affinities=affs if stitch == "graph" else None,
                                      **self._blockwise_options(params, len(image.shape)))
 
     def _blockwise_options(self, params, ndim) -> dict:
@@ -419,23 +450,39 @@ class Segmenter:
     @contextmanager
     def predicted_scratch(self, image, *, block_shape, halo=32, out=None, reduce: str = "max", scheduler=None,
                           workers=None, progress: bool = False, resume: bool = True):
-        """:meth:`predict_blockwise` into a scratch zarr, open for the ``with`` block, then removed.
+        """The blockwise prediction in a scratch zarr, open for the ``with`` block, then removed.
 
-        The scratch is ``.<name>.predict/`` beside a path ``out`` (kept when the block fails, so
-        that a rerun with the same model and blocks reuses the prediction), else a temporary folder.
+        Yields ``(boundary_map, affinities)``: the :meth:`predict_blockwise` boundary map, and
+        for an affinity model of the image's dimension its nearest-neighbour affinities
+        (``(ndim, *image.shape)``; the map is then converted from them,
+        :func:`mire.segment.affinities_to_boundaries_blockwise`), else ``None``. The scratch is
+        ``.<name>.predict/`` beside a path ``out`` (kept when the block fails, so that a rerun
+        with the same model and blocks reuses the prediction), else a temporary folder.
         """
         import zarr
 
+        from mire.segment.affinity_blocks import affinities_to_boundaries_blockwise
         from mire.segment.chunked import scratch_folder
 
+        keep_affinities = self.target == "affinities" and len(image.shape) == self.ndim
         fingerprint = dict(weights=self._weights_digest(), shape=list(image.shape),
-                           block=np.ravel(block_shape).tolist(), halo=np.ravel(halo).tolist(), reduce=reduce)
+                           block=np.ravel(block_shape).tolist(), halo=np.ravel(halo).tolist(), reduce=reduce,
+                           affinities=keep_affinities)
+        run = dict(scheduler=scheduler, workers=workers, progress=progress, resume=resume)
         with scratch_folder(out, fingerprint, resume=resume, suffix="predict") as folder:
             scratch = folder / "boundary.zarr"
-            if not scratch.exists():  # else an interrupted run finished the prediction
-                self.predict_blockwise(image, block_shape=block_shape, halo=halo, out=scratch, reduce=reduce,
-                                       scheduler=scheduler, workers=workers, progress=progress, resume=resume)
-            yield zarr.open_array(str(scratch), mode="r")
+            affs = None
+            if keep_affinities:
+                aff_path = folder / "affinities.zarr"
+                if not aff_path.exists():  # else an interrupted run finished the prediction
+                    self._affinities_blockwise(image, block_shape=block_shape, halo=halo, out=aff_path, **run)
+                affs = zarr.open_array(str(aff_path), mode="r")
+                if not scratch.exists():
+                    affinities_to_boundaries_blockwise(affs, block_shape=block_shape, reduce=reduce, out=scratch,
+                                                       **run)
+            elif not scratch.exists():
+                self.predict_blockwise(image, block_shape=block_shape, halo=halo, out=scratch, reduce=reduce, **run)
+            yield zarr.open_array(str(scratch), mode="r"), affs
 
     # ------------------------------------------------------------------- files
     def save(self, path) -> Path:
@@ -467,6 +514,11 @@ class Segmenter:
 
         return (f"Segmenter({self.metadata.get('name') or 'unnamed'!r}, target={self.target!r}, ndim={self.ndim}, "
                 f"parameters={count_parameters(self.model)})")
+
+
+def _affinity_block(piece, *, segmenter, normalization):
+    """One block of :meth:`Segmenter._affinities_blockwise`: the nearest-neighbour channels."""
+    return segmenter.predict(piece, normalization=normalization)[: piece.ndim]
 
 
 def _boundary_block(piece, *, segmenter, normalization, reduce):
