@@ -49,7 +49,7 @@ def for_blocks(func, arrays, *, block_shape, halo=0, scheduler=None, workers: in
     >>> import numpy as np
     >>> a = np.arange(100.0).reshape(10, 10)
     >>> sums = for_blocks(lambda p, b: p[b.inner].sum(), [a], block_shape=(4, 4))
-    >>> float(sum(sums)) == a.sum()
+    >>> bool(float(sum(sums)) == a.sum())
     True
     """
     if not callable(func):
