@@ -70,6 +70,11 @@ def options(p):
     p.add_argument("--percentiles", default="1,99.8",
                    help="input normalization percentiles LOW,HIGH (50,99.8: the median, i.e. the background of these "
                         "> 99 %% dark stacks, maps to 0 whatever the noise); stored in the run directory")
+    p.add_argument("--norm", default=CONFIG["norm"], choices=("none", "group", "batch", "instance"),
+                   help="normalization layers (the encoder-decoder without skips needs one to train: without, "
+                        "its output collapsed to a constant within ~1000 steps)")
+    p.add_argument("--depth", type=int, default=CONFIG["depth"], help="levels of the network")
+    p.add_argument("--stem", type=int, default=CONFIG["stem"], help="space-to-depth stem factor (1: none)")
     p.add_argument("--arch", default="unet", choices=("unet", "encoder_decoder"),
                    help="encoder_decoder: the same network without skip connections (Table 2's baseline CNN); "
                         "use its own --run-dir")
@@ -190,7 +195,8 @@ def main():
                                own_window=args.own_window, percentiles=pct)
     val = simulate_sampler(files, patch=patch, seed=1, stats_size=STATS, percentiles=pct)
     torch.manual_seed(0)
-    model = build_model(dict(CONFIG, residual=args.residual, arch=args.arch))
+    model = build_model(dict(CONFIG, residual=args.residual, arch=args.arch, norm=args.norm, depth=args.depth,
+                             stem=args.stem))
     if args.init:  # a fine-tune (an existing checkpoint in --run-dir still wins: train() resumes it)
         sha = init_weights(model, args.init)
         print(f"init {args.init} (weights {sha[:12]})", flush=True)

@@ -52,11 +52,20 @@ TRAINING = {"data": "W2S 8-bit FOVs 1..24, channels 0..2 (w2s_widefield_denoisin
                         "percentiles, then resumed with affinely aligned targets (ALIGN) until the budget ran out"}
 
 
+def options(p):
+    p.add_argument("--stem", type=int, default=CONFIG["stem"],
+                   help="space-to-depth stem (1: the network works at full resolution, ~4x the compute)")
+    p.add_argument("--loss", default=TRAINING["loss"], choices=("l1", "mse"), help="pixel loss")
+
+
 def main():
-    args = parse_args("widefield2d", __doc__, fine_tune=True)
+    args = parse_args("widefield2d", __doc__, extra=options, fine_tune=True)
     fine_tune_record = Path(args.run_dir) / "fine_tune.json"
+    options_record = Path(args.run_dir) / "options.json"  # a run's own --stem / --loss, for its export
     if args.export:
         training = TRAINING
+        if options_record.exists():
+            training = dict(TRAINING, **json.loads(options_record.read_text()))
         if fine_tune_record.exists():  # a fine-tune: its own lr schedule, and what it started from
             ft = json.loads(fine_tune_record.read_text())
             training = dict(TRAINING, lr=ft["lr"], lr_decay=ft["lr_decay"], fine_tune=ft,
@@ -86,8 +95,11 @@ def main():
     sampler = pairs_sampler([p[0] for p in pairs], [p[1] for p in pairs], patch=PATCH, seed=0, align=ALIGN)
     val = pairs_sampler([p[0] for p in pairs], [p[1] for p in pairs], patch=PATCH, seed=1, align=ALIGN)
     torch.manual_seed(0)
-    model = build_model(CONFIG)
-    print(f"model: {count_parameters(model)} parameters, config {CONFIG}", flush=True)
+    model = build_model(dict(CONFIG, stem=args.stem))
+    print(f"model: {count_parameters(model)} parameters, config {model.config}, loss {args.loss}", flush=True)
+    if (args.stem, args.loss) != (CONFIG["stem"], TRAINING["loss"]):
+        Path(args.run_dir).mkdir(parents=True, exist_ok=True)
+        options_record.write_text(json.dumps({"loss": args.loss, "stem": args.stem}))
     if args.init:
         from mire.learn import evaluate
         from mire.restore.learned import Restorer
@@ -107,7 +119,7 @@ def main():
         v = evaluate(model, [val.batch(-(i + 1), BATCH) for i in range(4)], data_range="global")
         print(f"init {args.init} (weights {sha[:12]}): validation step 0 psnr {v['psnr']:.3f} ssim {v['ssim']:.4f}",
               flush=True)
-    hist = train(model, sampler, epochs=args.epochs or 30, steps_per_epoch=args.steps or 200, batch_size=BATCH,
+    hist = train(model, sampler, loss=args.loss, epochs=args.epochs or 30, steps_per_epoch=args.steps or 200, batch_size=BATCH,
                  lr=args.lr, lr_decay=args.lr_decay, val=val, val_data_range="global", checkpoint_dir=args.run_dir,
                  resume=True, seed=0, progress=False,
                  stop_event=time_budget(args.minutes),
