@@ -135,6 +135,7 @@ def load_any(spec):
         r = Restorer(info["config"], axes="ZYX", percentiles=run_percentiles(run))
         r.model.load_state_dict(load_tensors(Path(run) / f"{stem}.safetensors"))
         r.model.eval()
+        r.metadata["output_min"] = 0.0  # as exported (--export): compared floored, like the shipped model
         print(f"{spec}: step {info['history']['step']}", flush=True)
         return r
     return Restorer.load(spec)
@@ -182,7 +183,7 @@ def main():
         arch = info["config"].get("arch", "unet")
         name = "fluo3d-neurite-restore" if arch == "unet" else "fluo3d-neurite-encdec"
         export_best(args.run_dir, args.export, axes="ZYX", training=dict(TRAINING, arch=arch), stem=args.checkpoint,
-                    name=name, percentiles=run_percentiles(args.run_dir))
+                    name=name, percentiles=run_percentiles(args.run_dir), output_min=0.0)  # non-negative stacks
         return
     torch.set_num_threads(args.threads)
     from mire.learn import simulate_sampler, train
