@@ -196,6 +196,13 @@ def main():
                                                for c in conditions)
                       + f" | {overall[0]:.2f} / {overall[1]:.4f}{'' if len(done) == len(conditions) else ' (' + str(len(done)) + ' conditions)'} |")
         md += ["", "Paper overall (SSIM / PSNR): " + "; ".join(f"{k} {v[0]} / {v[1]}" for k, v in PAPER.items()), ""]
+        if any(m.startswith("encoder-decoder") for m in out["table2"]):
+            md += ["The encoder-decoder is the baseline CNN: no skip connections, trained like the shipped U-Net "
+                   "(`experiments/train_fluo3d.py --arch encoder_decoder --depth 2 --stem 1`, 6,000 steps; "
+                   "`experiments/models/fluo3d-neurite-encdec`; at the U-Net's depth 3 with a 2x stem and no "
+                   "skips its output collapsed to a constant). The TV rows are read from "
+                   "`experiments/results/paper2020_table2_tvcache.json` (`--tv-cache`; delete it to re-run them, "
+                   "~2 min a case).", ""]
         if "table2_note" in out:
             md += [f"({out['table2_note']})", ""]
     if not args.skip_b:

@@ -182,7 +182,15 @@ def main():
         info = json.loads((Path(args.run_dir) / f"{args.checkpoint}.json").read_text())
         arch = info["config"].get("arch", "unet")
         name = "fluo3d-neurite-restore" if arch == "unet" else "fluo3d-neurite-encdec"
-        export_best(args.run_dir, args.export, axes="ZYX", training=dict(TRAINING, arch=arch), stem=args.checkpoint,
+        cfg, pct = info["config"], run_percentiles(args.run_dir)
+        training = dict(TRAINING, arch=arch)
+        if (arch, pct) != ("unet", (1.0, 99.8)):  # not the first shipped run: say what this one was
+            training.update(
+                network=f"{arch}, depth {cfg['depth']}, stem {cfg['stem']}, norm {cfg['norm']}, "
+                        f"{'residual' if cfg['residual'] else 'direct'} output",
+                normalization=TRAINING["normalization"].replace("percentiles", f"percentiles {list(pct)}", 1),
+                schedule="this run's command and curve: experiments/results/train_fluo3d.md")
+        export_best(args.run_dir, args.export, axes="ZYX", training=training, stem=args.checkpoint,
                     name=name, percentiles=run_percentiles(args.run_dir), output_min=0.0)  # non-negative stacks
         return
     torch.set_num_threads(args.threads)
