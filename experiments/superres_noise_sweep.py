@@ -1,0 +1,74 @@
+"""How the Fig. 1 gain over the frame mean depends on the frames' noise (the protocol's one free level).
+
+experiments/superres_fig1.py fixes the noise at 3 % of the peak; the paper does not give its level.
+This script repeats the Fig. 1 simulation (same image, motion, PSF, occlusions, seed) at several noise
+SDs and runs the frame mean and the robust Bayesian estimator with the Laplacian prior (registration
+estimated from the frames, every hyperparameter learned), so the closing figures say how far the
++10.5 dB of the paper depends on a noise level it does not state. The protocol of superres_fig1.py
+is not changed.
+
+Run:  OMP_NUM_THREADS=1 nice -n 10 python experiments/superres_noise_sweep.py [--noise 0.01,0.02,0.03]
+      (writes experiments/results/superres_noise_sweep.{md,json}; ~4-5 min a noise level on one core)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+import torch  # noqa: E402
+from skimage import data, transform  # noqa: E402
+
+from mire.optics import Warp, simulate_frames  # noqa: E402
+from mire.superres import registration_error, superresolve  # noqa: E402
+from mire.superres._model import upsample_mean  # noqa: E402
+from superres_fig1 import psnr  # noqa: E402
+
+torch.set_num_threads(1)
+METHOD = ("Bayesian robust, Laplacian prior", dict(method="bayesian", prior="laplacian", robust=True, n_iter=60,
+                                                   sd_distance=3))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--noise", default="0.01,0.02,0.03", help="comma-separated noise SDs (fractions of the peak)")
+    args = ap.parse_args()
+    img = transform.resize(data.camera().astype(float) / 255, (128, 128), anti_aliasing=True)
+    rows = []
+    for noise in (float(v) for v in args.noise.split(",")):
+        frames, truth = simulate_frames(img, n_frames=15, factor=4, shift=4.0, rotation=0.05, psf_sigma=1.0,
+                                        noise=noise, occlusion=0.05, seed=0)
+        ref = Warp(img.shape, shift=truth["shifts"][0], rotation=float(truth["rotations"][0]),
+                   dtype=torch.float64).forward(torch.as_tensor(img)).numpy()
+        mean = psnr(img, upsample_mean(frames, (4, 4)))
+        t0 = time.perf_counter()
+        x, info = superresolve(frames, factor=4, psf_sigma=1.0, return_info=True, **METHOD[1])
+        err = registration_error(info["registration"], truth)
+        row = {"noise": noise, "mean_psnr": mean, "psnr": psnr(ref, x), "gain": psnr(ref, x) - mean, **err,
+               "seconds": time.perf_counter() - t0}
+        rows.append(row)
+        print(f"noise {noise:.3f}: mean {mean:.2f} dB, {METHOD[0]} {row['psnr']:.2f} dB ({row['gain']:+.2f}), "
+              f"shift RMS {err['shift_rms']:.3f} px, {row['seconds']:.0f} s", flush=True)
+    out = Path(__file__).parent / "results"
+    (out / "superres_noise_sweep.json").write_text(json.dumps(rows, indent=1) + "\n")
+    md = ["# Fig. 1 protocol at several noise levels", "",
+          "Same simulation as `superres_fig1.py` (camera 128x128 -> 15 frames 32x32, shifts +-4 px, rotations "
+          "+-2.9 deg, PSF sigma 1, occlusions 5 %, seed 0) except the noise SD. "
+          f"Estimator: {METHOD[0]} (registration estimated, hyperparameters learned). Paper: mean 20.85, "
+          "Bayesian robust 31.38 dB (+10.53).", "",
+          "| noise SD (of peak) | mean of frames (dB) | Bayesian robust (dB) | gain (dB) | shift RMS (px) | "
+          "rotation RMS (deg) | time (s) |", "|---|---|---|---|---|---|---|"]
+    md += [f"| {r['noise']:.3f} | {r['mean_psnr']:.2f} | {r['psnr']:.2f} | {r['gain']:+.2f} | {r['shift_rms']:.3f} "
+           f"| {r['rotation_rms_deg']:.3f} | {r['seconds']:.0f} |" for r in rows]
+    md += ["", f"Command: `OMP_NUM_THREADS=1 nice -n 10 python experiments/superres_noise_sweep.py --noise {args.noise}`"]
+    (out / "superres_noise_sweep.md").write_text("\n".join(md) + "\n")
+    print("\n".join(md))
+
+
+if __name__ == "__main__":
+    main()
