@@ -42,7 +42,26 @@ def test_fine_tune_from_a_model(images):
     assert Restorer.load(images / "tuned").metadata["training"]["fine_tuned_from"]["mode"] == "pairs"
 
 
+def test_percentiles_set_a_new_models_normalization(images):
+    res = runner.invoke(app, ["train-restore", "--noisy", str(images / "noisy.tif"), "--clean", str(images / "clean.tif"),
+                              "--out", str(images / "med"), "--percentiles", "50,99.8", *FAST])
+    assert res.exit_code == 0, res.output
+    r = Restorer.load(images / "med")
+    assert r.metadata["normalization"]["percentiles"] == [50.0, 99.8]
+    # predict maps this input's median (not its 1st percentile) to 0
+    img = tifffile.imread(images / "noisy.tif")
+    med, hi = np.percentile(img, [50, 99.8])
+    lo1 = np.percentile(img, 1)
+    default = r.predict(img, axes="YX", clip=False)
+    np.testing.assert_allclose(r.predict(img, axes="YX", clip=False, normalization=(med, hi)), default, atol=1e-4)
+    assert not np.allclose(r.predict(img, axes="YX", clip=False, normalization=(lo1, hi)), default, atol=1e-3)
+
+
 @pytest.mark.parametrize("args,message", [
+    (["--noisy", "noisy.tif", "--clean", "clean.tif", "--percentiles", "99,1"], "--percentiles must be"),
+    (["--noisy", "noisy.tif", "--clean", "clean.tif", "--percentiles", "50"], "--percentiles must be"),
+    (["--noisy", "noisy.tif", "--noise2void", "--from", "widefield2d-denoise", "--percentiles", "50,99"],
+     "keeps its own"),
     (["--clean", "clean.tif"], "give --noisy and --clean"),
     (["--clean", "clean.tif", "--simulate", "--noise2void"], "choose one of"),
     (["--noisy", "missing.tif", "--noise2void"], "not found"),

@@ -31,6 +31,9 @@ def train_restore(
     patch: str = typer.Option(None, "--patch", help="Patch size, e.g. 16,64,64 (3D) or 96,96 (2D)."),
     lr: float = typer.Option(1e-3, "--lr"),
     from_model: str = typer.Option(None, "--from", help="Fine-tune this shipped model name or model path."),
+    percentiles: str = typer.Option(None, "--percentiles",
+                                    help="Input normalization LOW,HIGH percentiles of a new model (default 1,99.8; "
+                                         "50,99.8 pins a dark majority background, as in fluo3d-neurite-restore)."),
     checkpoints: Path = typer.Option(None, "--checkpoints", help="Checkpoint folder (resumed when present)."),
     seed: int = typer.Option(0, "--seed"),
 ):
@@ -56,13 +59,23 @@ def train_restore(
                 patch_t = tuple(int(v) for v in patch.split(","))
             except ValueError:
                 raise ValueError(f"--patch must be comma-separated integers, got {patch!r}") from None
+        pct = (1.0, 99.8)
+        if percentiles:
+            if from_model:
+                raise ValueError("--percentiles sets a new model's normalization; a fine-tune (--from) keeps its own")
+            try:
+                pct = tuple(float(v) for v in percentiles.split(","))
+            except ValueError:
+                pct = ()
+            if len(pct) != 2 or not 0 <= pct[0] < pct[1] <= 100:
+                raise ValueError(f"--percentiles must be LOW,HIGH with 0 <= LOW < HIGH <= 100, got {percentiles!r}")
         from mire.restore.learned import Restorer
 
         if from_model:
             restorer = Restorer.load(from_model)
             console.print(f"fine-tuning {restorer!r}")
         else:
-            restorer = Restorer(preset, ndim=ndim)
+            restorer = Restorer(preset, ndim=ndim, percentiles=pct)
         data = {"noisy": _read(noisy) if noisy is not None else None,
                 "clean": _read(clean) if clean is not None else None}
         history = restorer.train(**data, mode=mode, patch=patch_t, epochs=epochs, steps_per_epoch=steps,
