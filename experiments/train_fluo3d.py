@@ -15,6 +15,12 @@ prediction (else the model left a +15 grey-level background on such crops).
 Resumable: rerun the same command to continue from the last checkpoint.
 
     nice -n 10 python experiments/train_fluo3d.py --minutes 65
+    # the shipped weights (session 5; experiments/results/train_fluo3d.md):
+    OMP_NUM_THREADS=1 nice -n 10 python experiments/train_fluo3d.py --percentiles 50,99.8 --patch 16,64,64 \
+        --epochs 80 --steps 200 --lr-decay 0.97 --minutes 80 --run-dir RUN
+    # Table 2's encoder-decoder (experiments/models/fluo3d-neurite-encdec):
+    OMP_NUM_THREADS=1 nice -n 10 python experiments/train_fluo3d.py --arch encoder_decoder --depth 2 --stem 1 \
+        --lr 3e-4 --lr-decay 0.95 --percentiles 50,99.8 --epochs 30 --steps 200 --run-dir RUN2
     python experiments/train_fluo3d.py --export src/mire/models/fluo3d-neurite-restore [--checkpoint last]
     python experiments/train_fluo3d.py --evaluate fluo3d-neurite-restore RUN_DIR:last [--tv]
 
@@ -71,8 +77,8 @@ def options(p):
                    help="input normalization percentiles LOW,HIGH (50,99.8: the median, i.e. the background of these "
                         "> 99 %% dark stacks, maps to 0 whatever the noise); stored in the run directory")
     p.add_argument("--norm", default=CONFIG["norm"], choices=("none", "group", "batch", "instance"),
-                   help="normalization layers (the encoder-decoder without skips needs one to train: without, "
-                        "its output collapsed to a constant within ~1000 steps)")
+                   help="normalization layers (for the skip-free encoder-decoder at depth 3 with the 2x stem, "
+                        "group norm did not stop its output collapsing to a constant; depth 2, stem 1 trains)")
     p.add_argument("--depth", type=int, default=CONFIG["depth"], help="levels of the network")
     p.add_argument("--stem", type=int, default=CONFIG["stem"], help="space-to-depth stem factor (1: none)")
     p.add_argument("--arch", default="unet", choices=("unet", "encoder_decoder"),
