@@ -35,6 +35,25 @@ def parse_args(name: str, description: str, extra=None, *, fine_tune: bool = Fal
     return p.parse_args()
 
 
+def run_option(run_dir, name: str, given=None, default=None):
+    """An option a run was started with, recorded in ``run_dir/options.json`` (for resume and export).
+
+    ``given`` (training): recorded when the run has none yet; a resume with another value is an error.
+    ``None`` (export, evaluation): the recorded value, else ``default`` (runs made before the option).
+    """
+    path = Path(run_dir) / "options.json"
+    record = json.loads(path.read_text()) if path.exists() else {}
+    if name in record:
+        if given is not None and record[name] != given:
+            raise SystemExit(f"{run_dir} was trained with {name} {record[name]!r}, not {given!r}")
+        return record[name]
+    if given is None:
+        return default
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({**record, name: given}))
+    return given
+
+
 def init_weights(model, name_or_path):
     """Load a saved :class:`mire.restore.Restorer`'s weights into ``model`` (a fine-tune's start).
 

@@ -41,7 +41,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 
 import torch  # noqa: E402
 
-from train_common import export_best, init_weights, parse_args, time_budget  # noqa: E402
+from train_common import export_best, init_weights, parse_args, run_option, time_budget  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "diadem_op_neurons"
 # No batch norm (its running statistics from 4 small, mostly-background patches did not match whole
@@ -115,19 +115,9 @@ def eval_crops(stacks=("OP_5", "OP_6")):
 
 
 def run_percentiles(run_dir, given=None):
-    """The run's input percentiles: recorded in ``run_dir/percentiles.json`` at its start (``given``, "LO,HI")."""
-    path = Path(run_dir) / "percentiles.json"
-    if path.exists():
-        pct = tuple(json.loads(path.read_text()))
-        if given is not None and pct != tuple(float(v) for v in given.split(",")):
-            raise SystemExit(f"{run_dir} was trained with --percentiles {pct}, not {given}")
-        return pct
-    if given is None:
-        return (1.0, 99.8)  # runs made before the option
-    pct = tuple(float(v) for v in given.split(","))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(pct))
-    return pct
+    """The run's input percentiles (``given``: "LO,HI" at its start), as recorded by :func:`run_option`."""
+    pct = None if given is None else [float(v) for v in given.split(",")]
+    return tuple(run_option(run_dir, "percentiles", pct, default=[1.0, 99.8]))
 
 
 def load_any(spec):
@@ -197,7 +187,7 @@ def main():
                 normalization=TRAINING["normalization"].replace("percentiles", f"percentiles {list(pct)}", 1),
                 schedule="this run's command and curve: experiments/results/train_fluo3d.md")
         export_best(args.run_dir, args.export, axes="ZYX", training=training, stem=args.checkpoint,
-                    name=name, percentiles=run_percentiles(args.run_dir), output_min=0.0)  # non-negative stacks
+                    name=name, percentiles=pct, output_min=0.0)  # non-negative stacks
         return
     torch.set_num_threads(args.threads)
     from mire.learn import simulate_sampler, train

@@ -31,7 +31,7 @@ sys.path.insert(0, str(Path(__file__).parent))
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
-from train_common import export_best, init_weights, parse_args, time_budget  # noqa: E402
+from train_common import export_best, init_weights, parse_args, run_option, time_budget  # noqa: E402
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "w2s_widefield_denoising_8bit"
 # No batch norm and no residual output: see train_fluo3d.py (batch-norm running statistics cost
@@ -61,11 +61,9 @@ def options(p):
 def main():
     args = parse_args("widefield2d", __doc__, extra=options, fine_tune=True)
     fine_tune_record = Path(args.run_dir) / "fine_tune.json"
-    options_record = Path(args.run_dir) / "options.json"  # a run's own --stem / --loss, for its export
     if args.export:
         training = TRAINING
-        if options_record.exists():
-            training = dict(TRAINING, **json.loads(options_record.read_text()))
+        training = dict(TRAINING, loss=run_option(args.run_dir, "loss", default=TRAINING["loss"]))
         if fine_tune_record.exists():  # a fine-tune: its own lr schedule, and what it started from
             ft = json.loads(fine_tune_record.read_text())
             training = dict(TRAINING, lr=ft["lr"], lr_decay=ft["lr_decay"], fine_tune=ft,
@@ -97,9 +95,7 @@ def main():
     torch.manual_seed(0)
     model = build_model(dict(CONFIG, stem=args.stem))
     print(f"model: {count_parameters(model)} parameters, config {model.config}, loss {args.loss}", flush=True)
-    if (args.stem, args.loss) != (CONFIG["stem"], TRAINING["loss"]):
-        Path(args.run_dir).mkdir(parents=True, exist_ok=True)
-        options_record.write_text(json.dumps({"loss": args.loss, "stem": args.stem}))
+    run_option(args.run_dir, "loss", args.loss)  # the stem is in the checkpoints' network config
     if args.init:
         from mire.learn import evaluate
         from mire.restore.learned import Restorer
