@@ -4,13 +4,14 @@ Every solver uses the forward model of :mod:`mire.optics` (the PSF blur ``Blur``
 domain, so borders carry no wrap-around; numpy arrays in and out, torch inside (GPU when present).
 """
 
-from mire.restore._weight import choose_tv_weight
+from mire.restore._weight import choose_tv_bregman, choose_tv_weight
 from mire.restore.chunked import restore_blockwise
 from mire.restore.richardson_lucy import richardson_lucy
 from mire.restore.tv import tv_deconvolve
 from mire.restore.wiener import wiener
 
-__all__ = ["tv_deconvolve", "choose_tv_weight", "richardson_lucy", "wiener", "restore_blockwise", "Restorer"]
+__all__ = ["tv_deconvolve", "choose_tv_weight", "choose_tv_bregman", "richardson_lucy", "wiener", "restore_blockwise",
+           "Restorer"]
 
 
 def __getattr__(name):

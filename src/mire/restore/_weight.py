@@ -49,6 +49,11 @@ The default ``"auto"`` rule therefore depends on the PSF:
   (the whole ``tv_deconvolve`` 21 s). Gating it on a flat discrepancy curve would not save it on
   such stacks: their curves all span less than 0.15 in ``|log(resid / sigma^2)|``.
 
+Where the rule is SURE, :func:`tv_deconvolve` then runs :func:`choose_tv_bregman`: SURE again, over
+pairs (larger weight, number of Bregman refinements). On the 15 B1 cases it gained +0.94 dB over the
+single solve (+0.91 on the 6 held-out ones) and SSIM 0.82 -> 0.92; the search adds about 9 s (34 solves
+of 40 iterations on the crop).
+
 All run on a crop (the most textured of a few candidate blocks) with few iterations to stay cheap.
 """
 
@@ -98,6 +103,123 @@ def _search_crop(image: np.ndarray, max_voxels: int) -> np.ndarray:
 def _holdout_mask(shape, fraction: float, seed: int) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return rng.random(shape) < fraction
+
+
+class _Sure:
+    """Monte-Carlo SURE of the prediction risk ``||H x - H x_true||^2 / n`` of a solver's map ``y -> H x``.
+
+    ``prob`` holds the data, ``prob_p`` the data plus ``eps`` times a random probe; solving both the
+    same way gives the divergence of the map by a finite difference (Ramani, Blu & Unser 2008).
+    """
+
+    def __init__(self, crop, psf, *, spacing, positivity, seed, device):
+        from mire.restore.tv import _make_problem
+
+        self.sigma = estimate_noise_sigma(crop)
+        opts = dict(spacing=spacing, data_term="l2", positivity=positivity, dtype=torch.float32, device=device)
+        self.prob = _make_problem(crop, psf, **opts)
+        rng = np.random.default_rng(seed)
+        self.probe = torch.as_tensor(rng.standard_normal(self.prob.y.shape), dtype=torch.float32,
+                                     device=device) * self.prob.mask
+        self.eps = 0.1 * max(self.sigma, 1e-6)
+        self.prob_p = _make_problem(crop, psf, **opts)
+        self.prob_p.y = self.prob.y + self.eps * self.probe
+        self.y, self.y_p = self.prob.y, self.prob_p.y  # the data, whatever Bregman steps do to prob.y
+        self.n_obs = float(self.prob.mask.sum())
+
+    def blur(self, x):
+        return irfftn(rfftn(x) * self.prob.otf, s=self.prob.domain.grid)
+
+    def risk(self, x, x_p) -> float:
+        hx, hx_p = self.blur(x), self.blur(x_p)
+        resid = float((self.prob.mask * (hx - self.y) ** 2).sum()) / self.n_obs
+        df = float((self.probe * (hx_p - hx)).sum()) / self.eps / self.n_obs  # Monte-Carlo divergence of y -> H x
+        return resid - self.sigma**2 + 2 * self.sigma**2 * df
+
+
+def choose_tv_bregman(image, psf, *, weight, spacing=None, positivity: bool = True,
+                      multipliers=(2.0, 3.5, 6.0, 10.0), max_steps: int = 3, n_iter: int = 40,
+                      max_voxels: int = 150_000, seed: int = 0, return_curve: bool = False, device=None):
+    """Choose a TV weight and a number of Bregman refinements together, by SURE.
+
+    Bregman iterations (see :func:`mire.restore.tv_deconvolve`, ``bregman``) work with a larger weight
+    than a single solve: each refinement gives back part of the contrast the weight took. The pairs
+    tried are ``(weight, 0)`` (the single-solve weight, e.g. from :func:`choose_tv_weight`) and
+    ``(m * weight, k)`` for every multiplier ``m`` and ``k = 0..max_steps``; each is scored by the
+    Monte-Carlo SURE of ``y -> H x`` (the ``"sure"`` rule of :func:`choose_tv_weight`), which is the
+    risk of the estimate itself when the PSF is near-delta; use it there (Gaussian noise, L2 data).
+
+    On 15 paper-2020 B1 cases (DIADEM OP_1, OP_2, OP_4 train, OP_5, OP_6 test; N1..N3) the pair
+    chosen this way scored 0.95 dB above the single solve at the SURE weight, within 0.03 dB of the
+    best pair of a 9 x 5 grid (experiments/results/paper2020_classical.md).
+
+    Parameters
+    ----------
+    image : ndarray
+        The image scaled to about [0, 1], as for :func:`choose_tv_weight`.
+    psf : ndarray
+        Normalized PSF.
+    weight : float
+        The single-solve weight the multipliers scale.
+    multipliers : sequence of float
+        Weight multipliers tried with refinements.
+    max_steps : int
+        Most Bregman refinements tried.
+    n_iter : int
+        ADMM iterations per solve (fixed, so both SURE solves truncate alike).
+    max_voxels : int
+        Size of the crop the search runs on.
+    return_curve : bool
+        Also return the list of ``(weight, steps, score)`` evaluated.
+
+    Returns
+    -------
+    weight : float
+    steps : int
+    curve : list of (float, int, float), only with ``return_curve=True``.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from mire.optics import gaussian_psf
+    >>> rng = np.random.default_rng(0)
+    >>> truth = np.zeros((48, 48)); truth[20:28, 8:40] = 1.0
+    >>> noisy = truth + 0.1 * rng.standard_normal(truth.shape)
+    >>> w, k = choose_tv_bregman(noisy / np.abs(noisy).max(), gaussian_psf(0.3, ndim=2), weight=0.05)
+    >>> bool(w >= 0.05 and 0 <= k <= 3)
+    True
+    """
+    from mire._torch import default_device
+    from mire.restore.tv import SEARCH_ADAPT, SEARCH_RHO, _admm
+
+    if not (np.isfinite(weight) and weight > 0):
+        raise ValueError(f"weight must be a finite number > 0, got {weight}")
+    if int(max_steps) < 0:
+        raise ValueError(f"max_steps must be >= 0, got {max_steps}")
+    device = torch.device(device) if device is not None else default_device()
+    crop = _search_crop(np.asarray(image, dtype=np.float32), max_voxels)
+    sure = _Sure(crop, psf, spacing=normalize_spacing(spacing, crop.ndim), positivity=positivity, seed=seed,
+                 device=device)
+    curve: list[tuple[float, int, float]] = []
+    pos = sure.prob.positivity
+    try:
+        for m in (1.0, *multipliers):
+            w = float(weight) * m
+            sure.prob.y, sure.prob_p.y = sure.y, sure.y_p
+            st = st_p = None
+            for k in range(1 + (int(max_steps) if m != 1.0 else 0)):
+                if k:  # Bregman step on both data sets: add the residual back
+                    for p, x, y in ((sure.prob, st.x, sure.y), (sure.prob_p, st_p.x, sure.y_p)):
+                        p.y = p.y + p.mask * (y - sure.blur(x.clamp_min(0) if pos else x))
+                st, _ = _admm(sure.prob, w, n_iter=n_iter, tol=0, state=st, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
+                st_p, _ = _admm(sure.prob_p, w, n_iter=n_iter, tol=0, state=st_p, rho0=SEARCH_RHO,
+                                adapt_every=SEARCH_ADAPT)
+                x, x_p = (st.x.clamp_min(0), st_p.x.clamp_min(0)) if pos else (st.x, st_p.x)
+                curve.append((w, k, sure.risk(x, x_p)))
+    finally:
+        sure.prob.y, sure.prob_p.y = sure.y, sure.y_p
+    w, k, _ = min(curve, key=lambda t: t[2])
+    return (w, k, curve) if return_curve else (w, k)
 
 
 def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_term: str = "l2",
@@ -187,18 +309,10 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
             curve.append((w, s))
             return s
     elif method == "sure":
-        sigma = estimate_noise_sigma(crop)
-        prob = _make_problem(crop, psf, spacing=sp, data_term=data_term, positivity=positivity, dtype=dtype,
-                             device=device)
         if data_term != "l2":
             raise ValueError("weight search 'sure' assumes Gaussian noise: use data_term='l2'")
-        rng = np.random.default_rng(seed)
-        probe = torch.as_tensor(rng.standard_normal(prob.y.shape), dtype=dtype, device=device) * prob.mask
-        eps = 0.1 * max(sigma, 1e-6)
-        prob_p = _make_problem(crop, psf, spacing=sp, data_term=data_term, positivity=positivity, dtype=dtype,
-                               device=device)
-        prob_p.y = prob.y + eps * probe
-        n_obs = float(prob.mask.sum())
+        sure = _Sure(crop, psf, spacing=sp, positivity=positivity, seed=seed, device=device)
+        prob, prob_p = sure.prob, sure.prob_p
         state = {"st": None}
 
         def score(logw: float) -> float:
@@ -211,11 +325,7 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
             st_p, _ = _admm(prob_p, w, n_iter=n_iter, tol=0, state=copy.deepcopy(start) if start is not None else None,
                             rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
             state["st"] = st
-            hx = irfftn(rfftn(st.x) * prob.otf, s=prob.domain.grid)
-            hx_p = irfftn(rfftn(st_p.x) * prob.otf, s=prob.domain.grid)
-            resid = float((prob.mask * (hx - prob.y) ** 2).sum()) / n_obs
-            df = float((probe * (hx_p - hx)).sum()) / eps / n_obs  # Monte-Carlo divergence of y -> H x
-            s = resid - sigma**2 + 2 * sigma**2 * df
+            s = sure.risk(st.x, st_p.x)
             curve.append((w, s))
             return s
     else:

@@ -36,7 +36,7 @@ def central_crop(image, size) -> np.ndarray:
     return read_window(image, sl).astype(np.float64)
 
 
-def restore_blockwise(image, method: str = "tv", *, psf=None, weight=None, n_iter=None, model=None,
+def restore_blockwise(image, method: str = "tv", *, psf=None, weight=None, bregman=None, n_iter=None, model=None,
                       axes: str | None = None, spacing=None, block_shape, halo=None, out=None, scheduler=None,
                       workers: int | None = None, progress: bool = False, resume: bool = True, pixel_size=None,
                       crop_shape=(32, 256, 256)):
@@ -53,6 +53,9 @@ def restore_blockwise(image, method: str = "tv", *, psf=None, weight=None, n_ite
     weight : float, optional
         TV weight (chosen once on a central crop of ``crop_shape`` when None), RL-TV weight for
         ``"rl"``, balance for ``"wiener"`` (chosen on the crop by GCV when None).
+    bregman : int, optional
+        TV only: Bregman refinements (see :func:`mire.restore.tv_deconvolve`); by default chosen on
+        the crop with the weight when both are automatic, else 0.
     n_iter : int, optional
         Iterations (``"tv"``, ``"rl"``; default 100 and 30).
     model : str, Path or Restorer
@@ -119,14 +122,15 @@ def restore_blockwise(image, method: str = "tv", *, psf=None, weight=None, n_ite
             from mire.restore.tv import tv_deconvolve
 
             scale = _global_max_abs(image, block_shape=block, scheduler=scheduler, workers=workers) or 1.0
-            if weight is None:  # one weight for every block: chosen where the volume has content
-                _, info = tv_deconvolve(crop, kernel, spacing=spacing, return_info=True, n_iter=n_iter,
+            if weight is None:  # one weight (and Bregman count) for every block: chosen where the volume has content
+                _, info = tv_deconvolve(crop, kernel, bregman=bregman, spacing=spacing, return_info=True, n_iter=n_iter,
                                         _scale=scale)
-                weight = info["weight"]
-            settings.update(weight=float(weight), scale=scale)
+                weight, bregman = info["weight"], info["bregman"]
+            bregman = int(bregman or 0)
+            settings.update(weight=float(weight), scale=scale, bregman=bregman)
 
-            def func(piece, w=float(weight), s=scale):
-                return tv_deconvolve(piece, kernel, weight=w, n_iter=n_iter, spacing=spacing, _scale=s)
+            def func(piece, w=float(weight), s=scale, k=bregman):
+                return tv_deconvolve(piece, kernel, weight=w, bregman=k, n_iter=n_iter, spacing=spacing, _scale=s)
         elif method == "rl":
             from mire.restore.richardson_lucy import richardson_lucy
 
