@@ -58,8 +58,8 @@ def test_percentiles_set_a_new_models_normalization(images):
 
 
 @pytest.mark.parametrize("args,message", [
-    (["--noisy", "noisy.tif", "--clean", "clean.tif", "--percentiles", "99,1"], "--percentiles must be"),
-    (["--noisy", "noisy.tif", "--clean", "clean.tif", "--percentiles", "50"], "--percentiles must be"),
+    (["--noisy", "noisy.tif", "--clean", "clean.tif", "--percentiles", "99,1"], "percentiles must be"),
+    (["--noisy", "noisy.tif", "--clean", "clean.tif", "--percentiles", "50"], "percentiles must be"),
     (["--noisy", "noisy.tif", "--noise2void", "--from", "widefield2d-denoise", "--percentiles", "50,99"],
      "keeps its own"),
     (["--clean", "clean.tif"], "give --noisy and --clean"),

@@ -66,9 +66,7 @@ def train_restore(
             try:
                 pct = tuple(float(v) for v in percentiles.split(","))
             except ValueError:
-                pct = ()
-            if len(pct) != 2 or not 0 <= pct[0] < pct[1] <= 100:
-                raise ValueError(f"--percentiles must be LOW,HIGH with 0 <= LOW < HIGH <= 100, got {percentiles!r}")
+                raise ValueError(f"--percentiles must be LOW,HIGH numbers, got {percentiles!r}") from None
         from mire.restore.learned import Restorer
 
         if from_model:

@@ -59,12 +59,18 @@ class Restorer:
         if axes != _SPATIAL[-ndim:]:
             raise ValueError(f"model axes must be {_SPATIAL[-ndim:]!r} for a {ndim}D network, got {axes!r}")
         self.axes = axes
+        try:
+            pct = tuple(float(v) for v in percentiles)
+        except (TypeError, ValueError):
+            pct = ()
+        if len(pct) != 2 or not 0 <= pct[0] < pct[1] <= 100:
+            raise ValueError(f"percentiles must be (low, high) with 0 <= low < high <= 100, got {percentiles!r}")
         self.model.eval()
         from mire import __version__
 
         self.metadata = {
             "format": FORMAT, "format_version": FORMAT_VERSION, "name": None, "axes": axes,
-            "normalization": {"method": "percentile", "percentiles": [float(p) for p in percentiles]},
+            "normalization": {"method": "percentile", "percentiles": list(pct)},
             "network": self.model.config, "training": None, "metrics": {}, "mire_version": __version__,
             "output_min": None,
         }
