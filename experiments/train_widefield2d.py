@@ -56,6 +56,8 @@ def options(p):
     p.add_argument("--stem", type=int, default=CONFIG["stem"],
                    help="space-to-depth stem (1: the network works at full resolution, ~4x the compute)")
     p.add_argument("--loss", default=TRAINING["loss"], choices=("l1", "mse"), help="pixel loss")
+    p.add_argument("--depth", type=int, default=CONFIG["depth"], help="U-Net levels (receptive field)")
+    p.add_argument("--base-channels", type=int, default=CONFIG["base_channels"], help="channels of the first level")
 
 
 def main():
@@ -93,7 +95,7 @@ def main():
     sampler = pairs_sampler([p[0] for p in pairs], [p[1] for p in pairs], patch=PATCH, seed=0, align=ALIGN)
     val = pairs_sampler([p[0] for p in pairs], [p[1] for p in pairs], patch=PATCH, seed=1, align=ALIGN)
     torch.manual_seed(0)
-    model = build_model(dict(CONFIG, stem=args.stem))
+    model = build_model(dict(CONFIG, stem=args.stem, depth=args.depth, base_channels=args.base_channels))
     print(f"model: {count_parameters(model)} parameters, config {model.config}, loss {args.loss}", flush=True)
     run_option(args.run_dir, "loss", args.loss)  # the stem is in the checkpoints' network config
     if args.init:

@@ -279,6 +279,11 @@ def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State 
                 "n_iter": it, "converged": converged}
 
 
+def _add_back_residual(p: _Problem, y0: torch.Tensor, x: torch.Tensor) -> None:
+    """One Bregman step on the data: ``y <- y + mask (y0 - H x)``, at the feasible ``x``."""
+    p.y = p.y + p.mask * (y0 - _blur(p, x.clamp_min(0) if p.positivity else x))
+
+
 def _bregman_solve(p: _Problem, weight: float, steps: int, *, n_iter: int, tol: float, state: _State | None = None,
                    progress=None, **kw) -> tuple[_State, dict]:
     """ADMM solve, then ``steps`` Bregman refinements: add the residual back to the data, re-solve.
@@ -292,8 +297,7 @@ def _bregman_solve(p: _Problem, weight: float, steps: int, *, n_iter: int, tol: 
         st, info = _admm(p, weight, n_iter=n_iter, tol=tol, state=state, progress=progress, **kw)
         iters.append(info["n_iter"])
         for _ in range(steps):
-            x = st.x.clamp_min(0) if p.positivity else st.x
-            p.y = p.y + p.mask * (y0 - _blur(p, x))
+            _add_back_residual(p, y0, st.x)
             st, info = _admm(p, weight, n_iter=n_iter, tol=tol, state=st, progress=progress, **kw)
             iters.append(info["n_iter"])
     finally:
