@@ -18,6 +18,11 @@ same command with a larger ``--epochs`` resumes the run on the same schedule (lr
     nice -n 10 python experiments/train_widefield2d.py --init widefield2d-denoise --run-dir RUN \\
         --lr 1.5e-4 --lr-decay 0.95 [--epochs 80] --minutes 70
     python experiments/train_widefield2d.py --run-dir RUN --export src/mire/models/widefield2d-denoise
+
+A larger network (1.9M parameters instead of 0.26M; not shipped, see results/train_widefield2d.md):
+
+    nice -n 10 python experiments/train_widefield2d.py --run-dir RUN --depth 4 --base-channels 32 --loss mse \
+        --lr 1e-3 --lr-decay 0.96 --epochs 100 --minutes 100
 """
 
 from __future__ import annotations
