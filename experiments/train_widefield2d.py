@@ -69,11 +69,10 @@ def main():
     args = parse_args("widefield2d", __doc__, extra=options, fine_tune=True)
     fine_tune_record = Path(args.run_dir) / "fine_tune.json"
     if args.export:
-        training = TRAINING
         training = dict(TRAINING, loss=run_option(args.run_dir, "loss", default=TRAINING["loss"]))
         if fine_tune_record.exists():  # a fine-tune: its own lr schedule, and what it started from
             ft = json.loads(fine_tune_record.read_text())
-            training = dict(TRAINING, lr=ft["lr"], lr_decay=ft["lr_decay"], fine_tune=ft,
+            training = dict(training, lr=ft["lr"], lr_decay=ft["lr_decay"], fine_tune=ft,
                             schedule=f"fine-tune of {ft['init']} (weights_sha256 {ft['init_weights_sha256']}, "
                                      f"itself: {ft['init_schedule']}) with ALIGN targets, lr {ft['lr']:g} x "
                                      f"{ft['lr_decay']:g} per {ft['steps_per_epoch']}-step epoch, "

@@ -191,7 +191,7 @@ def choose_tv_bregman(image, psf, *, weight, spacing=None, positivity: bool = Tr
     True
     """
     from mire._torch import default_device
-    from mire.restore.tv import SEARCH_ADAPT, SEARCH_RHO, _add_back_residual, _admm
+    from mire.restore.tv import SEARCH_ADAPT, SEARCH_RHO, _add_back_residual, _admm, _feasible
 
     if not (np.isfinite(weight) and weight > 0):
         raise ValueError(f"weight must be a finite number > 0, got {weight}")
@@ -202,7 +202,6 @@ def choose_tv_bregman(image, psf, *, weight, spacing=None, positivity: bool = Tr
     sure = _Sure(crop, psf, spacing=normalize_spacing(spacing, crop.ndim), positivity=positivity, seed=seed,
                  device=device)
     curve: list[tuple[float, int, float]] = []
-    pos = sure.prob.positivity
     try:
         for m in (1.0, *multipliers):
             w = float(weight) * m
@@ -215,8 +214,7 @@ def choose_tv_bregman(image, psf, *, weight, spacing=None, positivity: bool = Tr
                 st, _ = _admm(sure.prob, w, n_iter=n_iter, tol=0, state=st, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
                 st_p, _ = _admm(sure.prob_p, w, n_iter=n_iter, tol=0, state=st_p, rho0=SEARCH_RHO,
                                 adapt_every=SEARCH_ADAPT)
-                x, x_p = (st.x.clamp_min(0), st_p.x.clamp_min(0)) if pos else (st.x, st_p.x)
-                curve.append((w, k, sure.risk(x, x_p)))
+                curve.append((w, k, sure.risk(_feasible(sure.prob, st.x), _feasible(sure.prob_p, st_p.x))))
     finally:
         sure.prob.y, sure.prob_p.y = sure.y, sure.y_p
     w, k, _ = min(curve, key=lambda t: t[2])

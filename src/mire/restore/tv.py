@@ -279,9 +279,14 @@ def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State 
                 "n_iter": it, "converged": converged}
 
 
+def _feasible(p: _Problem, x: torch.Tensor) -> torch.Tensor:
+    """``x`` projected on the constraint: x and its clipped split agree only at convergence."""
+    return x.clamp_min(0) if p.positivity else x
+
+
 def _add_back_residual(p: _Problem, y0: torch.Tensor, x: torch.Tensor) -> None:
     """One Bregman step on the data: ``y <- y + mask (y0 - H x)``, at the feasible ``x``."""
-    p.y = p.y + p.mask * (y0 - _blur(p, x.clamp_min(0) if p.positivity else x))
+    p.y = p.y + p.mask * (y0 - _blur(p, _feasible(p, x)))
 
 
 def _bregman_solve(p: _Problem, weight: float, steps: int, *, n_iter: int, tol: float, state: _State | None = None,
@@ -484,7 +489,7 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
                 weight, bregman = choose_tv_bregman(img_n, kernel, weight=weight, spacing=spacing,
                                                     positivity=positivity, device=device)
         weight = float(weight)
-        bregman = int(bregman or 0)
+    bregman = int(bregman or 0)  # nonzero only with ADMM (checked above)
 
     if block_shape is not None:
         from mire.blockwise import map_blocks
@@ -504,7 +509,7 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
 
     prob = _make_problem(img_n, kernel, spacing=spacing_n, data_term=data_term,
                          positivity=positivity and method == "admm", dtype=dtype, device=device)
-    total = n_iter * (1 + (bregman if method == "admm" else 0))
+    total = n_iter * (1 + bregman)
     with progress_bar(progress, total, f"TV deconvolution ({method})") as bar:
         if method == "paper":
             x, info = _paper_gd(prob, weight, n_iter=n_iter, tol=0.0, eps=0.05, progress=bar)
@@ -512,7 +517,7 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
             st, info = _bregman_solve(prob, weight, bregman, n_iter=n_iter, tol=tol, objective_every=10, progress=bar)
             # x and its clipped copy s agree at convergence; after finitely many iterations return
             # the feasible one, so a positivity-constrained result is exactly >= 0
-            x = st.x.clamp_min(0) if prob.positivity else st.x
+            x = _feasible(prob, st.x)
     out = to_numpy(x[prob.domain.window]).astype(out_dtype, copy=False) * scale
-    info.update(weight=weight, scale=scale, bregman=bregman if method == "admm" else 0)
+    info.update(weight=weight, scale=scale, bregman=bregman)
     return (out, info) if return_info else out
