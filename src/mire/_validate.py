@@ -7,16 +7,33 @@ import numpy as np
 AXES_LETTERS = "TCZYX"
 
 
+def check_dtype(dtype, *, name: str = "image", allow_bool: bool = True) -> None:
+    """Refuse pixels that cannot be intensities: complex (say how to make them real), non-numeric,
+    and bool where ``allow_bool`` is False (say how to convert a mask)."""
+    dtype = np.dtype(dtype)
+    if np.issubdtype(dtype, np.complexfloating):
+        raise TypeError(f"{name} has complex values (dtype {dtype}); mire works on real intensities: pass "
+                        f"np.abs(x) (magnitude), x.real or x.imag, e.g. np.abs(x).astype(np.float32)")
+    if dtype == object or not (np.issubdtype(dtype, np.number) or dtype == bool):
+        raise TypeError(f"{name} must be a numeric array, got dtype {dtype}")
+    if dtype == bool and not allow_bool:
+        raise TypeError(f"{name} is a bool mask, not intensities: convert it with x.astype(np.float32) "
+                        f"(or x.astype(np.uint8) to store it)")
+
+
 def check_image(image, *, name: str = "image", ndim=None, allow_nan: bool = False,
-                min_size: int = 1) -> np.ndarray:
+                min_size: int = 1, allow_bool: bool = True) -> np.ndarray:
     """Return ``image`` as a numpy array after checking it is usable.
 
     Raises a ``ValueError`` naming ``name`` when the array is empty, has the wrong
-    number of dimensions, is not numeric, or holds NaN / infinite values.
+    number of dimensions, or holds NaN / infinite values, and a ``TypeError`` when it is
+    not real numbers (complex: the message says how to convert; bool when ``allow_bool``
+    is False).
     """
+    if hasattr(image, "dtype") and not isinstance(image, np.ndarray):
+        check_dtype(image.dtype, name=name, allow_bool=allow_bool)  # before np.asarray drops anything
     arr = np.asarray(image)
-    if arr.dtype == object or not (np.issubdtype(arr.dtype, np.number) or arr.dtype == bool):
-        raise TypeError(f"{name} must be a numeric array, got dtype {arr.dtype}")
+    check_dtype(arr.dtype, name=name, allow_bool=allow_bool)
     if arr.size == 0 or min(arr.shape, default=0) < min_size:
         raise ValueError(f"{name} is empty (shape {arr.shape})")
     if ndim is not None:

@@ -11,17 +11,67 @@ from rich.console import Console
 console = Console(stderr=True, soft_wrap=True)  # one line per error, paths unbroken
 
 
+def one_line(exc: BaseException) -> str:
+    """An exception's message on one line (readers' messages may hold newlines), never empty.
+
+    Unexpected kinds of error keep their type name in front, so the line still says what broke.
+    """
+    text = " ".join(str(exc).split())
+    if isinstance(exc, KeyError) and len(text) > 1 and text[0] == text[-1] == "'":
+        text = text[1:-1]
+    if not text or not isinstance(exc, (ValueError, TypeError, KeyError, OSError)):
+        text = f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+    return text[:2000]
+
+
+def print_error(exc: BaseException) -> None:
+    from rich.markup import escape
+
+    console.print(f"[red]error:[/red] {escape(one_line(exc))}")
+
+
 @contextlib.contextmanager
 def friendly_errors():
-    """Turn expected errors into one red line and exit code 2, not a traceback."""
+    """Turn errors into one red line on stderr and exit code 2, not a traceback.
+
+    Expected errors (bad input: ValueError, TypeError, OSError, ...) print their message.
+    Anything else still gets one line (and exit code 2) rather than a traceback, since the
+    command was given input it could not use; ``MIRE_DEBUG=1`` re-raises it to debug.
+    """
+    import os
+
     try:
         yield
+    except typer.Exit:
+        raise
     except (ValueError, TypeError, FileNotFoundError, KeyError, OSError) as exc:
-        console.print(f"[red]error:[/red] {exc}")
+        print_error(exc)
         raise typer.Exit(code=2) from exc
     except KeyboardInterrupt:
         console.print("[yellow]interrupted[/yellow]")
         sys.exit(130)
+    except MemoryError as exc:
+        if os.environ.get("MIRE_DEBUG"):
+            raise
+        console.print(f"[red]error:[/red] out of memory ({escape_text(exc)}); process the input in blocks "
+                      "(--block-size where the command has it) or a smaller crop")
+        raise typer.Exit(code=2) from exc
+    except RecursionError as exc:
+        if os.environ.get("MIRE_DEBUG"):
+            raise
+        console.print("[red]error:[/red] input nested too deeply to process (RecursionError)")
+        raise typer.Exit(code=2) from exc
+    except Exception as exc:
+        if os.environ.get("MIRE_DEBUG"):
+            raise
+        print_error(exc)
+        raise typer.Exit(code=2) from exc
+
+
+def escape_text(exc) -> str:
+    from rich.markup import escape
+
+    return escape(" ".join(str(exc).split())[:500])
 
 
 def check_input_exists(path) -> None:

@@ -42,6 +42,33 @@ AUTO_BLOCK_VOXELS = 2**27
 DEFAULT_BLOCK = (64, 256, 256)
 
 
+#: float64 copies an in-memory restoration holds at its peak (image, estimate, FFTs, gradients)
+IN_MEMORY_COPIES = 8
+
+
+def _check_memory(inp, out, shape, *, blockwise: bool) -> None:
+    """Refuse a run whose in-memory arrays cannot fit, before reading a pixel."""
+    import math
+    import shutil
+
+    from mire.io.gate import check_fits_memory, human_bytes
+
+    voxels = math.prod(int(n) for n in shape)
+    if not blockwise:
+        check_fits_memory(inp, voxels * 8 * IN_MEMORY_COPIES, what="restoring it in memory",
+                          hint="give --block-size (e.g. --block-size 64,256,256) to restore it block by block")
+    elif not str(out).endswith(".zarr"):
+        # blocks bound the work, but a TIFF / HDF5 / PNG output is assembled whole in memory
+        check_fits_memory(inp, voxels * 4 * 2, what=f"writing {out} whole",
+                          hint="write a .ome.zarr output, which --block-size fills block by block")
+    else:
+        parent = Path(out).resolve().parent
+        free = shutil.disk_usage(parent if parent.is_dir() else Path.cwd()).free
+        if voxels * 4 > free:
+            raise OSError(f"{out}: the restored image needs {human_bytes(voxels * 4)} (float32) but only "
+                          f"{human_bytes(free)} is free on its disk")
+
+
 def restore_file(inp: Path, out: Path, *, method: str = "tv", psf: str = "gaussian:1.0", weight: float | None = None,
                  bregman: int | None = None, iterations: int | None = None, block: str | None = None,
                  halo: str | None = None, axes: str | None = None, model: str | None = None, workers: int | None = None,
@@ -49,7 +76,9 @@ def restore_file(inp: Path, out: Path, *, method: str = "tv", psf: str = "gaussi
     """Read ``inp``, restore it, write ``out`` (keeping axes and pixel size); returns a summary.
 
     With a block size (or an input too big for memory) the input is read block by block and a
-    ``.zarr`` / ``.ome.zarr`` output is written block by block: memory stays bounded.
+    ``.zarr`` / ``.ome.zarr`` output is written block by block: memory stays bounded. Before any
+    work the input passes the gate of :mod:`mire.io.gate` (dtype, declared size, metadata) and a
+    run that cannot fit in memory is refused with the way to run it in blocks.
     """
     import math
 
@@ -69,6 +98,11 @@ def restore_file(inp: Path, out: Path, *, method: str = "tv", psf: str = "gaussi
         block_shape = block_shape * image.ndim
     if block_shape is not None and len(block_shape) != image.ndim:
         raise ValueError(f"--block-size has {len(block_shape)} values but the image is {image.ndim}D")
+    from mire._validate import check_dtype
+
+    check_dtype(image.dtype, name=str(inp), allow_bool=False)
+    _check_memory(inp, out, image.shape, blockwise=block_shape is not None or str(out).endswith(".zarr")
+                  or cluster is not None)
     halo_t = _parse_ints(halo, "--halo", allow_zero=True)
     if model is None and method not in METHODS:
         raise ValueError(f"--method must be one of {', '.join(METHODS)}, got {method!r}")
@@ -154,7 +188,6 @@ def register(app: typer.Typer) -> None:
         with friendly_errors():
             from mire._torch import default_device
 
-            console.print(f"restoring {inp} on {default_device()}")
             if bregman is not None and (method != "tv" or model is not None):
                 raise ValueError("--bregman applies to --method tv only")
             summary = restore_file(inp, out, method=method, psf=psf, weight=weight, bregman=bregman,
@@ -162,4 +195,4 @@ def register(app: typer.Typer) -> None:
                                    block=block, halo=halo, axes=axes, model=model, workers=workers,
                                    cluster=cluster, resume=resume)
             console.print(f"[green]wrote[/green] {out} ({summary['method']}, shape {summary['shape']}, "
-                          f"axes {summary['axes']})")
+                          f"axes {summary['axes']}, on {default_device()})")

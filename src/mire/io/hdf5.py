@@ -15,6 +15,7 @@ import numpy as np
 
 from mire.io.atomic import atomic_path
 from mire.io.errors import CorruptFileError, DatasetNotFoundError
+from mire.io.gate import InsufficientMemoryError
 from mire.io.image import SPATIAL, Image, file_axes
 
 H5_SUFFIXES = (".h5", ".hdf5", ".hdf", ".he5")
@@ -103,6 +104,19 @@ def _metadata(ds) -> tuple[str | None, dict | None]:
     return axes, sizes or None
 
 
+def _gate(ds, source, *, in_memory: bool) -> None:
+    """The input gate (:mod:`mire.io.gate`) on the dataset's declared shape and stored bytes."""
+    from mire.io.gate import check_declared
+
+    try:
+        stored = int(ds.id.get_storage_size())
+    except Exception:
+        stored = None
+    # unallocated storage reads as the fill value: 0 stored bytes bound a contiguous dataset too
+    codec = ds.compression
+    check_declared(source, ds.shape, ds.dtype, stored_bytes=stored, codec=codec, in_memory=in_memory)
+
+
 def read_hdf5(path, *, lazy: bool = False) -> Image:
     """Read ``file.h5:/dataset`` (lazily as a dask array that keeps the file open)."""
     filename, dataset = split_h5_path(path)
@@ -110,6 +124,7 @@ def read_hdf5(path, *, lazy: bool = False) -> Image:
     try:
         ds = _dataset(f, filename, dataset)
         axes, pixel_size = _metadata(ds)
+        _gate(ds, path, in_memory=not lazy)
         if lazy:
             import dask.array as da
 
@@ -118,7 +133,7 @@ def read_hdf5(path, *, lazy: bool = False) -> Image:
             data = ds[()]
     except Exception as exc:
         f.close()
-        if isinstance(exc, (DatasetNotFoundError, CorruptFileError)):
+        if isinstance(exc, (DatasetNotFoundError, CorruptFileError, TypeError, InsufficientMemoryError)):
             raise
         raise CorruptFileError(f"{filename}: cannot read dataset ({type(exc).__name__}: {exc})") from None
     if not lazy:

@@ -204,10 +204,114 @@ def write_omezarr(path, data, *, axes=None, pixel_size=None, compression="zstd",
                              storage_options=storage)
 
 
-def _multiscales(group):
+def _multiscales(group, path="zarr group"):
+    """The first ``multiscales`` entry of a group's attributes, checked to be an object (None if absent)."""
     attrs = dict(group.attrs)
-    ms = (attrs.get("ome") or {}).get("multiscales") or attrs.get("multiscales")
-    return ms[0] if ms else None
+    ome = attrs.get("ome")
+    if ome is not None and not isinstance(ome, dict):
+        raise CorruptFileError(f"{path}: OME metadata field 'ome' must be an object, got {type(ome).__name__}")
+    key = "ome.multiscales" if isinstance(ome, dict) and "multiscales" in ome else "multiscales"
+    ms = (ome or {}).get("multiscales") if key == "ome.multiscales" else attrs.get("multiscales")
+    if ms is None:
+        return None
+    if not isinstance(ms, list) or not ms:
+        raise CorruptFileError(f"{path}: OME metadata field '{key}' must be a non-empty list, got {ms!r:.60}")
+    if not isinstance(ms[0], dict):
+        raise CorruptFileError(f"{path}: OME metadata field '{key}[0]' must be an object, got {type(ms[0]).__name__}")
+    return ms[0]
+
+
+def _check_transforms(path, field, transforms, ndim) -> None:
+    """NGFF coordinate transformations: a list of scale / translation objects with one finite value per axis."""
+    if transforms is None:
+        return
+    if not isinstance(transforms, list):
+        raise CorruptFileError(f"{path}: OME metadata field '{field}' must be a list, got {type(transforms).__name__}")
+    for j, t in enumerate(transforms):
+        where = f"{field}[{j}]"
+        if not isinstance(t, dict):
+            raise CorruptFileError(f"{path}: OME metadata field '{where}' must be an object, got {type(t).__name__}")
+        kind = t.get("type")
+        if kind not in ("scale", "translation", "identity"):
+            raise CorruptFileError(f"{path}: OME metadata field '{where}.type' must be 'scale', 'translation' "
+                                   f"or 'identity', got {kind!r:.40}")
+        if kind == "identity":
+            continue
+        values = t.get(kind)
+        if values is None and "path" in t:
+            continue  # NGFF allows the values in a separate array; not read here
+        if not isinstance(values, list) or not all(isinstance(v, (int, float)) and not isinstance(v, bool)
+                                                   for v in values):
+            raise CorruptFileError(f"{path}: OME metadata field '{where}.{kind}' must be a list of numbers, "
+                                   f"got {values!r:.60}")
+        if len(values) != ndim:
+            raise CorruptFileError(f"{path}: OME metadata field '{where}.{kind}' has {len(values)} entries "
+                                   f"but the array is {ndim}D (one per axis)")
+        vals = np.asarray(values, dtype=float)
+        if not np.all(np.isfinite(vals)) or (kind == "scale" and np.any(vals <= 0)):
+            raise CorruptFileError(f"{path}: OME metadata field '{where}.scale' must be finite and positive, "
+                                   f"got {values}" if kind == "scale" else
+                                   f"{path}: OME metadata field '{where}.translation' must be finite, got {values}")
+
+
+def check_multiscales(node, ms, path) -> list:
+    """Check NGFF ``multiscales`` against the arrays it names; return the level arrays.
+
+    Axes, scale and translation lengths must equal each level's ndim, every level must
+    exist, have the same ndim and no larger a shape than the level above it. Each error
+    names the file and the metadata field.
+    """
+    import zarr
+
+    datasets = ms.get("datasets")
+    if not isinstance(datasets, list) or not datasets:
+        raise CorruptFileError(f"{path}: OME metadata field 'multiscales[0].datasets' must be a non-empty list, "
+                               f"got {datasets!r:.60}")
+    arrays = []
+    for k, ds in enumerate(datasets):
+        field = f"multiscales[0].datasets[{k}]"
+        if not isinstance(ds, dict) or not isinstance(ds.get("path"), str):
+            raise CorruptFileError(f"{path}: OME metadata field '{field}' must be an object with a 'path' string, "
+                                   f"got {ds!r:.60}")
+        try:
+            arr = node[ds["path"]]
+        except Exception:
+            raise CorruptFileError(f"{path}: level {k} array {ds['path']!r} ('{field}.path') is missing") from None
+        if not isinstance(arr, zarr.Array):
+            raise CorruptFileError(f"{path}: '{field}.path' = {ds['path']!r} is a group, not an array")
+        if arrays:
+            above = arrays[-1]
+            if arr.ndim != above.ndim:
+                raise CorruptFileError(f"{path}: pyramid level {k} is {arr.ndim}D but level {k - 1} is "
+                                       f"{above.ndim}D ('{field}')")
+            if any(a > b for a, b in zip(arr.shape, above.shape)):
+                raise CorruptFileError(f"{path}: pyramid level {k} has shape {arr.shape}, larger than level "
+                                       f"{k - 1}'s {above.shape} ('{field}'); each level must be no larger")
+        _check_transforms(path, f"{field}.coordinateTransformations", ds.get("coordinateTransformations"), arr.ndim)
+        arrays.append(arr)
+    ndim = arrays[0].ndim
+    axes = ms.get("axes")
+    if axes is not None:
+        if not isinstance(axes, list):
+            raise CorruptFileError(f"{path}: OME metadata field 'multiscales[0].axes' must be a list, "
+                                   f"got {type(axes).__name__}")
+        if len(axes) != ndim:
+            raise CorruptFileError(f"{path}: OME metadata field 'multiscales[0].axes' has {len(axes)} entries "
+                                   f"but the array is {ndim}D (shape {arrays[0].shape})")
+        names = []
+        for j, a in enumerate(axes):
+            name = a.get("name") if isinstance(a, dict) else a
+            if not isinstance(name, str) or not name:
+                raise CorruptFileError(f"{path}: OME metadata field 'multiscales[0].axes[{j}]' needs a 'name' "
+                                       f"string, got {a!r:.60}")
+            if isinstance(a, dict) and a.get("unit") is not None and not isinstance(a["unit"], str):
+                raise CorruptFileError(f"{path}: OME metadata field 'multiscales[0].axes[{j}].unit' must be a "
+                                       f"string, got {a['unit']!r:.40}")
+            names.append(name)
+        if len(set(names)) != len(names):
+            raise CorruptFileError(f"{path}: OME metadata field 'multiscales[0].axes' repeats a name: {names}")
+    _check_transforms(path, "multiscales[0].coordinateTransformations", ms.get("coordinateTransformations"), ndim)
+    return arrays
 
 
 def _open(path):
@@ -220,8 +324,112 @@ def _open(path):
     return node
 
 
+def stored_bytes(arr) -> int | None:
+    """Bytes of chunk data a local zarr array stores (missing chunks count 0); None when not local."""
+    import os
+
+    root = getattr(getattr(arr, "store", None), "root", None)
+    if root is None:
+        return None
+    folder = os.path.join(str(root), *str(arr.path).split("/")) if arr.path else str(root)
+    total = 0
+    meta = ("zarr.json", ".zarray", ".zattrs", ".zgroup", ".zmetadata")
+    for dirpath, dirnames, filenames in os.walk(folder):
+        # another array's folder below this one holds its own chunks, not this array's
+        dirnames[:] = [d for d in dirnames if not any(os.path.exists(os.path.join(dirpath, d, m)) for m in meta[:2])]
+        for f in filenames:
+            if f not in meta:
+                try:
+                    total += os.path.getsize(os.path.join(dirpath, f))
+                except OSError:
+                    pass
+    return total
+
+
+def _codec_name(arr) -> str | None:
+    try:
+        comps = list(arr.compressors or ())
+    except Exception:
+        return None
+    if not comps:
+        return None
+    names = [type(c).__name__.lower().replace("codec", "") for c in comps]
+    return "/".join(names)
+
+
+def gate_array(arr, source, *, in_memory: bool) -> None:
+    """:func:`mire.io.gate.check_declared` for a zarr array (its stored chunk bytes and codec)."""
+    from mire.io.gate import DEFAULT_MAX_RATIO, MAX_RATIO, check_declared
+
+    codec = _codec_name(arr)
+    ratio = 1.0 if codec is None else max(MAX_RATIO.get(c, DEFAULT_MAX_RATIO) for c in codec.split("/"))
+    check_declared(source, arr.shape, arr.dtype, stored_bytes=stored_bytes(arr), codec=codec, max_ratio=ratio,
+                   in_memory=in_memory)
+
+
+class ZarrBlocks:
+    """Read-only view of a zarr array whose decoding errors name the file and the chunk."""
+
+    def __init__(self, arr, source):
+        self.arr, self.source = arr, str(source)
+        self.shape, self.dtype, self.ndim = tuple(arr.shape), arr.dtype, arr.ndim
+        self.chunks = tuple(arr.chunks)
+
+    def __getitem__(self, key):
+        try:
+            return self.arr[key]
+        except Exception as exc:
+            raise CorruptFileError(f"{self.source}: {chunk_error(self.arr, key, exc)}") from None
+
+    def __dask_tokenize__(self):
+        # the same store, unchanged, gives the same dask name (and resume token) in every run
+        import os
+
+        try:
+            stamp = os.stat(self.source).st_mtime_ns
+        except OSError:
+            stamp = None
+        return ("mire.ZarrBlocks", os.path.abspath(self.source), str(self.arr.path), self.shape, str(self.dtype),
+                self.chunks, stamp)
+
+
+def chunk_error(arr, key, exc) -> str:
+    """One line naming the (first) chunk of ``arr[key]`` that cannot be decoded."""
+    import itertools
+
+    if not isinstance(key, tuple):
+        key = (key,)
+    key = key + (slice(None),) * (arr.ndim - len(key))
+    ranges = []
+    for k, n, c in zip(key, arr.shape, arr.chunks):
+        if isinstance(k, slice):
+            start, stop, _ = k.indices(n)
+        elif k is Ellipsis:
+            start, stop = 0, n
+        else:
+            start, stop = int(k), int(k) + 1
+        ranges.append(range(start // c, max(start // c + 1, -(-stop // c))))
+    bad = None
+    for idx in itertools.islice(itertools.product(*ranges), 4096):
+        sl = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, arr.chunks, arr.shape))
+        try:
+            arr[sl]
+        except Exception:
+            bad = idx
+            break
+    msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
+    name = f"array {arr.path!r} " if arr.path else ""
+    where = f"chunk {'/'.join(map(str, bad))} of {name}" if bad is not None else f"a chunk of {name}"
+    return f"cannot decode {where.rstrip()} ({msg})"
+
+
 def read_omezarr(path, *, lazy: bool = False, level: int = 0) -> Image:
-    """Read one level of an OME-Zarr multiscale image (or a plain zarr array)."""
+    """Read one level of an OME-Zarr multiscale image (or a plain zarr array).
+
+    The metadata are checked against the arrays first (:func:`check_multiscales`), and the
+    declared size against the stored bytes and the memory (:mod:`mire.io.gate`); a chunk
+    that cannot be decoded raises a :class:`CorruptFileError` naming the file and the chunk.
+    """
     import zarr
 
     node = _open(path)
@@ -230,33 +438,32 @@ def read_omezarr(path, *, lazy: bool = False, level: int = 0) -> Image:
             raise ValueError(f"{path}: a plain zarr array has one level, asked for level={level}")
         arr, axes, pixel_size = node, None, None
     else:
-        ms = _multiscales(node)
+        ms = _multiscales(node, path)
         if ms is None:
             arrays = sorted(k for k, _ in node.arrays())
             raise CorruptFileError(
                 f"{path}: zarr group has no OME 'multiscales' metadata (arrays: {arrays or 'none'})"
             )
+        levels = check_multiscales(node, ms, path)
         datasets = ms["datasets"]
         if not -len(datasets) <= level < len(datasets):
             raise ValueError(f"{path}: level={level} does not exist; the pyramid has {len(datasets)} levels")
         ds = datasets[level]
-        try:
-            arr = node[ds["path"]]
-        except KeyError:
-            raise CorruptFileError(f"{path}: level {level} array {ds['path']!r} is missing") from None
+        arr = levels[level]
         names = [a["name"] if isinstance(a, dict) else a for a in ms.get("axes", [])]
         axes = file_axes("".join(n.upper() for n in names if len(n) == 1), arr.ndim) \
             if all(len(n) == 1 for n in names) else None
         pixel_size = _level_pixel_size(ms, ds, axes)
+    gate_array(arr, path if level == 0 else f"{path} (level {level})", in_memory=not lazy)
     if lazy:
         import dask.array as da
 
-        data = da.from_zarr(arr)
+        data = da.from_array(ZarrBlocks(arr, path), chunks=arr.chunks, asarray=True, fancy=False)
     else:
         try:
             data = arr[...]
         except Exception as exc:
-            raise CorruptFileError(f"{path}: cannot read the pixel data ({type(exc).__name__}: {exc})") from None
+            raise CorruptFileError(f"{path}: {chunk_error(arr, Ellipsis, exc)}") from None
     return Image(data, axes, pixel_size)
 
 
@@ -284,5 +491,5 @@ def count_levels(path) -> int:
     node = _open(path)
     if isinstance(node, zarr.Array):
         return 1
-    ms = _multiscales(node)
-    return len(ms["datasets"]) if ms else 0
+    ms = _multiscales(node, path)
+    return len(check_multiscales(node, ms, path)) if ms else 0

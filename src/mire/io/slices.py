@@ -100,6 +100,11 @@ def read_slices(path, *, lazy: bool = False) -> Image:
             raise SliceStackError(
                 f"{path}: slices differ: {files[0]} is {shape0} {dtype0} but {f} is {shape} {dtype}"
             )
+    from mire.io.gate import DEFAULT_MAX_RATIO, MAX_RATIO, check_declared
+
+    ratio = MAX_RATIO["deflate"] if all(f.lower().endswith(".png") for f in files) else DEFAULT_MAX_RATIO
+    check_declared(path, (len(files),) + tuple(shape0), dtype0, stored_bytes=sum(os.path.getsize(f) for f in files),
+                   max_ratio=ratio, in_memory=not lazy)
     if lazy:
         import dask
         import dask.array as da
@@ -112,7 +117,18 @@ def read_slices(path, *, lazy: bool = False) -> Image:
 
 
 def read_png(path) -> Image:
-    data = read_slice(os.fspath(path))
+    from mire.io.gate import MAX_RATIO, check_declared
+
+    path = os.fspath(path)
+    try:
+        shape, dtype = _header(path)
+    except CorruptFileError:
+        raise
+    except Exception as exc:
+        raise CorruptFileError(f"{path}: not a readable PNG file ({type(exc).__name__}: {exc})") from None
+    check_declared(path, shape, dtype, stored_bytes=os.path.getsize(path), max_ratio=MAX_RATIO["deflate"],
+                   in_memory=True)
+    data = read_slice(path)
     return Image(data, file_axes("YX" if data.ndim == 2 else "YXC", data.ndim), None)
 
 

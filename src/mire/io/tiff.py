@@ -18,6 +18,7 @@ import numpy as np
 
 from mire.io.atomic import atomic_path
 from mire.io.errors import CorruptFileError
+from mire.io.gate import DEFAULT_MAX_RATIO, MAX_RATIO, InsufficientMemoryError, check_declared
 from mire.io.image import SPATIAL, Image, file_axes, unit_to_um
 
 IMAGEJ_ORDER = "TZCYX"
@@ -55,6 +56,7 @@ def read_tiff(path, *, lazy: bool = False) -> Image:
         if series is None:
             raise CorruptFileError(f"{path}: TIFF file holds no readable image ({no_series})")
         _check_complete(tf, series, path)
+        _check_declared(series, path, in_memory=not lazy)
         axes = file_axes(series.axes, len(series.shape))
         pixel_size = _pixel_size(tf, axes)
         if lazy:
@@ -66,7 +68,7 @@ def read_tiff(path, *, lazy: bool = False) -> Image:
             data = da.from_array(view, chunks=chunks, asarray=True, fancy=False)
         else:
             data = series.asarray()
-    except CorruptFileError:
+    except (CorruptFileError, TypeError, InsufficientMemoryError):
         tf.close()
         raise
     except Exception as exc:
@@ -151,6 +153,21 @@ def _check_complete(tf, series, path) -> None:
             raise CorruptFileError(
                 f"{path}: TIFF file is truncated: page {i} needs {max(ends)} bytes, the file has {size}"
             )
+
+
+def _check_declared(series, path, *, in_memory: bool) -> None:
+    """The gate (:mod:`mire.io.gate`) on the series' declared shape and its stored bytes."""
+    if series.dataoffset is not None:  # contiguous, uncompressed: _check_complete bounded it
+        check_declared(path, series.shape, series.dtype, in_memory=in_memory)
+        return
+    stored, codecs = 0, set()
+    for page in series.pages:
+        stored += int(sum(page.databytecounts))
+        codecs.add(getattr(page.compression, "name", str(page.compression)).lower())
+    # the most expansive codec of the series bounds them all
+    ratio = max(MAX_RATIO.get(c, DEFAULT_MAX_RATIO) for c in codecs) if codecs else 1.0
+    check_declared(path, series.shape, series.dtype, stored_bytes=stored, codec="/".join(sorted(codecs)),
+                   max_ratio=ratio, in_memory=in_memory)
 
 
 def _pixel_size(tf, axes) -> dict | None:

@@ -156,7 +156,7 @@ def simulate(image, *, condition: str | None = "N2-B2", seed=0, blur_sigma=None,
     >>> round(float(np.std(noisy - simulate(clean, condition="N1-B2", noise="none"))), 1)  # 100/14
     7.1
     """
-    img = check_image(image, ndim=(2, 3)).astype(np.float64)
+    img = check_image(image, ndim=(2, 3), allow_bool=False).astype(np.float64)
     cond_sigma = cond_frac = None
     if condition is not None:
         cond_sigma, cond_frac = parse_condition(condition)
@@ -301,7 +301,7 @@ def simulate_frames(image, *, n_frames: int = 15, factor=4, shift=1.0, rotation=
     >>> frames.shape, truth["shifts"].shape, truth["rotations"].shape
     ((5, 16, 16), (5, 2), (5,))
     """
-    img = check_image(image, ndim=(2, 3)).astype(np.float64)
+    img = check_image(image, ndim=(2, 3), allow_bool=False).astype(np.float64)
     if int(n_frames) != n_frames or n_frames < 1:
         raise ValueError(f"n_frames must be a positive integer, got {n_frames}")
     n_frames = int(n_frames)

@@ -19,7 +19,7 @@ def check_inputs(image, psf, *, name: str = "image"):
     """Validate ``image`` (2D or 3D, finite) and turn ``psf`` (array or spec string) into a kernel."""
     from mire.optics.psf import parse_psf
 
-    img = check_image(image, name=name, ndim=(2, 3))
+    img = check_image(image, name=name, ndim=(2, 3), allow_bool=False)
     if psf is None:
         raise ValueError("psf is required: give an array, 'gaussian:SIGMA', 'gaussian:SZ,SY,SX' or a file path")
     if isinstance(psf, str):

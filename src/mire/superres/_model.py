@@ -29,7 +29,7 @@ def check_frames(frames, *, factor, name: str = "frames") -> tuple[np.ndarray, t
         shapes = {np.shape(f) for f in frames}
         if len(shapes) > 1:
             raise ValueError(f"{name}: all frames must have the same shape, got shapes {sorted(shapes)}")
-    arr = check_image(frames, name=name, ndim=(3, 4)).astype(np.float64)
+    arr = check_image(frames, name=name, ndim=(3, 4), allow_bool=False).astype(np.float64)
     if arr.shape[0] < 1:
         raise ValueError(f"{name} holds no frame")
     d = arr.ndim - 1

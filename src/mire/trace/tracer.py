@@ -66,7 +66,7 @@ def noise_sigma(image) -> float:
     >>> round(noise_sigma(img), 1)
     2.0
     """
-    im = check_image(image, ndim=(2, 3)).astype(np.float32, copy=False)
+    im = check_image(image, ndim=(2, 3), allow_bool=False).astype(np.float32, copy=False)
     if im.shape[-1] < 3 or im.shape[-2] < 3:
         return 0.0
     r = im[..., 1:-1, 1:-1] - 0.25 * (im[..., 2:, 1:-1] + im[..., :-2, 1:-1]
@@ -96,7 +96,7 @@ def tube_response(image, *, sigmas=(1.0, 2.0), spacing=None) -> np.ndarray:
     A value of ``s`` at a voxel means "as tube-like as white noise of SD ``s`` gets on 1 voxel
     in 10^5", so dividing by the image's noise SD gives a significance.
     """
-    img = check_image(image, ndim=(2, 3)).astype(np.float32, copy=False)
+    img = check_image(image, ndim=(2, 3), allow_bool=False).astype(np.float32, copy=False)
     sp = tuple(normalized_spacing(spacing, img.ndim))
     sig = tuple(float(s) for s in sigmas)
     levels, _ = _noise_levels(img.ndim, sig, sp)
@@ -248,7 +248,7 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
     >>> int((trace(img)[:, 6] == -1).sum()), int((trace(img, single_tree=True)[:, 6] == -1).sum())
     (2, 1)
     """
-    img = check_image(image, ndim=(2, 3)).astype(np.float32)
+    img = check_image(image, ndim=(2, 3), allow_bool=False).astype(np.float32)
     ndim = img.ndim
     sp = normalized_spacing(spacing, ndim)
     seed_zyx = _check_seeds(seeds, img.shape)
