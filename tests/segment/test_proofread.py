@@ -123,5 +123,5 @@ def test_proofread_errors(cells, tmp_path):
     save_log(tmp_path / "log.json", pr.log, shape=seg.shape)
     with pytest.raises(ValueError, match="recorded on shape"):
         replay(seg[:-1], load_log(tmp_path / "log.json"))
-    with pytest.raises(ValueError, match="edit 0"):
+    with pytest.raises(ValueError, match=r"edits\[0\]\.op: must be one of 'merge', 'split'"):
         replay(seg, [{"op": "paint"}])

@@ -57,17 +57,18 @@ def write_json(path, obj) -> None:
     _atomic(Path(path), lambda tmp: Path(tmp).write_text(text + "\n"))
 
 
-def read_json(path) -> dict:
+def read_json(path, schema: dict | None = None) -> dict:
+    """Read a JSON object (metadata, checkpoint info): depth-limited and checked against ``schema``.
+
+    Errors name the file and the entry (see :func:`mire._schema.load_json`).
+    """
+    from mire._schema import load_json
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"metadata file not found: {path}")
-    try:
-        obj = json.loads(path.read_text())
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise ValueError(f"cannot read metadata file {path}: not valid JSON ({exc})") from None
-    if not isinstance(obj, dict):
-        raise ValueError(f"metadata file {path} must hold a JSON object, got {type(obj).__name__}")
-    return obj
+    # NaN stays readable: json.dumps writes it for a diverged loss or an undefined metric
+    return load_json(path, schema or {"type": "object"}, what="metadata file", allow_nan=True)
 
 
 def optimizer_tensors(optimizer: torch.optim.Optimizer) -> tuple[dict, dict]:

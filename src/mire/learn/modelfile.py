@@ -45,6 +45,34 @@ def save_model(path, model, metadata: dict, *, fmt: str) -> Path:
     return stem
 
 
+_POS = {"type": "integer", "minimum": 1, "maximum": 2**16}
+#: what every model's ``.json`` must look like (entries checked when present; ``required`` adds more)
+MODEL_SCHEMA = {
+    "type": "object",
+    "required": ["format"],
+    "properties": {
+        "format": {"type": "string"},
+        "format_version": {"type": "integer", "minimum": 0},
+        "name": {"type": ["string", "null"]},
+        "axes": {"type": ["string", "null"]},
+        "mire_version": {"type": ["string", "null"]},
+        "weights_sha256": {"type": ["string", "null"]},
+        "network": {"type": "object", "properties": {
+            "ndim": {"type": "integer", "minimum": 1, "maximum": 3},
+            "in_channels": _POS, "out_channels": _POS, "base_channels": _POS,
+            "depth": {"type": "integer", "minimum": 0, "maximum": 12},
+            "convs_per_block": {"type": "integer", "minimum": 1, "maximum": 16},
+            "kernel": {"type": ["array", "integer"], "items": _POS, "maxItems": 3},
+            "arch": {"type": "string"}, "activation": {"type": "string"}, "norm": {"type": "string"},
+            "conv": {"type": "string"}}},
+        "normalization": {"type": ["object", "null"]},
+        "postprocess": {"type": ["object", "null"]},
+        "training": {"type": ["object", "null"]},
+        "metrics": {"type": ["object", "null"]},
+    },
+}
+
+
 def read_model_metadata(name_or_path, *, fmt: str, version: int, kind: str, required=()) -> tuple:
     """Find a shipped model by name or a saved one by path and read its metadata.
 
@@ -64,7 +92,7 @@ def read_model_metadata(name_or_path, *, fmt: str, version: int, kind: str, requ
                                     f"nor a file {stem.with_name(stem.name + '.json')}")
     meta_path = stem.with_name(stem.name + ".json")
     weights_path = stem.with_name(stem.name + ".safetensors")
-    meta = read_json(meta_path)
+    meta = read_json(meta_path, MODEL_SCHEMA)
     if meta.get("format") != fmt:
         raise ValueError(f"{meta_path} is not a mire {kind} model (format {meta.get('format')!r})")
     if int(meta.get("format_version", 0)) > version:

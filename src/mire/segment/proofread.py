@@ -281,6 +281,8 @@ def replay(seg, log, *, boundary=None) -> np.ndarray:
     """
     if isinstance(log, (str, os.PathLike)):
         log = load_log(log)
+    elif isinstance(log, (dict, list)):
+        log = check_log(log)
     if isinstance(log, dict):
         shape = log.get("shape")
         arr = np.asarray(seg)
@@ -315,19 +317,63 @@ def save_log(path, edits, *, shape=None) -> Path:
     return path
 
 
+_ID = {"type": "integer", "minimum": 1, "maximum": 2**63 - 1}
+_COORD = {"type": "integer", "minimum": -(2**63), "maximum": 2**63 - 1}
+#: the edit log document (a bare list of edits is read as ``{"edits": [...]}``)
+LOG_SCHEMA = {
+    "type": "object",
+    "required": ["format", "edits"],
+    "properties": {
+        "format": {"type": "string", "enum": [LOG_FORMAT]},
+        "version": {"type": "integer", "minimum": 0},
+        "shape": {"type": ["array", "null"], "items": {"type": "integer", "minimum": 1}, "minItems": 1,
+                  "maxItems": 5},
+        "edits": {"type": "array", "items": {"type": "object", "required": ["op"],
+                                             "properties": {"op": {"type": "string", "enum": ["merge", "split"]}}}},
+    },
+}
+EDIT_SCHEMAS = {
+    "merge": {"type": "object", "required": ["op", "ids"], "properties": {
+        "ids": {"type": "array", "items": _ID, "minItems": 2}, "into": _ID}},
+    "split": {"type": "object", "required": ["op", "id", "seeds"], "properties": {
+        "id": _ID, "seeds": {"type": "array", "minItems": 2, "items": {"type": "array", "items": _COORD,
+                                                                        "minItems": 1, "maxItems": 5}},
+        "new_ids": {"type": ["array", "null"], "items": _ID}}},
+}
+
+
+def check_log(doc, *, source="edit log") -> dict:
+    """Check an edit log document against :data:`LOG_SCHEMA` (and each edit against its op's schema).
+
+    Raises a ``ValueError`` naming ``source`` and the entry, e.g. ``edits[3]: expected an object, got str``.
+    """
+    from mire._schema import SchemaError, validate
+
+    if isinstance(doc, list):  # a bare list of edits is accepted too
+        doc = {"format": LOG_FORMAT, "version": LOG_VERSION, "shape": None, "edits": doc}
+    if isinstance(doc, dict) and doc.get("format") != LOG_FORMAT and "format" not in doc:
+        raise ValueError(f"{source} is not a mire edit log (no 'format': '{LOG_FORMAT}')")
+    try:
+        validate(doc, LOG_SCHEMA)
+        for k, entry in enumerate(doc["edits"]):
+            validate(entry, EDIT_SCHEMAS[entry["op"]], where=f"edits[{k}]")
+    except SchemaError as exc:
+        raise SchemaError(f"{source}: {exc}") from None
+    if doc.get("version", 0) > LOG_VERSION:
+        raise ValueError(f"{source} has version {doc['version']}; this mire reads up to {LOG_VERSION}")
+    return doc
+
+
 def load_log(path) -> dict:
-    """Read an edit log written by :func:`save_log`; return the dict (``edits``, ``shape``, ...)."""
+    """Read an edit log written by :func:`save_log`; return the dict (``edits``, ``shape``, ...).
+
+    The file is checked (depth, then :data:`LOG_SCHEMA`) before any edit is applied: a bad
+    entry is refused in one line naming it.
+    """
+    from mire._schema import load_json
+
     path = Path(path)
     if not path.exists():
         raise FileNotFoundError(f"edit log not found: {path}")
-    try:
-        doc = json.loads(path.read_text())
-    except json.JSONDecodeError as exc:
-        raise ValueError(f"edit log {path} is not valid JSON: {exc}") from exc
-    if isinstance(doc, list):  # a bare list of edits is accepted too
-        doc = {"format": LOG_FORMAT, "version": LOG_VERSION, "shape": None, "edits": doc}
-    if not isinstance(doc, dict) or doc.get("format") != LOG_FORMAT:
-        raise ValueError(f"{path} is not a mire edit log (no 'format': '{LOG_FORMAT}')")
-    if doc.get("version", 0) > LOG_VERSION:
-        raise ValueError(f"edit log {path} has version {doc['version']}; this mire reads up to {LOG_VERSION}")
-    return doc
+    doc = load_json(path, what="edit log")
+    return check_log(doc, source=f"edit log {path}")
