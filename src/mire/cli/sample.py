@@ -53,7 +53,7 @@ def sample(
             img, lab = em_cells(_shape(shape or "16,128,128"), seed=seed)
             imwrite(out, img, axes="ZYX"[-img.ndim:])
             if labels is not None:
-                imwrite(labels, lab, axes="ZYX"[-lab.ndim:])
+                imwrite(labels, lab, axes="ZYX"[-lab.ndim:], labels=True)
         else:
             from skimage import data as skdata
 

@@ -90,7 +90,7 @@ def _segment_blocks(image, out, *, block_size, halo, thresholds, invert, stitch,
 
             n = int(da.from_zarr(seg).max().compute())
         else:  # other formats are written whole, from memory
-            imwrite(path, seg, axes=_axes(seg.ndim))
+            imwrite(path, seg, axes=_axes(seg.ndim), labels=True)
             n = int(np.count_nonzero(np.unique(seg)))
         console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
 
@@ -131,7 +131,7 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, 
             if zarr_out:
                 n = int(da.from_zarr(seg).max().compute())
             else:
-                imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")
+                imwrite(path, seg, axes=_axes(seg.ndim), labels=True)
                 n = int(np.count_nonzero(np.unique(seg)))
             console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
 
@@ -188,7 +188,7 @@ def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch
             if zarr_out:  # ids are 1..N: the count is the maximum, read block by block
                 n = int(da.from_zarr(seg).max().compute())
             else:  # other formats are written whole, from memory
-                imwrite(path, seg, axes=_axes(ndim), downscale="nearest")
+                imwrite(path, seg, axes=_axes(ndim), labels=True)
                 n = int(np.count_nonzero(np.unique(seg)))
             console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
 
@@ -275,7 +275,7 @@ def segment_cmd(
             segs = segmenter.segment(imread(image), **opts)
             for t, seg in zip(thr, segs):
                 path = _out_path(out, t, len(thr) > 1)
-                imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")
+                imwrite(path, seg, axes=_axes(seg.ndim), labels=True)
                 console.print(f"threshold {t:g}: {int(np.count_nonzero(np.unique(seg)))} segments -> {path}")
             return
         thr = _thresholds(threshold or "0.5")
@@ -290,7 +290,7 @@ def segment_cmd(
                                       min_distance=min_distance)
         for t, seg in zip(thr, segs):
             path = _out_path(out, t, len(thr) > 1)
-            imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")  # labels: no averaged pyramid
+            imwrite(path, seg, axes=_axes(seg.ndim), labels=True)  # labels: no averaged pyramid
             n = int(np.count_nonzero(np.unique(seg)))
             console.print(f"threshold {t:g}: {n} segments -> {path}")
 
@@ -314,7 +314,7 @@ def proofread_cmd(
         bmap = None if boundary is None else _as_probability(imread(boundary), invert=invert)
         doc = load_log(log)
         edited = replay(labels, doc, boundary=bmap)
-        imwrite(out, edited, axes=_axes(edited.ndim))
+        imwrite(out, edited, axes=_axes(edited.ndim), labels=True)
         console.print(f"applied {len(doc['edits'])} edits -> {out}")
 
 

@@ -84,18 +84,31 @@ def evaluate_trace_cmd(
     snap_distance: float = typer.Option(3.5, "--snap-distance",
                                         help="Bright voxels this close to a trace seed its region (px)."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
+    single_tree: bool = typer.Option(False, "--single-tree",
+                                     help="Refuse a GOLD that is not one tree (a forest or repeated roots)."),
 ) -> None:
-    """Score a trace against a gold standard: foreground voxel and node precision / recall (paper Table 3)."""
+    """Score a trace against a gold standard: foreground voxel and node precision / recall (paper Table 3).
+
+    The output reports how many trees (roots) each SWC holds; a gold forest is noted on stderr
+    (or refused with --single-tree), and an SWC whose parents form a cycle is refused.
+    """
     import numpy as np
 
     from mire.io import imread, read_swc
+    from mire.io.swc import duplicate_root_note
     from mire.trace import evaluate_tracing
 
     with friendly_errors():
+        test_swc, gold_swc = read_swc(test), read_swc(gold, single_tree=single_tree)  # cheap checks first
         img = np.asarray(imread(clean))
         sp = _spacing_for(clean, img.ndim, spacing)
-        res = evaluate_tracing(img, read_swc(test), read_swc(gold), spacing=sp, tolerance=tolerance,
+        res = evaluate_tracing(img, test_swc, gold_swc, spacing=sp, tolerance=tolerance,
                                threshold=threshold, max_distance=max_distance, snap_distance=snap_distance)
+    res["test_trees"] = int(np.sum(test_swc[:, 6] == -1))
+    res["gold_trees"] = int(np.sum(gold_swc[:, 6] == -1))
+    if res["gold_trees"] > 1:
+        console.print(f"note: {gold} holds {res['gold_trees']} trees{duplicate_root_note(gold_swc)}; "
+                      "scored as one neuron (--single-tree refuses it)")
     if as_json:
         typer.echo(json.dumps(res))
         return
@@ -103,6 +116,7 @@ def evaluate_trace_cmd(
         typer.echo(f"{key:15s} {res[key]:.4f}")
     typer.echo(f"{'threshold':15s} {res['threshold']:.4g}")
     typer.echo(f"{'voxels':15s} test {res['test_voxels']}  gold {res['gold_voxels']}")
+    typer.echo(f"{'trees':15s} test {res['test_trees']}  gold {res['gold_trees']}")
 
 
 def register(app: typer.Typer) -> None:

@@ -123,7 +123,7 @@ def imread(path, *, axes=None, lazy: bool = False, level: int = 0):
 
 
 def imwrite(path, data, *, axes=None, pixel_size=None, compression=_DEFAULT, levels=None, chunks=None,
-            downscale: str = "mean") -> None:
+            downscale: str = "mean", labels: bool = False) -> None:
     """Write an array with its axes and pixel size, atomically, in the format named by ``path``.
 
     Parameters
@@ -150,6 +150,11 @@ def imwrite(path, data, *, axes=None, pixel_size=None, compression=_DEFAULT, lev
         Chunk shape for OME-Zarr / HDF5.
     downscale : {"mean", "nearest"}
         OME-Zarr pyramid method; use "nearest" for label images.
+    labels : bool
+        ``data`` is a label image: OME-Zarr levels are picked ("nearest"), never averaged,
+        and int64 / uint64 ids too large for TIFF's 32 bits are relabelled 1..N (with a
+        warning; OME-Zarr and HDF5 keep any integer dtype). Without it such values are
+        refused for TIFF.
 
     Examples
     --------
@@ -164,6 +169,7 @@ def imwrite(path, data, *, axes=None, pixel_size=None, compression=_DEFAULT, lev
         arr = _check_lazy(data, name=f"data for {path}")  # stays lazy: written block by block
     else:
         arr = check_image(data, name=f"data for {path}", allow_nan=True)
+    arr = _native(arr)
     try:
         axes = check_axes(axes, arr.ndim)
     except ValueError as exc:
@@ -174,12 +180,12 @@ def imwrite(path, data, *, axes=None, pixel_size=None, compression=_DEFAULT, lev
         from mire.io.tiff import write_tiff
 
         write_tiff(path, arr.astype(np.uint8) if arr.dtype == bool else arr, axes=axes, pixel_size=sizes,
-                   compression=comp)
+                   compression=comp, labels=labels)
     elif fmt == "omezarr":
         from mire.io.omezarr import write_omezarr
 
         write_omezarr(path, arr, axes=axes, pixel_size=sizes, compression=comp, levels=levels, chunks=chunks,
-                      downscale=downscale)
+                      downscale="nearest" if labels else downscale)
     elif fmt == "hdf5":
         from mire.io.hdf5 import write_hdf5
 
@@ -188,6 +194,17 @@ def imwrite(path, data, *, axes=None, pixel_size=None, compression=_DEFAULT, lev
         from mire.io.slices import write_png
 
         write_png(path, arr, axes=axes, pixel_size=sizes)
+
+
+def _native(arr):
+    """The same values in numpy's canonical native dtype: zarr refuses big-endian data and the
+    'Q' / 'q' spelling of 64-bit integers that tifffile returns ('L' / 'l' on Linux)."""
+    if arr.dtype == bool:
+        return arr
+    canon = np.dtype(f"{arr.dtype.kind}{arr.dtype.itemsize}")
+    if arr.dtype.char == canon.char and arr.dtype.byteorder in ("=", "|", "<" if np.little_endian else ">"):
+        return arr
+    return arr.astype(canon)
 
 
 def _check_lazy(data, *, name):

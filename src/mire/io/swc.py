@@ -17,12 +17,14 @@ from mire.io.errors import SWCError
 COLUMNS = ("id", "type", "x", "y", "z", "radius", "parent")
 
 
-def read_swc(path) -> np.ndarray:
+def read_swc(path, *, single_tree: bool = False) -> np.ndarray:
     """Read an SWC file into a float64 array of shape ``(N, 7)``.
 
     Columns: id, type, x, y, z, radius, parent (``-1`` for a root). Comment lines (``#``)
     and blank lines are skipped. Raises :class:`SWCError` naming the file and line for a
-    line without 7 numbers, a repeated id, or a parent that is neither -1 nor a node id.
+    line without 7 numbers, a repeated id, a parent that is neither -1 nor a node id, or
+    parents that form a cycle (nodes that never reach a root). With ``single_tree`` a file
+    holding several trees (several roots: a forest, or a root written twice) is refused too.
 
     Examples
     --------
@@ -55,7 +57,51 @@ def read_swc(path) -> np.ndarray:
         lines.append(lineno)
     swc = np.array(rows, dtype=np.float64).reshape(-1, 7)
     _check_tree(swc, lines, path)
+    if single_tree:
+        roots = np.flatnonzero(swc[:, 6] == -1)
+        if len(roots) != 1:
+            where = ", ".join(f"line {lines[i]}" for i in roots[:5]) + (" ..." if len(roots) > 5 else "")
+            raise SWCError(f"{path}: one tree expected, but the file holds {len(roots)} roots"
+                           + (f" ({where}){duplicate_root_note(swc)}" if len(roots) else ""))
     return swc
+
+
+def duplicate_root_note(swc) -> str:
+    """``"; 2 roots share a position"`` when roots repeat a position (a tree written twice), else ``""``."""
+    roots = swc[swc[:, 6] == -1][:, 2:5]
+    if len(roots) < 2:
+        return ""
+    n = len(roots) - len(np.unique(roots, axis=0))
+    return f"; {n + 1 if n else 0} roots share a position" if n else ""
+
+
+def parent_cycle(ids: np.ndarray, parents: np.ndarray) -> list[int] | None:
+    """Ids of one cycle of parent links (nodes that never reach a root), or None when there is none.
+
+    Pointer jumping: every node's pointer moves to its parent's pointer, doubling the distance
+    each round, so after log2(N) rounds a node that reaches a root points at one.
+    """
+    ids = np.asarray(ids, dtype=np.int64)
+    parents = np.asarray(parents, dtype=np.int64)
+    n = len(ids)
+    if n == 0:
+        return None
+    order = np.argsort(ids)
+    pos = order[np.clip(np.searchsorted(ids[order], parents), 0, n - 1)]
+    is_root = parents == -1
+    p = np.where(is_root, np.arange(n), pos)
+    for _ in range(int(np.ceil(np.log2(n + 1))) + 1):
+        p = p[p]
+    stuck = np.flatnonzero(~is_root[p])
+    if stuck.size == 0:
+        return None
+    # walk from a stuck node until a node repeats: that loop is the cycle
+    seen, i = {}, int(stuck[0])
+    while i not in seen:
+        seen[i] = len(seen)
+        i = int(pos[i])
+    walk = list(seen)
+    return [int(ids[j]) for j in walk[seen[i]:]]
 
 
 def _check_tree(swc: np.ndarray, lines, source) -> None:
@@ -81,6 +127,12 @@ def _check_tree(swc: np.ndarray, lines, source) -> None:
     if bad.size:
         i = int(bad[0])
         raise SWCError(f"{where(i)}: parent {int(parents[i])} of node {int(ids[i])} is not a node id (nor -1)")
+    cycle = parent_cycle(ids, parents)
+    if cycle:
+        i = int(np.flatnonzero(ids == min(cycle))[0])
+        shown = " -> ".join(map(str, cycle[:8])) + (" ..." if len(cycle) > 8 else "")
+        raise SWCError(f"{where(i)}: the parents of nodes {shown} form a cycle (they never reach a root, "
+                       "parent -1)")
 
 
 def write_swc(path, swc, *, header=None) -> None:

@@ -228,7 +228,40 @@ def _is_subsequence(axes: str, order: str) -> bool:
     return all(a in it for a in axes)
 
 
-def write_tiff(path, data: np.ndarray, *, axes=None, pixel_size=None, compression="zlib") -> None:
+def tiff_dtype(path, data: np.ndarray, *, labels: bool = False) -> np.ndarray:
+    """Cast ``data`` to a dtype OME-TIFF / ImageJ can hold, losslessly, or refuse.
+
+    float16 becomes float32; int64 / uint64 become int32 / uint32 when every value fits. A
+    label image (``labels=True``) whose ids do not fit is relabelled sequentially (0 stays
+    background, ids keep their order) if the count of ids fits in uint32, with a warning;
+    anything else is refused with the formats that keep 64-bit values.
+    """
+    import warnings
+
+    if data.dtype == np.float16:
+        return data.astype(np.float32)
+    if data.dtype not in (np.dtype(np.int64), np.dtype(np.uint64)):
+        return data
+    lo, hi = (int(data.min()), int(data.max())) if data.size else (0, 0)
+    for small in (np.uint32, np.int32) if lo >= 0 else (np.int32,):
+        info = np.iinfo(small)
+        if info.min <= lo and hi <= info.max:
+            return data.astype(small)
+    if labels:
+        ids = np.unique(data)
+        n = int(np.count_nonzero(ids))
+        if lo >= 0 and n <= np.iinfo(np.uint32).max:
+            from skimage.segmentation import relabel_sequential
+
+            warnings.warn(f"{path}: label ids up to {hi} do not fit TIFF's 32 bits: the {n} ids are written "
+                          "relabelled 1..N in order (write .ome.zarr or .h5 to keep them)", stacklevel=3)
+            return relabel_sequential(data)[0].astype(np.uint32)
+    raise ValueError(f"{path}: TIFF readers hold at most 32-bit integers, but the {data.dtype} values span "
+                     f"{lo}..{hi}; write .ome.zarr or file.h5:/dataset, which keep {data.dtype}")
+
+
+def write_tiff(path, data: np.ndarray, *, axes=None, pixel_size=None, compression="zlib",
+               labels: bool = False) -> None:
     """Write ``data`` as ImageJ TIFF, OME-TIFF, or (no axes) plain TIFF, atomically.
 
     ImageJ is used when ``axes`` is in ImageJ's ``TZCYX`` order and the dtype is uint8,
@@ -238,6 +271,7 @@ def write_tiff(path, data: np.ndarray, *, axes=None, pixel_size=None, compressio
     """
     import tifffile
 
+    data = tiff_dtype(path, data, labels=labels)
     kwargs = dict(photometric="minisblack", compression=compression)
     if axes is None:
         # tifffile's JSON description keeps the shape; nothing claims to know the axes.

@@ -33,6 +33,12 @@ def check_swc(swc, *, name: str = "swc") -> np.ndarray:
     if bad.any():
         raise ValueError(f"{name}: {int(bad.sum())} nodes have a parent id that is not in the file "
                          f"(first: node {ids[bad][0]} -> parent {parents[bad][0]})")
+    from mire.io.swc import parent_cycle
+
+    cycle = parent_cycle(ids, parents)
+    if cycle:
+        raise ValueError(f"{name}: the parents of nodes {' -> '.join(map(str, cycle[:8]))}"
+                         f"{' ...' if len(cycle) > 8 else ''} form a cycle (they never reach a root)")
     return arr
 
 
