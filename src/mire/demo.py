@@ -95,10 +95,10 @@ def run_demo(out_dir="mire-demo", *, shape=(24, 96, 96), condition: str = "N2-B2
     from mire.optics.simulate import parse_condition
 
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
+    psf_sigma, _ = parse_condition(condition)  # the true PSF of the condition; a typo fails first
     clean = neurites(shape, seed=seed)
     peak = float(clean.max())
-    psf_sigma, _ = parse_condition(condition)  # the true PSF of the condition
+    out.mkdir(parents=True, exist_ok=True)  # only once the inputs are known good
     degraded = simulate(clean, condition=condition, seed=seed)
 
     def score(name, img, secs):

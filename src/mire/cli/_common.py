@@ -74,6 +74,20 @@ def escape_text(exc) -> str:
     return escape(" ".join(str(exc).split())[:500])
 
 
+def check_shape(dims, *, option: str = "--shape", bytes_per_voxel: int = 64) -> tuple:
+    """Positive sizes whose arrays (``bytes_per_voxel`` over all working copies) fit in memory."""
+    import math
+
+    from mire.io.gate import check_fits_memory
+
+    dims = tuple(int(v) for v in dims)
+    if any(v < 1 for v in dims):
+        raise ValueError(f"{option} sizes must be positive, got {','.join(map(str, dims))}")
+    check_fits_memory(option + " " + ",".join(map(str, dims)), math.prod(dims) * bytes_per_voxel,
+                      what="generating it", hint="choose a smaller shape")
+    return dims
+
+
 def check_input_exists(path) -> None:
     """A clear error when an input is missing; ``file.h5:/dataset`` names the file before the colon."""
     from pathlib import Path

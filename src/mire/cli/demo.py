@@ -7,7 +7,7 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from mire.cli._common import console, friendly_errors
+from mire.cli._common import check_shape, console, friendly_errors
 
 
 def demo(
@@ -20,11 +20,18 @@ def demo(
     from mire.demo import run_demo
 
     with friendly_errors():
-        dims = tuple(int(v) for v in shape.split(","))
+        try:
+            dims = tuple(int(v) for v in shape.split(","))
+        except ValueError:
+            raise ValueError(f"--shape must be three integers Z,Y,X, got {shape!r}") from None
         if len(dims) != 3:
             raise ValueError(f"--shape needs three numbers Z,Y,X, got {shape!r}")
-        console.print(f"mire demo: synthetic neurites {dims}, condition {condition}")
+        from mire.optics.simulate import parse_condition
+
+        check_shape(dims, bytes_per_voxel=256)  # every method's result and its working arrays
+        parse_condition(condition)
         rows = run_demo(out, shape=dims, condition=condition, seed=seed, console=console)
+    console.print(f"mire demo: synthetic neurites {dims}, condition {condition}")
     table = Table(title=f"Restoration of a simulated neurite stack ({condition})")
     for col in ("method", "PSNR (dB)", "SSIM", "time (s)"):
         table.add_column(col, justify="left" if col == "method" else "right")

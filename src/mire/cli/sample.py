@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mire.cli._common import console, friendly_errors
+from mire.cli._common import check_shape, console, friendly_errors
 
 KINDS = ("neurites", "em", "frames")
 
@@ -18,7 +18,7 @@ def _shape(text: str, ndim_allowed=(2, 3)) -> tuple[int, ...]:
         raise ValueError(f"--shape must be comma-separated integers, got {text!r}") from exc
     if len(dims) not in ndim_allowed:
         raise ValueError(f"--shape needs {' or '.join(map(str, ndim_allowed))} numbers, got {text!r}")
-    return dims
+    return check_shape(dims)
 
 
 def sample(

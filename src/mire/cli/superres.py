@@ -25,17 +25,19 @@ def superres(
     reference: int = typer.Option(0, help="Frame whose coordinates the result uses."),
 ):
     """Reconstruct one high-resolution image from shifted / rotated low-resolution frames."""
-    from mire.io import imread, imwrite
+    from mire.io import imwrite, read_image
     from mire.superres import superresolve
 
     with friendly_errors():
         if uncertainty is not None and method != "bayesian":
             raise ValueError("--uncertainty needs --method bayesian (the only method with a posterior SD)")
-        stack = imread(frames)
+        loaded = read_image(frames)
+        stack = loaded.data
         if stack.ndim not in (3, 4):
             raise ValueError(f"{frames}: expected a (T, Y, X) or (T, Z, Y, X) stack, got shape {stack.shape}")
-        console.print(f"mire superres: {stack.shape[0]} frames of {stack.shape[1:]}, x{factor}, {method}"
-                      + (" (robust)" if robust else ""))
+        if loaded.axes is not None and (loaded.axes[0] != "T" or "C" in loaded.axes):
+            raise ValueError(f"{frames}: expected frames along a first T axis, but the file has axes "
+                             f"{loaded.axes} (shape {stack.shape}); split the channels first")
         image, info = superresolve(stack, factor=factor, method=method, prior=prior, robust=robust,
                                    psf_sigma=psf_sigma, psf=psf, weight=weight, n_iter=n_iter,
                                    reference=reference, sd_distance=4 if uncertainty is not None else None,
@@ -44,7 +46,8 @@ def superres(
         imwrite(out, image.astype("float32"), axes=axes)
         if uncertainty is not None:
             imwrite(uncertainty, info["posterior_sd"].astype("float32"), axes=axes)
-        console.print(f"wrote {out} {image.shape}; noise SD {info['noise_sd']:.4g}"
+        console.print(f"mire superres: {stack.shape[0]} frames of {stack.shape[1:]}, x{factor}, {method}"
+                      + (" (robust)" if robust else "") + f"; wrote {out} {image.shape}; noise SD {info['noise_sd']:.4g}"
                       + (f", posterior SD -> {uncertainty}" if uncertainty is not None else ""))
 
 

@@ -39,6 +39,22 @@ def _spacing_for(path: str, image_ndim: int, spacing: str | None):
     return None
 
 
+def _check_inside(swc, shape, path) -> None:
+    """Nodes must lie on the image (x = column, y = row, z = slice; half a pixel of slack)."""
+    import numpy as np
+
+    if len(swc) == 0 or len(shape) not in (2, 3):
+        return  # evaluate_tracing names a wrong ndim
+    sizes = (shape[-1], shape[-2], shape[0] if len(shape) == 3 else 1)
+    for col, axis, n in zip((2, 3, 4), "xyz", sizes):
+        bad = np.flatnonzero((swc[:, col] < -0.5) | (swc[:, col] > n - 0.5))
+        if bad.size:
+            i = int(bad[0])
+            raise ValueError(f"{path}: node {int(swc[i, 0])} has {axis} = {swc[i, col]:g}, outside the image "
+                             f"(0..{n - 1} along {axis}); {bad.size} of {len(swc)} nodes lie outside: is it the "
+                             "trace of another image?")
+
+
 def trace_cmd(
     image: str = typer.Argument(..., help="2D image or 3D stack (ZYX): TIFF, OME-Zarr, 'file.h5:/dataset', ..."),
     out: str = typer.Argument(..., help="Output .swc file (written atomically)."),
@@ -101,6 +117,8 @@ def evaluate_trace_cmd(
     with friendly_errors():
         test_swc, gold_swc = read_swc(test), read_swc(gold, single_tree=single_tree)  # cheap checks first
         img = np.asarray(imread(clean))
+        _check_inside(test_swc, img.shape, test)
+        _check_inside(gold_swc, img.shape, gold)
         sp = _spacing_for(clean, img.ndim, spacing)
         res = evaluate_tracing(img, test_swc, gold_swc, spacing=sp, tolerance=tolerance,
                                threshold=threshold, max_distance=max_distance, snap_distance=snap_distance)

@@ -11,9 +11,19 @@ from mire.cli._common import console, friendly_errors
 
 def _read(path: Path):
     """Open a training image lazily (only patches are read during training)."""
+    import numpy as np
+
+    from mire._validate import check_dtype, check_image
     from mire.learn import open_array
 
-    return open_array(path)
+    arr = open_array(path)
+    check_dtype(arr.dtype, name=str(path), allow_bool=False)
+    if len(arr.shape) > 3:
+        raise ValueError(f"{path}: a training image is 2D or 3D (Z, Y, X), got shape {tuple(arr.shape)}; "
+                         "split channels / time points first")
+    if isinstance(arr, np.ndarray) and arr.size <= 2**28:  # memory-mapped or read whole: cheap to check
+        check_image(arr, name=str(path))
+    return arr
 
 
 def train_restore(
