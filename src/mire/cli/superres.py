@@ -35,7 +35,9 @@ def superres(
         stack = loaded.data
         if stack.ndim not in (3, 4):
             raise ValueError(f"{frames}: expected a (T, Y, X) or (T, Z, Y, X) stack, got shape {stack.shape}")
-        if loaded.axes is not None and (loaded.axes[0] != "T" or "C" in loaded.axes):
+        # a 3D file's first axis may be labelled C by a writer's guess (plain TIFF samples); 4D with C is not frames
+        ax = loaded.axes
+        if ax is not None and (("T" in ax and ax[0] != "T") or ("C" in ax and stack.ndim == 4)):
             raise ValueError(f"{frames}: expected frames along a first T axis, but the file has axes "
                              f"{loaded.axes} (shape {stack.shape}); split the channels first")
         image, info = superresolve(stack, factor=factor, method=method, prior=prior, robust=robust,
