@@ -351,6 +351,9 @@ def train_segment_cmd(
                 patch_t = tuple(int(v) for v in patch.split(","))
             except ValueError:
                 raise ValueError(f"--patch must be comma-separated integers, got {patch!r}") from None
+        import torch
+
+        torch.manual_seed(seed)  # the initial weights too: --seed makes the whole run reproducible
         segmenter = Segmenter(preset, ndim=ndim, target=target)
         segmenter.metadata["postprocess"]["threshold"] = threshold
         history = segmenter.train([imread(p) for p in images], [imread(p) for p in labels], patch=patch_t,

@@ -83,6 +83,9 @@ def train_restore(
             restorer = Restorer.load(from_model)
             console.print(f"fine-tuning {restorer!r}")
         else:
+            import torch
+
+            torch.manual_seed(seed)  # the initial weights too: --seed makes the whole run reproducible
             restorer = Restorer(preset, ndim=ndim, percentiles=pct)
         data = {"noisy": _read(noisy) if noisy is not None else None,
                 "clean": _read(clean) if clean is not None else None}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -74,6 +75,50 @@ def _progress(enabled: bool):
     return Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                     TextColumn("loss {task.fields[loss]:.4f}"), TimeElapsedColumn(), TextColumn("ETA"),
                     TimeRemainingColumn(), disable=not enabled)
+
+
+@contextlib.contextmanager
+def _interrupts_deferred():
+    """Hold SIGINT while a checkpoint is written, then raise it: Ctrl-C never leaves half of one."""
+    import signal
+    import threading
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught = []
+    previous = signal.signal(signal.SIGINT, lambda *a: caught.append(a))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    if caught:
+        raise KeyboardInterrupt
+
+
+@contextlib.contextmanager
+def _interrupt_at_step_boundary():
+    """Turn the first SIGINT into a flag the loop checks after each step (an optimizer step cut in
+    the middle would checkpoint half-updated weights); a second one interrupts at once."""
+    import signal
+    import threading
+
+    flag: list = []
+    if threading.current_thread() is not threading.main_thread():
+        yield flag
+        return
+
+    def handler(signum, frame):
+        if flag:
+            flag[0] = "forced"
+            raise KeyboardInterrupt
+        flag.append("asked")
+
+    previous = signal.signal(signal.SIGINT, handler)
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9, epochs: int = 10,
@@ -151,16 +196,20 @@ def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9,
     val_batches = _val_batches(val, batch_size)
     total = epochs * steps_per_epoch
     step = history["step"]
-    epoch_losses: list[float] = []
+    # the losses of an epoch cut short by an interrupt: kept in the checkpoint, so a resumed
+    # run records the same per-epoch means as one never interrupted
+    epoch_losses: list[float] = [float(v) for v in history.pop("epoch_losses", [])]
     t0 = time.perf_counter() - history["seconds"]
 
     def save(stem):
         if ckpt is not None:
             history["seconds"] = time.perf_counter() - t0
-            save_checkpoint(ckpt, stem, model, opt, {"history": history, "config": getattr(model, "config", None)})
+            with _interrupts_deferred():  # the three files of a checkpoint are written together
+                save_checkpoint(ckpt, stem, model, opt, {"history": {**history, "epoch_losses": epoch_losses},
+                                                         "config": getattr(model, "config", None)})
 
     model.train()
-    with _progress(progress) as bar:
+    with _progress(progress) as bar, _interrupt_at_step_boundary() as interrupted:
         task = bar.add_task("training", total=total, completed=step, loss=float("nan"))
         try:
             while step < total:
@@ -202,8 +251,11 @@ def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9,
                     history["stopped"] = True
                     save("last")
                     break
+                if interrupted:  # Ctrl-C during the step: stop here, where the state is whole
+                    raise KeyboardInterrupt
         except KeyboardInterrupt:
-            save("last")
+            if not interrupted or interrupted[0] != "forced":
+                save("last")
             raise
     model.eval()
     history["seconds"] = time.perf_counter() - t0
