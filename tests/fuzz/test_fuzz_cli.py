@@ -154,6 +154,22 @@ OPTION_CASES = [
                                       "{d}/s"]),
     ("train-segment/target-unknown", ["train-segment", "-i", "{good}", "-l", "{labels}", "-o", "{d}/s",
                                       "--target", "vibes"]),
+    # usage errors: one line too, not click's usage block
+    ("superres/factor-text", ["superres", "{frames}", "{d}/o.tif", "--factor", "abc"]),
+    ("restore/missing-argument", ["restore", "{good}"]),
+    ("restore/unknown-option", ["restore", "{good}", "{d}/o.tif", "--bogus"]),
+    ("restore/workers-text", ["restore", "{good}", "{d}/o.tif", "--workers", "many"]),
+    ("evaluate/workers-0", ["evaluate", "{good}", "{good}", "--workers", "0"]),
+    ("mire/unknown-command", ["nosuchcommand", "{good}"]),
+    ("train-restore/epochs-text", ["train-restore", "--noisy", "{good}", "--noise2void", "--out", "{d}/m",
+                                   "--epochs", "ten"]),
+    ("simulate/seed-float", ["simulate", "{good}", "{d}/o.tif", "--seed", "1.5"]),
+    ("info/level-text", ["info", "{good}", "--level", "top"]),
+    ("info/level-missing", ["info", "{ome}", "--level", "7"]),
+    ("restore/psf-gaussian-nan", ["restore", "{good}", "{d}/o.tif", "--psf", "gaussian:nan"]),
+    ("restore/weight-nan", ["restore", "{good}", "{d}/o.tif", "--method", "wiener", "--weight", "nan"]),
+    ("restore/iterations-negative", ["restore", "{good}", "{d}/o.tif", "--method", "rl", "--iterations", "-3"]),
+    ("segment/min-size-negative", ["segment", "{good}", "{d}/o.tif", "--boundaries", "--min-size", "-5"]),
     ("train-segment/labels-complex", ["train-segment", "-i", "{good}", "-l", "{complex}", "-o", "{d}/s",
                                       "--ndim", "2"]),
 ]
@@ -218,7 +234,7 @@ def _companions(d: Path) -> dict:
         "good": K.good_image(d), "labels": K.good_labels(d), "labels3d": K.good_labels(d, "lab3.tif", (2, 8, 8)),
         "log": K.good_log(d), "swc": K.good_swc(d), "frames": str(frames), "forest": str(forest),
         "complex": K.make_complex64_tif(d), "bomb": K.make_tiff_bomb(d), "bigids": str(d / "bigids.tif"),
-        "log_big": str(log_big),
+        "log_big": str(log_big), "ome": K._ome(d, "good.ome.zarr"),
     }
 
 

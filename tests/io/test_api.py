@@ -129,12 +129,33 @@ def test_atomic_folder_swap_restores_on_failure(tmp_path, monkeypatch):
         return real_replace(src, dst)
 
     monkeypatch.setattr(atomic.os, "replace", flaky_replace)
+    monkeypatch.setattr(atomic, "_exchange", lambda a, b: False)  # the fallback without an atomic swap
     with pytest.raises(OSError, match="rename failed"):
         with atomic_path(dest, directory=True) as tmp:
             tmp.mkdir()
             (tmp / "new").write_text("new")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
     assert (dest / "old").read_text() == "old"
+
+
+def test_atomic_folder_overwrite_is_one_swap(tmp_path, monkeypatch):
+    import sys
+
+    import mire.io.atomic as atomic
+
+    dest = tmp_path / "out.zarr"
+    dest.mkdir()
+    (dest / "old").write_text("old")
+    renames = []
+    real_replace = atomic.os.replace
+    monkeypatch.setattr(atomic.os, "replace", lambda a, b: (renames.append((a, b)), real_replace(a, b))[1])
+    with atomic_path(dest, directory=True) as tmp:
+        tmp.mkdir()
+        (tmp / "new").write_text("new")
+    assert sorted(p.name for p in dest.iterdir()) == ["new"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out.zarr"]
+    if sys.platform.startswith("linux"):
+        assert renames == []  # renameat2(RENAME_EXCHANGE): never a moment without out.zarr
 
 
 def test_missing_output_folder(tmp_path):

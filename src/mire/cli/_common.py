@@ -88,6 +88,20 @@ def check_shape(dims, *, option: str = "--shape", bytes_per_voxel: int = 64) -> 
     return dims
 
 
+def check_output(path) -> None:
+    """Before any work: the output's format is known from its name and its folder exists."""
+    from pathlib import Path
+
+    from mire.io.formats import write_format
+    from mire.io.hdf5 import split_h5_path
+
+    write_format(path)
+    h5 = split_h5_path(path)
+    parent = Path(h5[0] if h5 else path).resolve().parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"cannot write {path}: folder {parent} does not exist")
+
+
 def check_input_exists(path) -> None:
     """A clear error when an input is missing; ``file.h5:/dataset`` names the file before the colon."""
     from pathlib import Path

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from mire.cli._common import check_input_exists, console, friendly_errors
+from mire.cli._common import check_input_exists, check_output, console, friendly_errors
 
 METHODS = ("tv", "rl", "wiener")
 
@@ -87,6 +87,7 @@ def restore_file(inp: Path, out: Path, *, method: str = "tv", psf: str = "gaussi
     from mire.io import imwrite, read_image
 
     check_input_exists(inp)
+    check_output(out)
     loaded = read_image(inp, axes=axes, lazy=True)
     image = loaded.data
     ax = _spatial_axes(loaded.axes or axes, image.ndim)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mire.cli._common import check_input_exists, console, friendly_errors
+from mire.cli._common import check_input_exists, check_output, console, friendly_errors
 
 
 def _thresholds(text: str) -> list[float]:
@@ -240,6 +240,7 @@ def segment_cmd(
         if sum([boundaries, affinities, model is not None]) != 1:
             raise ValueError("say what IMAGE holds: give exactly one of --boundaries, --affinities or --model")
         check_input_exists(image)
+        check_output(out)
         if (block_size is not None or cluster is not None) and model is not None:
             _segment_model_blocks(image, out, model=model, block_size=block_size, halo=halo,
                                   predict_halo=predict_halo, threshold=threshold,
@@ -310,6 +311,7 @@ def proofread_cmd(
         for p in (seg, log):
             if not p.exists():
                 raise FileNotFoundError(f"input not found: {p}")
+        check_output(out)
         labels = imread(seg)
         bmap = None if boundary is None else _as_probability(imread(boundary), invert=invert)
         doc = load_log(log)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from mire.cli._common import console, friendly_errors
+from mire.cli._common import check_output, console, friendly_errors
 
 _DTYPES = ("float32", "float64", "same")
 
@@ -63,6 +63,7 @@ def simulate(
     from mire.optics.simulate import parse_condition
 
     with friendly_errors():
+        check_output(dst)
         if dtype not in _DTYPES:
             raise ValueError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
         cond = None if condition.lower() == "none" else condition

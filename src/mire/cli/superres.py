@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mire.cli._common import console, friendly_errors
+from mire.cli._common import check_output, console, friendly_errors
 
 
 def superres(
@@ -32,6 +32,7 @@ def superres(
         if uncertainty is not None and method != "bayesian":
             raise ValueError("--uncertainty needs --method bayesian (the only method with a posterior SD)")
         loaded = read_image(frames)
+        check_output(out)
         stack = loaded.data
         if stack.ndim not in (3, 4):
             raise ValueError(f"{frames}: expected a (T, Y, X) or (T, Z, Y, X) stack, got shape {stack.shape}")
