@@ -13,6 +13,7 @@ import sys
 import typer
 from typer.core import TyperGroup
 from typer.core import _click as click  # typer's own copy of click: its exceptions are these
+from typer.exceptions import Abort
 
 
 class _OneLineErrors(TyperGroup):
@@ -36,7 +37,7 @@ class _OneLineErrors(TyperGroup):
             message = " ".join(exc.format_message().split())
             click.echo(f"error: {where}{message}{hint}", err=True)
             sys.exit(exc.exit_code)
-        except click.exceptions.Abort:
+        except Abort:
             click.echo("aborted", err=True)
             sys.exit(1)
         sys.exit(rv if isinstance(rv, int) else 0)
