@@ -425,6 +425,60 @@ def make_dir_as_tif(d):
     return str(p)
 
 
+def make_zarr_tiny_chunks(d):
+    import zarr
+
+    p = Path(d) / "tinychunks.zarr"
+    zarr.create_array(str(p), shape=(4096, 4096), chunks=(1, 1), dtype="uint8")  # 16.7 M chunks
+    return str(p)
+
+
+def make_png_bomb(d):
+    import struct
+    import zlib
+
+    from PIL import Image
+
+    p = Path(d) / "bomb.png"
+    Image.fromarray(np.zeros((8, 8), np.uint8)).save(p)
+    raw = bytearray(p.read_bytes())
+    # IHDR: bytes 16..24 are width, height; its CRC follows the 13 data bytes
+    raw[16:24] = struct.pack(">II", 60000, 60000)
+    raw[29:33] = struct.pack(">I", zlib.crc32(bytes(raw[12:29])) & 0xFFFFFFFF)
+    p.write_bytes(bytes(raw))
+    return str(p)
+
+
+def make_h5_compound(d):
+    import h5py
+
+    p = Path(d) / "compound.h5"
+    with h5py.File(p, "w") as f:
+        f["raw"] = np.zeros((4, 4), dtype=[("a", "f4"), ("b", "i2")])
+    return f"{p}:/raw"
+
+
+def make_h5_scalar(d):
+    import h5py
+
+    p = Path(d) / "scalar.h5"
+    with h5py.File(p, "w") as f:
+        f["raw"] = 3.0
+    return f"{p}:/raw"
+
+
+def make_zarr_v2_bad_scale(d):
+    import zarr
+
+    p = Path(d) / "v2.ome.zarr"
+    g = zarr.open_group(str(p), mode="w", zarr_format=2)
+    g.create_array("0", shape=(4, 80, 80), chunks=(4, 40, 40), dtype="float32")
+    g.attrs["multiscales"] = [{"version": "0.4", "axes": [{"name": a, "type": "space"} for a in "zyx"],
+                               "datasets": [{"path": "0", "coordinateTransformations": [
+                                   {"type": "scale", "scale": [1, 1]}]}]}]
+    return str(p)
+
+
 #: bad for every command that reads an image
 GATE_KINDS = {name[5:]: fn for name, fn in sorted(globals().items()) if name.startswith("make_")}
 

@@ -32,6 +32,38 @@ def print_error(exc: BaseException) -> None:
 
 @contextlib.contextmanager
 def friendly_errors():
+    """Turn errors into one line on stderr and exit code 2 (see :func:`_one_line_errors`); warnings
+    raised meanwhile are printed one line each after a success, and dropped after a failure."""
+    with _held_warnings(), _one_line_errors():
+        yield
+
+
+@contextlib.contextmanager
+def _held_warnings():
+    """Record warnings; print them one line each after a success (Python's own take two lines)."""
+    import os
+    import warnings
+
+    with warnings.catch_warnings(record=True) as caught:
+        # held back: a failed command prints its one error line, a successful one its warnings
+        warnings.simplefilter("default")
+        try:
+            yield
+        except BaseException:
+            caught.clear()
+            raise
+        finally:
+            held = list(caught)
+    for w in held:
+        if issubclass(w.category, (DeprecationWarning, PendingDeprecationWarning)):
+            continue
+        from rich.markup import escape
+
+        console.print(f"[yellow]warning:[/yellow] {escape(' '.join(str(w.message).split()))}")
+
+
+@contextlib.contextmanager
+def _one_line_errors():
     """Turn errors into one red line on stderr and exit code 2, not a traceback.
 
     Expected errors (bad input: ValueError, TypeError, OSError, ...) print their message.

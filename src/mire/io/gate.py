@@ -119,6 +119,10 @@ def check_declared(source, shape, dtype, *, stored_bytes=None, codec=None, max_r
         raise TypeError(f"{source}: {problem}")
     if any(int(s) < 0 for s in shape):
         raise CorruptFileError(f"{source}: declares a negative size in shape {tuple(shape)}")
+    if len(shape) == 0:
+        raise ValueError(f"{source}: holds a single value (a 0-D array), not an image")
+    if any(int(s) == 0 for s in shape):
+        raise ValueError(f"{source}: is empty (shape {tuple(int(s) for s in shape)})")
     nbytes = declared_nbytes(shape, dtype)
     if stored_bytes is not None and nbytes > BOMB_SLACK_BYTES:
         ratio = max_ratio if max_ratio is not None else MAX_RATIO.get(
@@ -131,6 +135,44 @@ def check_declared(source, shape, dtype, *, stored_bytes=None, codec=None, max_r
                 f"(at most {ratio:g}:1): refused as a decompression bomb or a damaged header")
     if in_memory:
         check_fits_memory(source, nbytes, what="reading it whole")
+
+
+#: a dask graph with more tasks than this is slow to even build: neighbouring chunks are merged
+MAX_DASK_CHUNKS = 100_000
+#: stores with more chunks than this, each smaller than TINY_CHUNK bytes, are refused (a chunk bomb)
+MAX_CHUNKS = 2**22
+TINY_CHUNK = 64 * 2**10
+
+
+def check_chunks(source, shape, chunks, dtype) -> None:
+    """Refuse millions of tiny chunks: each costs a file read whatever its size."""
+    import math
+
+    n = math.prod(-(-int(s) // max(int(c), 1)) for s, c in zip(shape, chunks))
+    size = math.prod(int(c) for c in chunks) * np.dtype(dtype).itemsize
+    if n > MAX_CHUNKS and size < TINY_CHUNK:
+        raise CorruptFileError(f"{source}: {n} chunks of {tuple(int(c) for c in chunks)} ({human_bytes(size)} each) "
+                               f"are too many to read; rechunk it into larger chunks (e.g. 64 x 256 x 256)")
+
+
+def dask_chunks(shape, chunks, dtype, *, max_chunks: int = MAX_DASK_CHUNKS, max_bytes: int = 128 * 2**20) -> tuple:
+    """Chunks for a lazy read: the store's own, or whole multiples of them when there would be
+    more than ``max_chunks`` (so a block still decodes whole stored chunks, and the graph stays small)."""
+    import math
+
+    shape = tuple(int(s) for s in shape)
+    out = [max(1, min(int(c), s)) if s else 1 for c, s in zip(chunks, shape)]
+
+    def count():
+        return math.prod(-(-s // c) for s, c in zip(shape, out) if s)
+
+    while count() > max_chunks and math.prod(out) * np.dtype(dtype).itemsize < max_bytes:
+        # grow the axis with the most chunks left (ties: the last, usually X)
+        k = max(range(len(out)), key=lambda i: (-(-shape[i] // out[i]) if shape[i] > out[i] else 0, i))
+        if shape[k] <= out[k]:
+            break
+        out[k] = min(shape[k], out[k] * 2)
+    return tuple(out)
 
 
 def check_fits_memory(source, nbytes: int, *, what: str, hint: str | None = None) -> None:

@@ -115,6 +115,10 @@ def _gate(ds, source, *, in_memory: bool) -> None:
     # unallocated storage reads as the fill value: 0 stored bytes bound a contiguous dataset too
     codec = ds.compression
     check_declared(source, ds.shape, ds.dtype, stored_bytes=stored, codec=codec, in_memory=in_memory)
+    if ds.chunks is not None:
+        from mire.io.gate import check_chunks
+
+        check_chunks(source, ds.shape, ds.chunks, ds.dtype)
 
 
 def read_hdf5(path, *, lazy: bool = False) -> Image:
@@ -128,7 +132,9 @@ def read_hdf5(path, *, lazy: bool = False) -> Image:
         if lazy:
             import dask.array as da
 
-            data = da.from_array(ds, chunks=ds.chunks or "auto")
+            from mire.io.gate import dask_chunks
+
+            data = da.from_array(ds, chunks=dask_chunks(ds.shape, ds.chunks, ds.dtype) if ds.chunks else "auto")
         else:
             data = ds[()]
     except Exception as exc:

@@ -361,8 +361,11 @@ def gate_array(arr, source, *, in_memory: bool) -> None:
     """:func:`mire.io.gate.check_declared` for a zarr array (its stored chunk bytes and codec)."""
     from mire.io.gate import DEFAULT_MAX_RATIO, MAX_RATIO, check_declared
 
+    from mire.io.gate import check_chunks
+
     codec = _codec_name(arr)
     ratio = 1.0 if codec is None else max(MAX_RATIO.get(c, DEFAULT_MAX_RATIO) for c in codec.split("/"))
+    check_chunks(source, arr.shape, arr.chunks, arr.dtype)
     check_declared(source, arr.shape, arr.dtype, stored_bytes=stored_bytes(arr), codec=codec, max_ratio=ratio,
                    in_memory=in_memory)
 
@@ -458,7 +461,10 @@ def read_omezarr(path, *, lazy: bool = False, level: int = 0) -> Image:
     if lazy:
         import dask.array as da
 
-        data = da.from_array(ZarrBlocks(arr, path), chunks=arr.chunks, asarray=True, fancy=False)
+        from mire.io.gate import dask_chunks
+
+        data = da.from_array(ZarrBlocks(arr, path), chunks=dask_chunks(arr.shape, arr.chunks, arr.dtype),
+                             asarray=True, fancy=False)
     else:
         try:
             data = arr[...]

@@ -53,7 +53,12 @@ def _header(f) -> tuple[tuple, np.dtype]:
     if f.lower().endswith(".png"):
         from PIL import Image as PILImage
 
-        with PILImage.open(f) as im:  # opening reads only the header
+        import warnings
+
+        with warnings.catch_warnings():  # PIL's bomb warning: the gate (mire.io.gate) judges the size
+            warnings.simplefilter("ignore", PILImage.DecompressionBombWarning)
+            im = PILImage.open(f)  # opening reads only the header
+        with im:
             if im.mode in _PNG_MODES:
                 dtype, extra = _PNG_MODES[im.mode]
                 return (im.height, im.width) + extra, np.dtype(dtype)

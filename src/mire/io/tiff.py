@@ -64,7 +64,9 @@ def read_tiff(path, *, lazy: bool = False) -> Image:
 
             view = TiffArray(path, shape=series.shape, dtype=series.dtype)
             # chunks of whole pages/tiles as tifffile stores them, so a block reads only its pages
-            chunks = view.zarr().chunks
+            from mire.io.gate import dask_chunks
+
+            chunks = dask_chunks(series.shape, view.zarr().chunks, series.dtype)
             data = da.from_array(view, chunks=chunks, asarray=True, fancy=False)
         else:
             data = series.asarray()
