@@ -14,7 +14,7 @@ Cases (``--part design`` / ``--part report``):
 * report only: flowdec's Purkinje widefield stack (50 x 128 x 128 crop) taken as the object, blurred
   with flowdec's *measured* bead PSF (cropped to 31^3), 12-bit-like Poisson-Gaussian data with an
   offset; a W2S 400-frame average (FOV 25, channel 0) as a 2D object, Gaussian PSF 2 px, Poisson
-  noise. Each report case is also run on the data x 0.01 and as 12-bit integers (x 16 + 100 offset):
+  noise. Each report case is also run on the data x 0.01 and as 12-bit integers (x 4 + 1000 offset, rounded, clipped to 0..4095):
   the stop must not move.
 
 Usage::
@@ -151,7 +151,7 @@ def main(argv=None):
             print(f"{name:45s} {str(acc):6s} stop {r['stop']:4d} {r['stop_psnr']:.2f} dB | best {r['best']:4d} "
                   f"{r['best_psnr']:.2f} dB | auto {r['seconds_auto']:.1f}s", flush=True)
         if args.part == "report":
-            for tag, sc, off, quant in (("x0.01", 0.01, 0.0, False), ("12bit+100", 16.0, 100.0, True)):
+            for tag, sc, off, quant in (("x0.01", 0.01, 0.0, False), ("12bit+1000", 4.0, 1000.0, True)):
                 yy = y * sc + off
                 if quant:
                     yy = np.clip(np.round(yy), 0, 4095)

@@ -134,8 +134,16 @@ def restore_blockwise(image, method: str = "tv", *, psf=None, weight=None, bregm
         elif method == "rl":
             from mire.restore.richardson_lucy import richardson_lucy
 
+            # one noise model and iteration count for every block, chosen on the crop (as TV's weight)
+            _, info = richardson_lucy(crop, kernel, n_iter=n_iter or "auto", tv_weight=weight or 0.0, spacing=spacing,
+                                      return_info=True)
+            model = {k: float(info[k]) for k in ("background", "shift", "gain")}
+            n_rl = int(n_iter or max(info["n_iter"], 1))
+            settings.update(n_iter=n_rl, **model)
+
             def func(piece):
-                return richardson_lucy(piece, kernel, n_iter=n_iter or 30, tv_weight=weight or 0.0, spacing=spacing)
+                return richardson_lucy(piece, kernel, n_iter=n_rl, tv_weight=weight or 0.0, spacing=spacing,
+                                       noise_model=model)
         else:
             from mire.restore.wiener import wiener
 
