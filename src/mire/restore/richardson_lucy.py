@@ -111,7 +111,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                     background=None, read_noise=None, gain=None, max_iter: int = 200, boundary: str = "valid",
                     eps: float = 1e-12, spacing=None, block_shape=None, halo=None, progress: bool = False,
                     refit: bool = True, device=None, return_info: bool = False, callback=None, noise_model=None,
-                    _point: bool = False):
+                    acceleration_factors=None, _point: bool = False):
     """Richardson-Lucy deconvolution of a 2D or 3D image, with optional TV regularization.
 
     Each iteration multiplies the estimate by ``H^T (z / (H x + s)) / (H^T 1 + tv_weight * div(...))``
@@ -150,6 +150,10 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     noise_model : dict, optional
         ``background``, ``shift``, ``gain`` as :func:`poisson_model` returns them (or ``info``
         does): replaces the three options above, e.g. to use one model for every block.
+    acceleration_factors : sequence of float, optional
+        Biggs factors to replay, one per iteration (``info["acceleration_factors"]``), instead of
+        computing them from this image's inner products: blocks of a volume then take the same
+        steps (per-block factors differ by block and the blocks disagree by several %).
     max_iter : int
         Most iterations of the automatic stop.
     refit : bool
@@ -224,8 +228,10 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     if gain is not None and not gain > 0:
         raise ValueError(f"gain must be > 0, got {gain}")
     plain_model = background is not None and read_noise is not None and float(read_noise) == 0
+    start_value = None
     if noise_model is not None:  # e.g. a refit or a block: a model estimated before
         model = {k: float(noise_model[k]) for k in ("background", "shift", "gain")}
+        start_value = noise_model.get("start")  # blocks of one volume start from the volume's level
     elif plain_model:
         model = {"background": float(background), "shift": 0.0, "gain": float(gain) if gain else 1.0}
     else:
@@ -252,12 +258,17 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         if halo is None:
             halo = tuple(4 * (k // 2) + 2 for k in kernel.shape)
         common = dict(acceleration=acceleration, tv_weight=tv_weight, boundary=boundary, eps=eps, spacing=spacing,
-                      device=device, noise_model=model)
-        if auto:  # one iteration count for every block (per-block stops would show as seams)
-            centre = tuple(slice(max(0, (n - m) // 2), max(0, (n - m) // 2) + m)
-                           for n, m in zip(img.shape, block_shape))
-            n_iter = richardson_lucy(img[centre], kernel, n_iter="auto", max_iter=max_iter, return_info=True,
-                                     **common)[1]["n_iter"]
+                      device=device, noise_model=dict(model, start=float(np.mean(z_np)) - shift))
+        # one iteration count and one set of Biggs factors for every block, from the central one
+        # (per-block stops or factors would show as seams)
+        centre = tuple(slice(max(0, (n - m) // 2), max(0, (n - m) // 2) + m) for n, m in zip(img.shape, block_shape))
+        _, cinfo = richardson_lucy(img[centre], kernel, n_iter="auto" if auto else n_iter, max_iter=max_iter,
+                                   return_info=True, **common)
+        n_iter = max(cinfo["n_iter"], 1)
+        if acceleration_factors is None:
+            common["acceleration_factors"] = cinfo["acceleration_factors"]
+        else:
+            common["acceleration_factors"] = acceleration_factors
         dtype_out = np.float64 if img.dtype == np.float64 else np.float32
         out = np.asarray(map_blocks(
             lambda blk: richardson_lucy(blk, kernel, n_iter=int(n_iter), **common),
@@ -297,7 +308,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     else:
         norm = inv_norm = None
     if boundary == "valid":
-        start = float(y.mean()) - shift
+        start = float(y.mean()) - shift if start_value is None else float(start_value)
         x.fill_(start if start > 0 else (0.5 if not (b or shift) else 1e-3 * max(shift, 1e-12)))
     else:
         x.fill_(0.5)  # scikit-image's start
@@ -308,6 +319,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     # `cur` is the last RL result, `prev` the one before, `g_prev`/`g_prev2` the steps' changes
     biggs = acceleration == "biggs"
     cur = prev = g_prev = g_prev2 = None
+    alphas = [0.0]  # the factor of each iteration (none at the first)
     losses, done, stopped = [], 0, False
     best_loss, best_it, best_x = math.inf, 0, None
     with progress_bar(progress, total, "Richardson-Lucy") as bar:
@@ -316,10 +328,13 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         for it in range(total + 1 if auto or _point else total):
             if biggs and it > 0:
                 alpha = 0.0
-                if g_prev2 is not None:
+                if acceleration_factors is not None:
+                    alpha = float(acceleration_factors[it]) if it < len(acceleration_factors) else 0.0
+                elif g_prev2 is not None:
                     den = float(torch.sum(g_prev2 * g_prev2))
                     alpha = float(torch.sum(g_prev * g_prev2)) / den if den > 0 else 0.0
                     alpha = min(max(alpha, 0.0), 1.0 - 1e-6)
+                alphas.append(alpha)
                 if alpha > 0:
                     torch.sub(cur, prev, out=x).mul_(alpha).add_(cur).clamp_(min=0)
                 else:
@@ -376,7 +391,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         out = _result(x, offset, b, dtype)
     if return_info:
         info = dict(model, n_iter=best_it if auto else done, iterations_run=done, stopped=stopped,
-                    tv_weight=float(tv_weight))
+                    tv_weight=float(tv_weight), acceleration_factors=alphas if biggs else [])
         if tv_search is not None:
             info["tv_search"] = tv_search
         if auto:
