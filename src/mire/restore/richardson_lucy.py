@@ -40,8 +40,7 @@ import torch
 from mire._torch import default_device, to_numpy, to_tensor
 from mire._fft import irfftn, rfftn
 from mire._progress import progress_bar
-from mire.restore._common import (check_inputs, compute_dtype, estimate_noise_curve, grad, grad_adjoint,
-                                  normalize_spacing)
+from mire.restore._common import check_inputs, compute_dtype, grad, grad_adjoint, normalize_spacing
 
 BOUNDARIES = ("valid", "zero", "circular")
 ACCELERATIONS = (None, "biggs")
@@ -62,21 +61,17 @@ def poisson_model(image: np.ndarray, *, background=None, read_noise=None, gain=N
     """
     from scipy import ndimage
 
-    y = np.asarray(image, dtype=np.float64)
-    need_curve = gain is None or read_noise is None
+    from mire.restore._common import _haar_mean_detail, _noise_curve
+
+    mean, detail = _haar_mean_detail(image)
+    local = ndimage.uniform_filter(mean, 3, mode="nearest")  # means over 6^ndim voxels
     a = k = None
     bins = None
-    if need_curve:
-        a, k, bins = estimate_noise_curve(y, return_bins=True)
-    if background is None:
-        from mire.restore._common import _haar_mean_detail
-
-        mean = _haar_mean_detail(y)[0]
-        b = float(ndimage.uniform_filter(mean, 3, mode="nearest").min())
-    else:
-        b = float(background)
-    top = float(np.quantile(y, 0.9999)) - b
-    span = top if top > 0 else float(np.ptp(y)) or 1.0
+    if gain is None or read_noise is None:
+        a, k, bins = _noise_curve(mean, detail, n_bins=24, min_count=None, return_bins=True, m_loc=local)
+    b = float(local.min()) if background is None else float(background)
+    top = float(local.max()) - b
+    span = top if top > 0 else float(np.ptp(np.asarray(image, dtype=np.float64))) or 1.0
     if gain is not None:
         a_fit = float(gain)
     else:
