@@ -21,6 +21,7 @@ Usage::
 
     nice -n 10 python experiments/rl_auto_stop.py --part design
     nice -n 10 python experiments/rl_auto_stop.py --part report
+    python experiments/rl_auto_stop.py --part table     # writes experiments/results/rl_auto_stop.md
 """
 
 from __future__ import annotations
@@ -124,13 +125,46 @@ def run_curve(y, psf, truth, acceleration, max_iter, scale=1.0, offset=0.0):
             "model": {k: info[k] for k in ("background", "shift", "gain")}}
 
 
+def table() -> str:
+    """Markdown table of the saved runs (both halves)."""
+    lines = []
+    for part in ("design", "report"):
+        path = RESULTS / f"rl_auto_stop_{part}.jsonl"
+        if not path.exists():
+            continue
+        recs = [json.loads(v) for v in path.read_text().splitlines() if v.strip()]
+        lines += [f"### {part} half", "",
+                  "| case | auto stop: iterations, PSNR | best iteration, PSNR | auto - best (dB) |"
+                  + (" x0.01: iter., PSNR | 12-bit + 1000: iter., PSNR |" if part == "report" else ""),
+                  "|---|---|---|---:|" + ("---|---|" if part == "report" else "")]
+        gaps = []
+        for r in recs:
+            b = r["biggs"]
+            gap = b["stop_psnr"] - b["best_psnr"]
+            gaps.append(gap)
+            row = f"| {r['case']} | {b['stop']}, {b['stop_psnr']:.2f} | {b['best']}, {b['best_psnr']:.2f} | {gap:+.2f} |"
+            if part == "report" and "x0.01" in r:
+                row += "".join(f" {r[t]['stop']}, {r[t]['stop_psnr']:.2f} |" for t in ("x0.01", "12bit+1000"))
+            lines.append(row)
+        g = np.array(gaps)
+        lines += ["", f"{part}: {len(g)} cases, auto - best: mean {g.mean():+.2f} dB, worst {g.min():+.2f} dB, "
+                  f"{int(np.sum(g >= -0.3))} within 0.3 dB", ""]
+    return "\n".join(lines)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--part", choices=("design", "report"), default="design")
+    ap.add_argument("--part", choices=("design", "report", "table"), default="design")
     ap.add_argument("--max-iter", type=int, default=120)
     ap.add_argument("--plain", action="store_true", help="also run plain RL (slow to converge)")
     ap.add_argument("--limit", type=int, default=0)
     args = ap.parse_args(argv)
+    if args.part == "table":
+        text = table()
+        (RESULTS / "rl_auto_stop.md").write_text("# RL automatic stop vs best iteration (experiments/rl_auto_stop.py)\n\n"
+                                                 + text + "\n")
+        print(text)
+        return
     import torch
 
     torch.set_num_threads(1)
