@@ -20,6 +20,10 @@ peak), ``--photons`` at the peak on a ``--background`` (2) photon background, an
 (sigma 2.0, 1.2, 1.2 voxels), Poisson noise; or ``--diadem OP_k``: a 128^3 window of a DIADEM stack
 (Z repeated by reflection when the stack has fewer slices), same blur and noise.
 
+PSNR is scored on the whole volume, or ``--margin`` voxels away from the borders: scikit-image's
+zero boundary darkens the borders of a stack whose content reaches them, which caps its whole-volume
+PSNR after 3-4 iterations at any photon count; the interior shows the convergence itself.
+
 Threads: torch uses ``--threads``; scikit-image's FFTs get the same number of workers
 (``scipy.fft.set_workers``).
 
@@ -79,6 +83,9 @@ def main(argv=None) -> None:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--diadem", default=None, help="use a DIADEM stack, e.g. OP_2")
+    ap.add_argument("--margin", type=int, default=0,
+                    help="score PSNR only this many voxels away from every border (scikit-image's zero boundary "
+                         "darkens the borders, which caps its peak early)")
     ap.add_argument("--json", default=None, help="also write the figures to this JSON file")
     args = ap.parse_args(argv)
     import scipy.fft
@@ -95,7 +102,8 @@ def main(argv=None) -> None:
     psf = gaussian_psf(sigma, ndim=3).astype(np.float32)
     y = simulate(truth, condition=None, psf=psf, noise="poisson", gain=1.0, seed=args.seed).astype(np.float32)
     peak = float(truth.max())
-    score = lambda r: psnr(truth, r, data_range=peak)  # noqa: E731
+    inner = tuple(slice(args.margin, n - args.margin) for n in truth.shape)
+    score = lambda r: psnr(truth[inner], r[inner], data_range=peak)  # noqa: E731
 
     # 1. scikit-image's curve (the classic path is its algorithm) and its peak
     classic = dict(acceleration=None, background=0, read_noise=0, boundary="zero")
@@ -121,7 +129,8 @@ def main(argv=None) -> None:
 
     print(f"{name} {truth.shape}, {args.photons:g} photons at the peak + {args.background:g} background, Poisson; PSF sigma {sigma} "
           f"{psf.shape}; threads {args.threads}; {platform.processor() or platform.machine()}, "
-          f"load {os.getloadavg()[0]:.1f}; input PSNR {score(y):.2f} dB")
+          f"load {os.getloadavg()[0]:.1f}; PSNR scored {args.margin} voxels from the borders; "
+          f"input PSNR {score(y):.2f} dB")
     print(f"scikit-image curve (iterations: PSNR): " + ", ".join(f"{i + 1}: {v:.2f}" for i, v in enumerate(sk_curve)
                                                                  if i + 1 in (1, 5, 10, 20, 30, 40, 50, 60)
                                                                  or i + 1 == k_sk))
@@ -141,7 +150,7 @@ def main(argv=None) -> None:
     print(f"scikit-image vs mire classic zero-boundary at {k_sk} iterations: max rel. diff {agree:.1e}")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "stack": name, "shape": list(truth.shape), "photons": args.photons, "background": args.background,
+            "stack": name, "shape": list(truth.shape), "photons": args.photons, "background": args.background, "margin": args.margin,
             "threads": args.threads, "load": os.getloadavg()[0],
             "sk_curve": sk_curve.tolist(), "sk_peak_iter": k_sk, "sk_peak_psnr": sk_peak, "sk_seconds": t_sk,
             "mire_curve": curve.tolist(), "mire_iter_to_peak": k_fast, "mire_seconds_to_peak": t_fast,

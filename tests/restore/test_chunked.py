@@ -53,9 +53,8 @@ def test_rl_to_ome_zarr_with_a_local_cluster(tmp_path, degraded):
                                 out=tmp_path / "out.ome.zarr", scheduler=client, pixel_size={"Z": 1, "Y": .3, "X": .3})
     info = iminfo(tmp_path / "out.ome.zarr")
     assert info["axes"] == "ZYX" and info["shape"] == degraded.shape
-    # RL with halo 12 (see mire.blockwise); the blocks replay the crop's Biggs factors, and factors
-    # near 1 amplify float32 rounding (plain RL agrees to 4e-6, richardson_lucy's own blocks to 1.4e-5)
-    assert np.abs(res[:] - whole).max() / whole.max() < 5e-3
+    # RL with halo 12 (see mire.blockwise); the blocks replay the crop's Biggs factors and start level
+    assert np.abs(res[:] - whole).max() / whole.max() < 1e-3
 
 
 def test_model_blockwise_shares_the_normalization(tmp_path):

@@ -135,8 +135,10 @@ def restore_blockwise(image, method: str = "tv", *, psf=None, weight=None, bregm
             from mire.restore.richardson_lucy import richardson_lucy
 
             # one noise model and iteration count for every block, chosen on the crop (as TV's weight)
-            _, info = richardson_lucy(crop, kernel, n_iter=n_iter or "auto", tv_weight=weight or 0.0, spacing=spacing,
-                                      return_info=True)
+            # in the blocks' precision (crops are read as float64), so the crop's Biggs factors are theirs
+            dtype_blocks = np.float64 if np.dtype(image.dtype) == np.float64 else np.float32
+            _, info = richardson_lucy(crop.astype(dtype_blocks), kernel, n_iter=n_iter or "auto",
+                                      tv_weight=weight or 0.0, spacing=spacing, return_info=True)
             model = {k: float(info[k]) for k in ("background", "shift", "gain")}
             # every block starts from the crop's level: with read noise in the model (a shift), RL's
             # result depends on its constant start, and per-block starts would show as seams

@@ -314,6 +314,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     # `cur` is the last RL result, `prev` the one before, `g_prev`/`g_prev2` the steps' changes
     biggs = acceleration == "biggs"
     cur = prev = g_prev = g_prev2 = None
+    buf_point = torch.empty(x.shape, dtype=dtype, device=device) if acceleration == "biggs" else None
     alphas = [0.0]  # the factor of each iteration (none at the first)
     losses, done, stopped = [], 0, False
     best_loss, best_it, best_x = math.inf, 0, None
@@ -326,8 +327,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 if acceleration_factors is not None:
                     alpha = float(acceleration_factors[it]) if it < len(acceleration_factors) else 0.0
                 elif g_prev2 is not None:
-                    den = float(torch.sum(g_prev2 * g_prev2))
-                    alpha = float(torch.sum(g_prev * g_prev2)) / den if den > 0 else 0.0
+                    den = float(torch.dot(g_prev2.view(-1), g_prev2.view(-1)))
+                    alpha = float(torch.dot(g_prev.view(-1), g_prev2.view(-1))) / den if den > 0 else 0.0
                     alpha = min(max(alpha, 0.0), 1.0 - 1e-6)
                 alphas.append(alpha)
                 if alpha > 0:
@@ -354,7 +355,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 ratio.mul_(fit)
             corr = irfftn(rfftn(r_full, dim=dims).mul_(otf_conj), s=grid, dim=dims, overwrite=True)[x_region]
             if biggs:
-                point = x.clone()
+                point = buf_point.copy_(x)
             if tv_weight > 0:
                 g = grad(x.contiguous(), sp)
                 unit = g / torch.sqrt((g * g).sum(0) + 1e-12)
@@ -369,10 +370,11 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 x.mul_(corr)
                 if inv_norm is not None:
                     x.mul_(inv_norm)
-            if biggs:
-                g_new = x - point
+            if biggs:  # rotate the buffers: no allocation per iteration
+                g_new = torch.sub(x, point, out=g_prev2 if g_prev2 is not None else torch.empty_like(point))
                 g_prev2, g_prev = g_prev, g_new
-                prev, cur = cur, x.clone()
+                spare = prev if prev is not None else torch.empty_like(point)
+                prev, cur = cur, spare.copy_(x)
             done = it + 1
             bar.advance(1)
             if callback is not None:
