@@ -69,8 +69,9 @@ def restore_layer(data, *, method: str = "tv", psf_sigma: float = 0.8, psf_file:
         if method == "tv":
             out = restore.tv_deconvolve(img, psf=psf, weight=weight, n_iter=n_iter)
         elif method == "rl":
-            # RL models photon counts: clip the negatives that read noise or background subtraction leave
-            out = restore.richardson_lucy(np.clip(img, 0, None), psf, n_iter=n_iter, tv_weight=weight or 0.0)
+            # read noise and offset are in RL's model; the iteration count is the automatic (hold-out)
+            # stop's, with the widget's iterations as its ceiling
+            out = restore.richardson_lucy(img, psf, max_iter=max(int(n_iter), 1), tv_weight=weight or 0.0)
         elif method == "wiener":
             out = restore.wiener(img, psf, balance=weight)
         else:

@@ -148,9 +148,10 @@ def restore_file(inp: Path, out: Path, *, method: str = "tv", psf: str = "gaussi
         elif method == "rl":
             from mire.restore.richardson_lucy import richardson_lucy
 
-            result = richardson_lucy(image, kernel, n_iter=iterations or 30, tv_weight=weight or 0.0,
-                                     spacing=spacing, progress=progress)
-            used = "Richardson-Lucy" + (f"-TV, weight {weight:g}" if weight else "")
+            result, meta = richardson_lucy(image, kernel, n_iter=iterations or "auto", tv_weight=weight or 0.0,
+                                           spacing=spacing, progress=progress, return_info=True)
+            used = "Richardson-Lucy" + (f"-TV, weight {weight:g}" if weight else "") + (
+                f", {meta['n_iter']} iterations" + ("" if iterations else " (hold-out stop)"))
         else:
             from mire.restore.wiener import wiener
 

@@ -134,7 +134,8 @@ def estimate_psf(bead_image, *, size=None, bead_diameter: float = 0.0, max_beads
 
         ball = _sphere(bead_diameter, img.ndim)
         if all(b <= s for b, s in zip(ball.shape, shape)):
-            psf = richardson_lucy(psf / psf.sum(), ball, n_iter=n_iter, boundary="zero", device="cpu")
+            psf = richardson_lucy(psf / psf.sum(), ball, n_iter=n_iter, boundary="zero", device="cpu",
+                                  acceleration=None, background=0, read_noise=0)  # the classic RL
             psf = np.clip(np.asarray(psf, dtype=np.float64), 0, None)
     total = psf.sum()
     if not total > 0:

@@ -134,13 +134,29 @@ def restore_blockwise(image, method: str = "tv", *, psf=None, weight=None, bregm
         elif method == "rl":
             from mire.restore.richardson_lucy import richardson_lucy
 
+            # one noise model and iteration count for every block, chosen on the crop (as TV's weight)
+            # in the blocks' precision (crops are read as float64), so the crop's Biggs factors are theirs
+            dtype_blocks = np.float64 if np.dtype(image.dtype) == np.float64 else np.float32
+            _, info = richardson_lucy(crop.astype(dtype_blocks), kernel, n_iter=n_iter or "auto",
+                                      tv_weight=weight or 0.0, spacing=spacing, return_info=True)
+            model = {k: float(info[k]) for k in ("background", "shift", "gain")}
+            # every block starts from the crop's level: with read noise in the model (a shift), RL's
+            # result depends on its constant start, and per-block starts would show as seams
+            model["start"] = float(np.mean(np.clip(np.asarray(crop, dtype=np.float64) - model["background"]
+                                                   + model["shift"], 0, None))) - model["shift"]
+            n_rl = int(n_iter or max(info["n_iter"], 1))
+            factors = info["acceleration_factors"]  # the crop's Biggs steps, replayed by every block
+            settings.update(n_iter=n_rl, factors=factors, **model)
+
             def func(piece):
-                return richardson_lucy(piece, kernel, n_iter=n_iter or 30, tv_weight=weight or 0.0, spacing=spacing)
+                return richardson_lucy(piece, kernel, n_iter=n_rl, tv_weight=weight or 0.0, spacing=spacing,
+                                       noise_model=model, acceleration_factors=factors)
         else:
             from mire.restore.wiener import wiener
 
-            if weight is None:  # GCV on the crop, then the same balance everywhere
-                weight = wiener(crop, kernel, return_balance=True)[1]
+            if weight is None:  # GCV on the crop, then the same constant balance everywhere (the in-memory
+                # default's per-frequency balance lives on one image's grid, so it does not carry to blocks)
+                weight = wiener(crop, kernel, balance="gcv", return_balance=True)[1]
             settings["weight"] = float(weight)
 
             def func(piece, b=float(weight)):

@@ -1,5 +1,14 @@
 """Wiener deconvolution, with the regularization estimated from the data when not given.
 
+The default is the Wiener filter itself, ``X = conj(H) Y S / (|H|^2 S + N)``, the minimum-MSE
+linear estimate, with both spectra estimated from the image: the noise power ``N`` (white; its
+level is the image's mean noise variance, ``a mean(y) + k`` of the Poisson-Gaussian variance line,
+so shot noise counts too) and the object power ``S(f)``, radially binned and fitted in each bin by
+least squares to ``E|Y|^2 = |H|^2 S + N``, then made non-increasing with the frequency (chance
+peaks of the periodogram where the OTF is tiny would otherwise pass amplified noise). On the
+demo's neurites it is within 0.05 dB of the same filter with the true object's radial spectrum
+(31.10 vs 31.12 dB at N2-B2), where the best constant balance reaches 25.4 dB.
+
 The image is padded by reflection (half the PSF support plus a margin) before the Fourier-domain
 filter, so the periodic FFT sees a continuous image and the borders carry no wrap-around ringing;
 the blur is the OTF of the shared :class:`mire.optics.Blur`.
@@ -17,42 +26,6 @@ from mire._torch import default_device, to_numpy, to_tensor
 from mire.restore._common import check_inputs, compute_dtype
 
 
-def _signal_power(y_f: torch.Tensor, otf: torch.Tensor, noise_power: float, n: int, shape) -> torch.Tensor:
-    """Object power spectrum model ``S(f) = A |f|^-beta`` fitted to the data.
-
-    The raw estimate ``(|Y|^2 - n sigma^2) / |H|^2`` explodes wherever the OTF is small and the
-    periodogram exceeds the noise floor by chance, so it is only trusted where the data clearly
-    stand above the noise (``|Y|^2 > 3 n sigma^2``) and the OTF is not tiny; a power law (the
-    usual spectrum of natural and microscopy images) fitted there in log-log extrapolates it.
-    """
-    d = len(shape)
-    freqs = [torch.fft.fftfreq(m, device=y_f.device, dtype=otf.real.dtype) for m in shape[:-1]]
-    freqs.append(torch.fft.rfftfreq(shape[-1], device=y_f.device, dtype=otf.real.dtype))
-    grids = torch.meshgrid(*freqs, indexing="ij")
-    radius = torch.sqrt(sum(g * g for g in grids))
-    p = y_f.real**2 + y_f.imag**2
-    h2 = otf.real**2 + otf.imag**2
-    ok = (p > 3 * n * noise_power) & (h2 > 1e-3) & (radius > 0)
-    r_min = float(1.0 / max(shape))
-    if int(ok.sum()) < 10:  # hardly any signal above the noise: a flat, weak spectrum
-        return torch.full_like(radius, n * noise_power)
-    lr = torch.log(radius[ok])
-    ls = torch.log((p[ok] - n * noise_power) / h2[ok])
-    a = torch.stack([torch.ones_like(lr), lr], dim=1)
-    coef = torch.linalg.lstsq(a.double(), ls.double().unsqueeze(1)).solution.squeeze(1)
-    slope = float(coef[1])
-    if slope > -1.0:
-        # A flat or rising fit means the points above the noise are chance peaks of a noisy
-        # periodogram, not signal: extrapolating it would trust the noise at high frequency and
-        # blow it up by 1/|H|^2. Keep the usual falling spectrum (|f|^-2) through the same points.
-        slope = -2.0
-        intercept = float((ls.double() - slope * lr.double()).mean())
-    else:
-        intercept = float(coef[0])
-    s = torch.exp(intercept + slope * torch.log(radius.clamp_min(r_min)).double()).to(radius.dtype)
-    return s
-
-
 def _rfft_weights(shape, device, dtype) -> torch.Tensor:
     """How many times each rfft coefficient appears in the full spectrum (1 or 2)."""
     n = shape[-1]
@@ -61,6 +34,33 @@ def _rfft_weights(shape, device, dtype) -> torch.Tensor:
     if n % 2 == 0:
         w[-1] = 1.0
     return w
+
+
+def object_spectrum(y_f: torch.Tensor, otf: torch.Tensor, noise_power: float, shape) -> torch.Tensor:
+    """Object power spectrum ``S(f)``, radial bins, least squares of ``E|Y|^2 = |H|^2 S + n sigma^2``.
+
+    Bins are one finest-frequency step (``1 / max(shape)`` cycles per voxel) wide; in each,
+    ``S = sum |H|^2 (|Y|^2 - n sigma^2) / sum |H|^4`` clipped at 0, then the running minimum from
+    low to high frequency (spectra of images fall with the frequency; a bin above its lower
+    neighbours is the periodogram's chance). The DC term is left unregularized (``S = inf``).
+    """
+    n = float(np.prod(shape))
+    freqs = [torch.fft.fftfreq(m, device=y_f.device, dtype=torch.float64) for m in shape[:-1]]
+    freqs.append(torch.fft.rfftfreq(shape[-1], device=y_f.device, dtype=torch.float64))
+    grids = torch.meshgrid(*freqs, indexing="ij")
+    radius = torch.sqrt(sum(g * g for g in grids))
+    n_bins = int(np.ceil(float(radius.max()) * max(shape))) + 1
+    idx = torch.clamp((radius * max(shape)).long(), max=n_bins - 1).ravel()
+    w = _rfft_weights(shape, y_f.device, torch.float64).expand_as(radius).ravel()
+    h2 = (otf.real**2 + otf.imag**2).double().ravel()
+    p = (y_f.real**2 + y_f.imag**2).double().ravel()
+    num = torch.zeros(n_bins, dtype=torch.float64, device=y_f.device).index_add_(0, idx, w * h2 * (p - n * noise_power))
+    den = torch.zeros(n_bins, dtype=torch.float64, device=y_f.device).index_add_(0, idx, w * h2 * h2)
+    sx = torch.where(den > 0, num / den.clamp_min(1e-300), torch.zeros_like(num)).clamp_min(0)
+    sx = torch.cummin(sx, dim=0).values
+    s = sx[idx].reshape(radius.shape)
+    s.view(-1)[0] = math.inf  # DC: the mean intensity is kept
+    return s
 
 
 def gcv_balance(y_f: torch.Tensor, otf: torch.Tensor, shape, *, grid=None) -> float:
@@ -89,11 +89,10 @@ def gcv_balance(y_f: torch.Tensor, otf: torch.Tensor, shape, *, grid=None) -> fl
 def wiener(image, psf, *, balance=None, noise_sigma=None, device=None, return_balance: bool = False):
     """Wiener deconvolution of a 2D or 3D image.
 
-    ``X = conj(H) Y / (|H|^2 + balance)``. With ``balance=None`` the constant balance is chosen
-    by generalized cross-validation (:func:`gcv_balance`), which needs no noise level; given a
-    ``noise_sigma``, the per-frequency Wiener filter ``balance(f) = n sigma^2 / S(f)`` is used
-    instead, with the object power spectrum ``S(f)`` a power law fitted to the data's
-    periodogram where it stands above the noise.
+    ``X = conj(H) Y / (|H|^2 + balance(f))``. With ``balance=None`` (default) the Wiener filter,
+    ``balance(f) = N / S(f)``, with the noise power ``N`` and the object spectrum ``S`` estimated
+    from the image (:func:`object_spectrum`, module docstring); ``balance="gcv"``: a constant
+    balance by generalized cross-validation (:func:`gcv_balance`); a number: that constant.
 
     Parameters
     ----------
@@ -101,13 +100,15 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None, return_ba
         2D or 3D image.
     psf : array_like or str
         Kernel (normalized inside) or spec (``"gaussian:1.0"``, a file path).
-    balance : float, optional
-        Constant regularization (Tikhonov); ``None`` chooses it from the data (GCV).
+    balance : float or "gcv", optional
+        Constant regularization (Tikhonov), ``"gcv"`` to choose it by GCV, or ``None`` for the
+        Wiener filter with estimated spectra.
     noise_sigma : float, optional
-        Noise SD on the image's scale: switches to the per-frequency Wiener filter.
+        Noise SD on the image's scale (white noise), instead of the estimate, for ``balance=None``.
     device : torch device, optional
     return_balance : bool
-        Also return the balance used (a float; per-frequency array with ``noise_sigma``).
+        Also return the balance used (a float; the per-frequency array on the padded grid,
+        rfft layout, for ``balance=None``).
 
     Returns
     -------
@@ -130,8 +131,13 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None, return_ba
     from mire.optics.operators import Blur
 
     img, kernel = check_inputs(image, psf)
-    if balance is not None and not (np.isfinite(balance) and balance > 0):
-        raise ValueError(f"balance must be a positive number, got {balance}")
+    if isinstance(balance, str):
+        if balance != "gcv":
+            raise ValueError(f"balance must be a positive number, 'gcv' or None, got {balance!r}")
+    elif balance is not None and not (np.isfinite(balance) and balance > 0):
+        raise ValueError(f"balance must be a positive number, 'gcv' or None, got {balance}")
+    if noise_sigma is not None and not (np.isfinite(noise_sigma) and noise_sigma >= 0):
+        raise ValueError(f"noise_sigma must be a number >= 0, got {noise_sigma}")
     device = torch.device(device) if device is not None else default_device()
     dtype = compute_dtype(img)
     # reflection padding: wide enough for the PSF to see a continuous neighbourhood at every border
@@ -143,12 +149,19 @@ def wiener(image, psf, *, balance=None, noise_sigma=None, device=None, return_ba
     dims = tuple(range(y.ndim))
     y_f = rfftn(y, dim=dims)
     h = op.otf
-    if balance is None and noise_sigma is None:
+    if balance == "gcv":
         reg = gcv_balance(y_f, h, tuple(padded.shape))
     elif balance is None:
-        s = _signal_power(y_f, h, noise_sigma**2, y.numel(), tuple(padded.shape))
-        reg = (y.numel() * noise_sigma**2) / s.clamp_min(1e-12)
-        reg = torch.clamp(reg, max=1e12)
+        if noise_sigma is None:
+            from mire.restore._common import estimate_noise_curve
+
+            a, k = estimate_noise_curve(img)
+            noise_power = max(a * float(np.mean(img)) + k, 0.0)  # the mean variance: white-noise level
+        else:
+            noise_power = float(noise_sigma) ** 2
+        s = object_spectrum(y_f, h, noise_power, tuple(padded.shape))
+        reg = (y.numel() * noise_power) / s.clamp_min(1e-300)
+        reg = torch.clamp(reg, max=1e30).to(h.real.dtype)
     else:
         reg = float(balance)
     x_f = h.conj() * y_f / (h.real**2 + h.imag**2 + reg)
