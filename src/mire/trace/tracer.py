@@ -289,7 +289,10 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
     >>> int((trace(img)[:, 6] == -1).sum()), int((trace(img, single_tree=True)[:, 6] == -1).sum())
     (2, 1)
     """
-    img = check_image(image, ndim=(2, 3)).astype(np.float32)
+    img = np.asarray(check_image(image, ndim=(2, 3)), dtype=np.float64)
+    # the tube response ignores an offset but float32 does not: remove it while still in float64, so
+    # that a stack far from 0 (e.g. a camera offset) keeps all its precision
+    img = (img - img.min()).astype(np.float32) if img.size else img.astype(np.float32)
     ndim = img.ndim
     sp = normalized_spacing(spacing, ndim)
     seed_zyx = _check_seeds(seeds, img.shape)
