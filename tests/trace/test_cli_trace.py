@@ -44,6 +44,7 @@ def test_trace_cli_seed_and_evaluate(tmp_path, y_stack, synth):
     assert res.exit_code == 0, res.output
     r = json.loads(res.output.strip().splitlines()[-1])
     assert r["precision"] == 1.0 and r["recall"] == 1.0 and r["node_recall"] == 1.0
+    assert r["distance_precision"] == 1.0 and r["distance_recall"] == 1.0 and r["distance_f1"] == 1.0
 
 
 def test_cli_errors_are_one_line_exit_2(tmp_path, y_stack):

@@ -99,11 +99,15 @@ def evaluate_trace_cmd(
     max_distance: float = typer.Option(12.0, "--max-distance", help="How far (geodesically) regions grow from a trace (px)."),
     snap_distance: float = typer.Option(3.5, "--snap-distance",
                                         help="Bright voxels this close to a trace seed its region (px)."),
+    distance_tolerance: float = typer.Option(5.0, "--distance-tolerance",
+                                             help="Distance score: a point within this many px of the other "
+                                                  "arbor's segments (z scaled by --spacing) is matched."),
     as_json: bool = typer.Option(False, "--json", help="Print one JSON object."),
     single_tree: bool = typer.Option(False, "--single-tree",
                                      help="Refuse a GOLD that is not one tree (a forest or repeated roots)."),
 ) -> None:
-    """Score a trace against a gold standard: foreground voxel and node precision / recall (paper Table 3).
+    """Score a trace against a gold standard: foreground voxel (paper Table 3), node and distance
+    precision / recall.
 
     The output reports how many trees (roots) each SWC holds; a gold forest is noted on stderr
     (or refused with --single-tree), and an SWC whose parents form a cycle is refused.
@@ -121,7 +125,8 @@ def evaluate_trace_cmd(
         _check_inside(gold_swc, img.shape, gold)
         sp = _spacing_for(clean, img.ndim, spacing)
         res = evaluate_tracing(img, test_swc, gold_swc, spacing=sp, tolerance=tolerance,
-                               threshold=threshold, max_distance=max_distance, snap_distance=snap_distance)
+                               threshold=threshold, max_distance=max_distance, snap_distance=snap_distance,
+                               distance_tolerance=distance_tolerance)
     res["test_trees"] = int(np.sum(test_swc[:, 6] == -1))
     res["gold_trees"] = int(np.sum(gold_swc[:, 6] == -1))
     if res["gold_trees"] > 1:
@@ -130,7 +135,8 @@ def evaluate_trace_cmd(
     if as_json:
         typer.echo(json.dumps(res))
         return
-    for key in ("precision", "recall", "f1", "node_precision", "node_recall"):
+    for key in ("precision", "recall", "f1", "node_precision", "node_recall",
+                "distance_precision", "distance_recall", "distance_f1"):
         typer.echo(f"{key:15s} {res[key]:.4f}")
     typer.echo(f"{'threshold':15s} {res['threshold']:.4g}")
     typer.echo(f"{'voxels':15s} test {res['test_voxels']}  gold {res['gold_voxels']}")

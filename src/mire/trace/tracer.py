@@ -2,9 +2,17 @@
 
 The method, step by step (each step follows a published one):
 
-1. **Tube response**: multi-scale Sato vesselness (Sato et al. 1998) in physical units, each
-   scale divided by the level pure white noise of unit SD reaches there, so that scales compare
-   by *significance* rather than by raw contrast (coarse scales average more noise away).
+1. **Tube response**: multi-scale Sato vesselness (Sato et al. 1998), each scale divided by the
+   level pure white noise of unit SD reaches there, so that scales compare by *significance*
+   rather than by raw contrast (coarse scales average more noise away). The scales are in
+   *samples* on every axis, not in physical units: a stack is sampled about as finely as its
+   blur along each axis (a confocal's z step is chosen near its axial resolution, 2-4x coarser
+   than the pixel), so the blur, the noise blobs and the smallest resolvable tube all span about
+   as many voxels on every axis. A physical scale of 1-2 px is a third of a slice along z: it
+   averages no noise there and, worse, sees every blur-stretched noise blob or bouton as a tube
+   running along z, whose skeleton then sprouts z spurs off the neurite (on the DIADEM OP design
+   stacks, OP_1..OP_3, the distance F1 of one tree went 0.80 -> 0.90 clean and 0.41 -> 0.79 at
+   N3-B3). ``spacing`` still sets every length: gaps, branch lengths, cable, radii.
 2. **Foreground**: hysteresis threshold on that response (Canny 1986). The high threshold is the
    largest of (a) the noise SD estimated from the image (Immerkaer 1996) times the response
    that white noise exceeds on 1 voxel in 10^5, (b) the same level read from the response's own
@@ -13,14 +21,23 @@ The method, step by step (each step follows a published one):
 3. **Skeleton**: ``skimage.morphology.skeletonize`` (Lee et al. 1994 in 3D).
 4. **Graph** (as in skan, Nunez-Iglesias et al. 2018): skeleton voxels are nodes, 26- (8-)
    neighbours are edges weighted by their physical length.
-5. **Gap bridging**: every end point is joined to the nearest voxel of *another* piece within
+5. **Gap bridging**: fragments with less cable than ``min_length`` are dropped first (a gap is
+   bridged between neurite pieces, and a fragment that could not stand as a piece must not be
+   carried into the tree by a bridge); then every end point is joined to the nearest voxel of *another* piece within
    ``max_gap``, then a minimum spanning tree keeps the shortest connections; this joins a
    neurite broken by a dim stretch, as the minimal-path step of APP2 (Peng et al. 2011; Xiao &
    Peng 2013, Bioinformatics 29:1448) does, without a fast-marching pass over the whole stack.
-6. **Pruning**: terminal spurs shorter than ``min_branch_length`` and pieces with less cable
+6. **Tip evidence** (Canny's rule that hysteresis *connects* but does not *extend*): end points of
+   the tree are eaten back while they are below the sure (high) threshold or off the ridge of the
+   tube response (below half of its maximum within 3 scales: outside the half-maximum width, on a
+   neurite's flank or in the haze around it). Noise-free stacks, where the thresholds fall to the
+   faint haze and out-of-focus glow, otherwise grow branches into it; the test is relative (the
+   response against itself and against the noise-set threshold), so it holds at any noise level,
+   intensity scale and offset.
+7. **Pruning**: terminal spurs shorter than ``min_branch_length`` and pieces with less cable
    than ``min_length`` are removed (APP2's "dark leaf" / short-branch pruning).
-7. **Radius** of each node: Euclidean distance transform of the foreground (APP2 does the same).
-8. **One tree** (optional, ``single_tree=True``): only the tree with the most cable is returned,
+8. **Radius** of each node: Euclidean distance transform of the foreground (APP2 does the same).
+9. **One tree** (optional, ``single_tree=True``): only the tree with the most cable is returned,
    as APP2 returns the one tree it grew from its seed (the convention of the paper's Table 3).
 """
 
@@ -50,6 +67,11 @@ _LOW_FRACTION = 0.65
 # A gap bridged by a straight jump costs this many times its length in the spanning tree, so
 # that the tree prefers real skeleton paths whenever one exists.
 _BRIDGE_PENALTY = 3.0
+# A skeleton voxel is on the ridge of the tube response when it reaches this fraction of the
+# response's maximum within _RIDGE_REACH scales around it: the half-maximum width (FWHM) is the
+# usual extent of a blurred line, so beyond it a voxel is on the neurite's flank, not its centre.
+_RIDGE_FRACTION = 0.5
+_RIDGE_REACH = 3.0
 
 
 def noise_sigma(image) -> float:
@@ -118,6 +140,25 @@ def _background_level(resp: np.ndarray, sigmas, sp) -> float:
     if flat.size > 2_000_000:
         flat = flat[:: flat.size // 1_000_000]
     return float(np.quantile(flat, _BACKGROUND_QUANTILE)) * ratio
+
+
+def _trim_tips(graph, core):
+    """Alive mask after eating skeleton end points that are off the ridge, until none is left.
+
+    A spur of the skeleton into the blurred halo of a thick neurite (or a z-elongated one) never runs
+    on the tube response's ridge, so it is eaten back to where it leaves the neurite; a real branch is
+    trimmed only at its tip, where it leaves the ridge too.
+    """
+    g = sparse.csr_matrix(graph)
+    g.data[:] = 1
+    alive = np.ones(g.shape[0], bool)
+    degree = np.asarray(g.sum(axis=1)).ravel()
+    while True:
+        ends = alive & (degree <= 1) & ~core
+        if not ends.any():
+            return alive
+        alive[ends] = False
+        degree -= np.asarray(g[:, ends].sum(axis=1)).ravel()
 
 
 def _bridge_gaps(coords, graph, sp, max_gap):
@@ -200,14 +241,14 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
         Bright neurites on a dark background. Any numeric dtype.
     spacing : sequence of float, optional
         Voxel size per axis, e.g. ``(1.0, 0.33, 0.33)`` (ZYX, any unit: only the ratios
-        matter). Lengths below (``sigmas``, ``max_gap``, ...) are in units of the finest axis'
-        pixel.
+        matter). Lengths below (``max_gap``, ...) are in units of the finest axis' pixel.
     seeds : array_like of shape (K, 3) or (K, 2), optional
         Points (x, y, z) -- or (x, y) in 2D -- in pixels / slices, as in SWC. When given,
         only the pieces that pass within ``max_gap`` of a seed are kept, each rooted at the
         node nearest its seed. Without seeds every piece is kept and rooted at its thickest node.
     sigmas : sequence of float
-        Vesselness scales (about the neurite radii).
+        Vesselness scales (about the neurite radii), in samples (voxels) on every axis: see the
+        module docstring, step 1.
     threshold : float, optional
         High hysteresis threshold on the tube response, in units of the noise SD times the
         white-noise 1e-5 level (so 1.0 is "one false voxel in 10^5 on pure noise"). Default:
@@ -248,21 +289,25 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
     >>> int((trace(img)[:, 6] == -1).sum()), int((trace(img, single_tree=True)[:, 6] == -1).sum())
     (2, 1)
     """
-    img = check_image(image, ndim=(2, 3), allow_bool=False).astype(np.float32)
+    img = np.asarray(check_image(image, ndim=(2, 3), allow_bool=False), dtype=np.float64)
+    # the tube response ignores an offset but float32 does not: remove it while still in float64, so
+    # that a stack far from 0 (e.g. a camera offset) keeps all its precision
+    img = (img - img.min()).astype(np.float32) if img.size else img.astype(np.float32)
     ndim = img.ndim
     sp = normalized_spacing(spacing, ndim)
     seed_zyx = _check_seeds(seeds, img.shape)
     if float(img.max()) == float(img.min()):  # nothing to trace (empty or constant stack)
         return EMPTY_SWC.copy()
 
-    resp = tube_response(img, sigmas=sigmas, spacing=sp)
+    # scales in samples on every axis (see the module docstring, step 1)
+    resp = tube_response(img, sigmas=sigmas)
     if threshold is None:
         from skimage.filters import threshold_triangle
 
         pos = resp[resp > 0]
         if pos.size < 2 or float(pos.max()) == float(pos.min()):
             return EMPTY_SWC.copy()
-        high = max(noise_sigma(img), _background_level(resp, sigmas, sp), float(threshold_triangle(pos)))
+        high = max(noise_sigma(img), _background_level(resp, sigmas, np.ones(ndim)), float(threshold_triangle(pos)))
     else:
         high = float(threshold) * max(noise_sigma(img), np.finfo(np.float32).tiny)
     if not np.any(resp > high):
@@ -276,9 +321,27 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
         return EMPTY_SWC.copy()
 
     coords, graph = voxel_graph(np.argwhere(skel), skel.shape, sp)
+    # a gap is bridged between neurite pieces: a fragment with less cable than min_length, too
+    # short to stand as a piece on its own, is dropped before it can be joined to one
+    mst = csgraph.minimum_spanning_tree(graph)
+    keep = _prune((mst + mst.T).tocsr(), 0.0, min_length)
+    if not keep.any():
+        return EMPTY_SWC.copy()
+    coords, graph = coords[keep], graph[keep][:, keep]
     graph = _bridge_gaps(coords, graph, sp, max_gap)
     forest = csgraph.minimum_spanning_tree(graph)
     forest = (forest + forest.T).tocsr()
+    # branch ends must stand on evidence: eat terminal voxels that are off the ridge or below the sure
+    # (high) threshold, which the hysteresis let in only to connect, not to extend
+    c = tuple(coords.T)
+    size = int(2 * np.ceil(_RIDGE_REACH * max(float(v) for v in sigmas)) + 1)
+    peak = ndi.maximum_filter(resp, size=size)[c]
+    on_ridge = (resp[c] >= np.float32(_RIDGE_FRACTION) * peak) & (resp[c] >= high)
+    del peak
+    keep = _trim_tips(forest, on_ridge)
+    if not keep.any():
+        return EMPTY_SWC.copy()
+    coords, forest = coords[keep], forest[keep][:, keep]
     alive = _prune(forest, min_branch_length, min_length)
     if not alive.any():
         return EMPTY_SWC.copy()
