@@ -9,11 +9,13 @@ import typer
 from mire.cli._common import check_input_exists, console, friendly_errors
 
 
-def _thresholds(text: str) -> list[float]:
+def _thresholds(text: str) -> list:
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [v.strip().lower() if v.strip().lower() == "auto" else float(v) for v in text.split(",")
+                  if v.strip()]
     except ValueError:
-        raise ValueError(f"--threshold must be numbers separated by commas, e.g. 0.5 or 0.3,0.5; got {text!r}") from None
+        raise ValueError(f"--threshold must be numbers separated by commas, e.g. 0.5 or 0.3,0.5, or auto; "
+                         f"got {text!r}") from None
     if not values:
         raise ValueError("--threshold is empty")
     return values
@@ -31,14 +33,19 @@ def _as_probability(arr, *, invert: bool):
     return 1.0 - arr if invert else arr
 
 
-def _out_path(out: Path, threshold: float, many: bool) -> Path:
+def _fmt(t) -> str:
+    return t if isinstance(t, str) else f"{t:g}"
+
+
+def _out_path(out: Path, threshold, many: bool) -> Path:
     if not many:
         return out
+    threshold = _fmt(threshold)
     name = out.name
     for ext in (".ome.zarr", ".ome.tif", ".tiff", ".tif", ".zarr", ".h5", ".png"):
         if name.lower().endswith(ext):
-            return out.with_name(f"{name[: -len(ext)]}_t{threshold:g}{name[-len(ext):]}")
-    return out.with_name(f"{name}_t{threshold:g}")
+            return out.with_name(f"{name[: -len(ext)]}_t{threshold}{name[-len(ext):]}")
+    return out.with_name(f"{name}_t{threshold}")
 
 
 def _axes(ndim: int) -> str:
@@ -92,7 +99,7 @@ def _segment_blocks(image, out, *, block_size, halo, thresholds, invert, stitch,
         else:  # other formats are written whole, from memory
             imwrite(path, seg, axes=_axes(seg.ndim))
             n = int(np.count_nonzero(np.unique(seg)))
-        console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
+        console.print(f"threshold {_fmt(t)}: {n} segments in blocks of {block} -> {path}")
 
 
 def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, threshold, stitch, workers, cluster,
@@ -113,7 +120,7 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, 
     block = _ints(block_size, "--block-size", data.ndim) if block_size else tuple(min(n, 256) for n in data.shape)
     halo_t = _ints(halo, "--halo", data.ndim)
     predict_halo_t = _ints(predict_halo, "--predict-halo", data.ndim)
-    thr = _thresholds(threshold) if threshold else [float(segmenter.metadata["postprocess"]["threshold"])]
+    thr = _thresholds(threshold) if threshold else [segmenter.metadata["postprocess"]["threshold"]]
     post = {k: v for k, v in options.items() if v}  # only what was given overrides the model's own
     zarr_out = out.name.lower().endswith(".zarr")
     for t in thr:  # before the prediction, not after
@@ -133,7 +140,7 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, 
             else:
                 imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")
                 n = int(np.count_nonzero(np.unique(seg)))
-            console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
+            console.print(f"threshold {_fmt(t)}: {n} segments in blocks of {block} -> {path}")
 
 
 def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch, workers, cluster, progress,
@@ -190,7 +197,7 @@ def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch
             else:  # other formats are written whole, from memory
                 imwrite(path, seg, axes=_axes(ndim), downscale="nearest")
                 n = int(np.count_nonzero(np.unique(seg)))
-            console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
+            console.print(f"threshold {_fmt(t)}: {n} segments in blocks of {block} -> {path}")
 
 
 def segment_cmd(
@@ -264,7 +271,7 @@ def segment_cmd(
             return
         if model is not None:
             segmenter = Segmenter.load(model)
-            thr = _thresholds(threshold) if threshold else [float(segmenter.metadata["postprocess"]["threshold"])]
+            thr = _thresholds(threshold) if threshold else [segmenter.metadata["postprocess"]["threshold"]]
             opts = {"threshold": thr}
             if min_size:
                 opts["min_size"] = min_size
@@ -276,7 +283,7 @@ def segment_cmd(
             for t, seg in zip(thr, segs):
                 path = _out_path(out, t, len(thr) > 1)
                 imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")
-                console.print(f"threshold {t:g}: {int(np.count_nonzero(np.unique(seg)))} segments -> {path}")
+                console.print(f"threshold {_fmt(t)}: {int(np.count_nonzero(np.unique(seg)))} segments -> {path}")
             return
         thr = _thresholds(threshold or "0.5")
         data = _as_probability(imread(image), invert=invert)
@@ -292,7 +299,7 @@ def segment_cmd(
             path = _out_path(out, t, len(thr) > 1)
             imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")  # labels: no averaged pyramid
             n = int(np.count_nonzero(np.unique(seg)))
-            console.print(f"threshold {t:g}: {n} segments -> {path}")
+            console.print(f"threshold {_fmt(t)}: {n} segments -> {path}")
 
 
 def proofread_cmd(

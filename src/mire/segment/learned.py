@@ -24,6 +24,8 @@ __all__ = ["Segmenter"]
 FORMAT = "mire-segmenter"
 FORMAT_VERSION = 1
 TARGETS = ("boundaries", "affinities")
+#: ``min_distance="auto"`` at the training data's scale (the value the shipped models were tuned with)
+AUTO_MIN_DISTANCE = 3.0
 DEFAULT_POST = {"threshold": 0.5, "scoring": None, "min_size": 0, "min_distance": 3.0, "seed_threshold": 0.5,
                 "sigma": 1.0, "per_slice": False}
 
@@ -220,10 +222,14 @@ class Segmenter:
         n_out = int(self.model.config["out_channels"])
         out = np.zeros((len(stack), n_out) + tuple(spatial), np.float32)
         tile, overlap = default_tiling(spatial, tile=tile, overlap=overlap)
+        zoom = float((self.metadata.get("adaptation") or {}).get("zoom") or 1.0)
+        preprocess = self._preprocess(lo, hi)
+        if zoom != 1.0:  # scale adaptation: the network sees the volume at its training scale
+            return self._predict_zoomed(img, zoom, tile=tile, overlap=overlap, batch_size=batch_size,
+                                        device=device, normalization=(lo, hi))
         for k in range(len(stack)):
             predict_tiled(self.model, stack[k][None], tile=tile, overlap=overlap, batch_size=batch_size,
-                          device=device, out=out[k],
-                          preprocess=lambda x: ((x - lo) / (hi - lo)).astype(np.float32))
+                          device=device, out=out[k], preprocess=preprocess)
         # tiles are blended as logits, then squashed once
         out = (1.0 / (1.0 + np.exp(-out))).astype(np.float32)
         if self.target == "boundaries":
@@ -232,6 +238,117 @@ class Segmenter:
         if img.ndim == self.ndim:
             return out[0]
         return np.moveaxis(out, 1, 0)  # (C, Z, Y, X) for a 2D model over a stack
+
+    def _preprocess(self, lo, hi):
+        """Network input from raw intensities: ``(x - lo) / (hi - lo)``, then the adaptation's
+        histogram-matching map when :meth:`adapt` set one."""
+        knots = (self.metadata.get("adaptation") or {}).get("intensity")
+        if not knots:
+            return lambda x: ((x - lo) / (hi - lo)).astype(np.float32)
+        xs, ys = np.asarray(knots["x"], np.float64), np.asarray(knots["y"], np.float64)
+        return lambda x: np.interp((x - lo) / (hi - lo), xs, ys).astype(np.float32)
+
+    def _predict_zoomed(self, img, zoom, *, normalization, **kw):
+        """:meth:`predict` on ``img`` resampled by ``zoom`` (in-plane only for a 2D model over a
+        stack), the output resampled back to ``img``'s grid (linear)."""
+        from scipy import ndimage as ndi
+
+        factors = (1.0,) * (img.ndim - self.ndim) + (zoom,) * self.ndim
+        small = ndi.zoom(np.asarray(img, np.float32), factors, order=1)
+        if any(s < m for s, m in zip(small.shape[-self.ndim:], self.model.size_multiple)):
+            raise ValueError(f"zoom {zoom:.3g} makes the image {small.shape}, smaller than the network needs")
+        ad = self.metadata.pop("adaptation")
+        try:
+            self.metadata["adaptation"] = dict(ad, zoom=1.0)
+            prob = self.predict(small, normalization=normalization, **kw)
+        finally:
+            self.metadata["adaptation"] = ad
+        lead = prob.ndim - img.ndim
+        back = (1.0,) * lead + tuple(n / m for n, m in zip(img.shape, prob.shape[lead:]))
+        out = ndi.zoom(prob, back, order=1, grid_mode=False)
+        # zoom's rounding can miss the target shape by a voxel: crop or edge-pad to it
+        out = out[(slice(None),) * lead + tuple(slice(0, n) for n in img.shape)]
+        pad = [(0, 0)] * lead + [(0, n - m) for n, m in zip(img.shape, out.shape[lead:])]
+        return np.clip(np.pad(out, pad, mode="edge"), 0, 1).astype(np.float32)
+
+    # ---------------------------------------------------------------- adaptation
+    def reference_statistics(self, images) -> dict:
+        """The training data's intensity quantiles (after the model's percentile normalization,
+        pooled over ``images``) and correlation length, which :meth:`adapt` maps a new volume to."""
+        from mire.learn.normalize import input_range
+        from mire.segment.adapt import correlation_length, intensity_quantiles
+
+        pct = self.metadata["normalization"]["percentiles"]
+        qs, lengths = [], []
+        for im in images:
+            lo, hi = input_range(im, percentiles=pct)
+            qs.append(intensity_quantiles(im, lo=lo, hi=hi))
+            lengths.append(correlation_length(im))
+        return {"quantiles": np.mean(qs, axis=0).round(6).tolist(),
+                "correlation_length": float(np.exp(np.mean(np.log(lengths))))}
+
+    def adapt(self, volume, *, intensity: bool = True, batchnorm: bool = False, scale: bool = False,
+              tile=None, device=None) -> "Segmenter":
+        """Adapt the model to an unlabeled volume, in place; returns ``self``.
+
+        Parameters
+        ----------
+        volume : array-like
+            The new, unlabeled raw EM (what will be segmented).
+        intensity : bool
+            Histogram matching: the volume's intensity quantiles (after the percentile
+            normalization) are mapped onto the training data's
+            (``metadata["normalization"]["reference"]``) by a monotone piecewise-linear map
+            applied before the network. A volume with the training statistics gets the identity.
+        batchnorm : bool
+            Recompute the batch-norm statistics on the volume
+            (:func:`mire.segment.adapt.reestimate_batchnorm`); changes the weights' buffers.
+        scale : bool
+            Resample the volume before the network by ``reference_length / volume_length``
+            (:func:`mire.segment.adapt.correlation_length`) and the output back; applied only when
+            the ratio is outside [0.8, 1.25] (same-microscope volumes differ by that much).
+        tile, device
+            Batch-norm re-estimation tiles (default about 32 x 128 x 128) and device.
+
+        Notes
+        -----
+        What each part does on held-out volumes and simulated microscope changes is measured in
+        ``experiments/results/em_adaptation.md``; the defaults follow those measurements.
+        Settings are recorded in ``metadata["adaptation"]`` and saved with the model.
+        """
+        from mire.learn.normalize import input_range
+        from mire.segment.adapt import correlation_length, intensity_quantiles, quantile_map, reestimate_batchnorm
+
+        vol = check_image(volume, name="volume", ndim=(2, 3))
+        if vol.ndim < self.ndim:
+            raise ValueError(f"volume is {vol.ndim}D; this {self.ndim}D model needs a {self.ndim}D volume")
+        ref = self.metadata["normalization"].get("reference")
+        if (intensity or scale) and not ref:
+            raise ValueError("this model stores no reference statistics of its training data "
+                             "(metadata['normalization']['reference']); set them with "
+                             "model.metadata['normalization']['reference'] = model.reference_statistics(images)")
+        lo, hi = input_range(vol, percentiles=self.metadata["normalization"]["percentiles"])
+        adaptation = {"intensity": None, "zoom": 1.0, "batchnorm": False}
+        self.metadata["adaptation"] = adaptation
+        if intensity:
+            x, y = quantile_map(intensity_quantiles(vol, lo=lo, hi=hi), ref["quantiles"])
+            adaptation["intensity"] = {"x": x.tolist(), "y": y.tolist()}
+        if scale:
+            ratio = float(ref["correlation_length"]) / correlation_length(vol)
+            adaptation["measured_zoom"] = ratio
+            if not 0.8 <= ratio <= 1.25:
+                adaptation["zoom"] = float(np.clip(ratio, 0.25, 4.0))
+        if batchnorm:
+            from scipy import ndimage as ndi
+
+            z = adaptation["zoom"]
+            src = vol if z == 1.0 else ndi.zoom(vol.astype(np.float32), (1.0,) * (vol.ndim - self.ndim)
+                                                 + (z,) * self.ndim, order=1)
+            pre = self._preprocess(lo, hi)
+            n = reestimate_batchnorm(self.model, [src] if src.ndim == self.ndim else list(src), preprocess=pre,
+                                     tile=tile, device=device)
+            adaptation["batchnorm"] = n > 0
+        return self
 
     def segment(self, image, *, return_probabilities: bool = False, **postprocess):
         """Predict and post-process into instance labels.
@@ -244,16 +361,36 @@ class Segmenter:
 
         params = self._postprocess(postprocess)
         prob = self.predict(image)
+        params["min_distance"] = self._min_distance(params["min_distance"], image)
         kw = {k: params[k] for k in ("min_size", "min_distance", "seed_threshold", "sigma")}
         if self.target == "boundaries":
-            seg = segment_boundaries(prob, threshold=params["threshold"], scoring=params["scoring"] or "mean",
-                                     per_slice=bool(params["per_slice"]) and prob.ndim == 3, **kw)
+            seg, _, result = segment_boundaries(prob, threshold=params["threshold"],
+                                                scoring=params["scoring"] or "mean", return_result=True,
+                                                per_slice=bool(params["per_slice"]) and prob.ndim == 3, **kw)
         else:
             if self.ndim == 2 and np.ndim(image) == 3:
                 raise ValueError("a 2D affinity model over a stack: segment the slices one by one")
-            seg = segment_affinities(prob, thresholds=params["threshold"],
-                                     scoring=params["scoring"] or "median", **kw)
+            seg, _, result = segment_affinities(prob, thresholds=params["threshold"], return_result=True,
+                                                scoring=params["scoring"] or "median", **kw)
+        # what "auto" resolved to on this volume
+        self.last_settings = dict(params, threshold=result.thresholds if not np.isscalar(params["threshold"])
+                                  else result.thresholds[0])
         return (seg, prob) if return_probabilities else seg
+
+    def _min_distance(self, value, image) -> float:
+        """``"auto"``: :data:`AUTO_MIN_DISTANCE` voxels scaled by the volume's correlation length over
+        the training data's (cells twice as large get seeds twice as far apart), in [1.5, 12]."""
+        from mire.segment.adapt import correlation_length, is_auto
+
+        if not is_auto(value):
+            return float(value)
+        ref = (self.metadata["normalization"].get("reference") or {}).get("correlation_length")
+        if not ref:
+            return AUTO_MIN_DISTANCE
+        shape = np.shape(image)
+        window = tuple(slice(max(0, (n - 96) // 2), max(0, (n - 96) // 2) + min(n, 96)) for n in shape)
+        length = correlation_length(np.asarray(image[window], dtype=np.float32))
+        return float(np.clip(AUTO_MIN_DISTANCE * length / float(ref), 1.5, 12.0))
 
     def _postprocess(self, overrides) -> dict:
         params = dict(self.metadata["postprocess"])
@@ -344,7 +481,8 @@ class Segmenter:
         halo = np.broadcast_to(np.asarray(halo, dtype=int), (ndim,)).copy()
         if ndim > self.ndim:
             halo[0] = 0  # a 2D model predicts each slice on its own
-        token = hashlib.sha1(json.dumps([lo, hi, what, self._weights_digest()]).encode()).hexdigest()[:16]
+        token = hashlib.sha1(json.dumps([lo, hi, what, self._weights_digest(),
+                                         self.metadata.get("adaptation")]).encode()).hexdigest()[:16]
         return lo, hi, tuple(int(h) for h in halo), token
 
     def _affinities_blockwise(self, image, *, block_shape, halo=32, out=None, scheduler=None, workers=None,
@@ -436,14 +574,18 @@ class Segmenter:
                                      pixel_size=pixel_size, stitch=stitch, scheduler=scheduler, workers=workers,
                                      progress=progress, resume=resume,
                                      affinities=affs if stitch == "graph" else None,
-                                     **self._blockwise_options(params, len(image.shape)))
+                                     **self._blockwise_options(params, len(image.shape), image))
 
-    def _blockwise_options(self, params, ndim) -> dict:
+    def _blockwise_options(self, params, ndim, image=None) -> dict:
         """The stored post-processing as :func:`mire.segment.segment_blockwise` options."""
         if not np.isscalar(params["threshold"]):
             raise ValueError("segment_blockwise takes one threshold; run it once per threshold")
-        return dict(threshold=float(params["threshold"]), seed_threshold=params["seed_threshold"],
-                    min_distance=params["min_distance"], sigma=params["sigma"],
+        from mire.segment.adapt import AUTO, is_auto
+
+        return dict(threshold=AUTO if is_auto(params["threshold"]) else float(params["threshold"]),
+                    seed_threshold=params["seed_threshold"],
+                    min_distance=params["min_distance"] if image is None else self._min_distance(
+                        params["min_distance"], image), sigma=params["sigma"],
                     per_slice=bool(params["per_slice"]) and ndim == 3, min_size=params["min_size"],
                     scoring=params["scoring"] or ("mean" if self.target == "boundaries" else "median"))
 
@@ -465,7 +607,8 @@ class Segmenter:
         from mire.segment.chunked import scratch_folder
 
         keep_affinities = self.target == "affinities" and len(image.shape) == self.ndim
-        fingerprint = dict(weights=self._weights_digest(), shape=list(image.shape),
+        fingerprint = dict(weights=self._weights_digest(), adaptation=self.metadata.get("adaptation"),
+                           shape=list(image.shape),
                            block=np.ravel(block_shape).tolist(), halo=np.ravel(halo).tolist(), reduce=reduce,
                            affinities=keep_affinities)
         run = dict(scheduler=scheduler, workers=workers, progress=progress, resume=resume)
