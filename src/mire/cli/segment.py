@@ -341,8 +341,16 @@ def train_segment_cmd(
     threshold: float = typer.Option(0.5, "--threshold", help="Agglomeration threshold stored with the model."),
     checkpoints: Path = typer.Option(None, "--checkpoints", help="Checkpoint folder (resumed when present)."),
     seed: int = typer.Option(0, "--seed"),
+    base: str = typer.Option(None, "--from", help="Fine-tune this shipped model name or saved Segmenter path "
+                                                  "(its network, offsets and post-processing are kept)."),
+    sparse: bool = typer.Option(None, "--sparse/--dense",
+                                help="Sparse painted labels: 0 = unpainted, ignored by the loss (default with "
+                                     "--from); --dense: 0 = membrane/background."),
+    adapt: bool = typer.Option(True, "--adapt/--no-adapt",
+                               help="With --from: adapt the model to the first --image before fine-tuning "
+                                    "(Segmenter.adapt: histogram matching)."),
 ):
-    """Train a boundary or affinity network on raw EM + instance labels."""
+    """Train a boundary or affinity network on raw EM + instance labels, or fine-tune one (--from)."""
     with friendly_errors():
         from mire.io import imread
         from mire.segment import Segmenter
@@ -358,9 +366,16 @@ def train_segment_cmd(
                 patch_t = tuple(int(v) for v in patch.split(","))
             except ValueError:
                 raise ValueError(f"--patch must be comma-separated integers, got {patch!r}") from None
-        segmenter = Segmenter(preset, ndim=ndim, target=target)
-        segmenter.metadata["postprocess"]["threshold"] = threshold
-        history = segmenter.train([imread(p) for p in images], [imread(p) for p in labels], patch=patch_t,
+        raws = [imread(p) for p in images]
+        if base is not None:
+            segmenter = Segmenter.load(base)
+            if adapt:
+                segmenter.adapt(raws[0])
+            sparse = True if sparse is None else sparse
+        else:
+            segmenter = Segmenter(preset, ndim=ndim, target=target)
+            segmenter.metadata["postprocess"]["threshold"] = threshold
+        history = segmenter.train(raws, [imread(p) for p in labels], patch=patch_t, sparse=bool(sparse),
                                   epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr,
                                   ignore_label=ignore_label, checkpoint_dir=checkpoints, seed=seed, progress=True)
         stem = segmenter.save(out)
@@ -368,7 +383,34 @@ def train_segment_cmd(
                       f"wrote {stem}.safetensors and {stem}.json")
 
 
+def adapt_segment_cmd(
+    image: Path = typer.Argument(..., help="The new, unlabeled raw EM volume to adapt to."),
+    out: Path = typer.Option(..., "--out", "-o", help="Adapted model path stem (OUT.safetensors, OUT.json)."),
+    model: str = typer.Option("fibsem3d-affinity", "--model", "-m", help="Shipped model name or Segmenter path."),
+    intensity: bool = typer.Option(True, "--intensity/--no-intensity",
+                                   help="Histogram matching to the training data's intensities."),
+    batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm",
+                                   help="Re-estimate the batch-norm statistics on IMAGE."),
+    scale: bool = typer.Option(False, "--scale/--no-scale",
+                               help="Resample IMAGE to the training data's scale (correlation length)."),
+):
+    """Adapt a segmentation model to a new volume without labels (Segmenter.adapt), and save it."""
+    with friendly_errors():
+        from mire.io import imread
+        from mire.segment import Segmenter
+
+        check_input_exists(image)
+        segmenter = Segmenter.load(model)
+        segmenter.adapt(imread(image), intensity=intensity, batchnorm=batchnorm, scale=scale)
+        stem = segmenter.save(out)
+        ad = segmenter.metadata["adaptation"]
+        console.print(f"adapted {model} to {image} (intensity {'on' if ad['intensity'] else 'off'}, batch-norm "
+                      f"{'re-estimated' if ad['batchnorm'] else 'kept'}, zoom {ad['zoom']:.3g}); wrote "
+                      f"{stem}.safetensors and {stem}.json")
+
+
 def register(app: typer.Typer) -> None:
     app.command("segment")(segment_cmd)
     app.command("proofread")(proofread_cmd)
     app.command("train-segment")(train_segment_cmd)
+    app.command("adapt-segment")(adapt_segment_cmd)

@@ -124,8 +124,8 @@ class Segmenter:
 
     def train(self, images, labels, *, patch=None, epochs: int = 10, steps_per_epoch: int = 100,
               batch_size: int = 4, lr: float = 1e-3, lr_decay: float = 0.9, ignore_label: int | None = None,
-              em_augment: bool = True, val=None, checkpoint_dir=None, resume: bool = True, seed: int = 0,
-              device=None, progress: bool = True, callback=None, stop_event=None) -> dict:
+              em_augment: bool = True, sparse: bool = False, val=None, checkpoint_dir=None, resume: bool = True,
+              seed: int = 0, device=None, progress: bool = True, callback=None, stop_event=None) -> dict:
         """Train (or fine-tune) on images and their instance labels.
 
         Parameters
@@ -137,6 +137,11 @@ class Segmenter:
             Default (16, 64, 64) in 3D, (128, 128) in 2D.
         ignore_label : int, optional
             Label of unannotated voxels, left out of the loss.
+        sparse : bool
+            Sparse painted labels (a few painted slices, e.g. from napari): label 0 is *unpainted*
+            and left out of the loss (``ignore_label=0``; every affinity touching an unpainted voxel
+            is masked), and every patch is drawn to contain painted voxels. Paint each painted
+            slice completely, one id per body: faces between two ids are the membranes learned.
         em_augment : bool
             Contrast jitter (and for 3D: missing / blurred sections, misalignment) on top of the
             sampler's flips and rotations (:mod:`mire.segment.augment`).
@@ -175,11 +180,27 @@ class Segmenter:
         if bad:
             raise ValueError(f"patch {patch} must be divisible by the network's size multiple "
                              f"{self.model.size_multiple}")
+        if sparse:
+            if ignore_label not in (None, 0):
+                raise ValueError(f"sparse labels ignore label 0 (unpainted); got ignore_label={ignore_label}")
+            ignore_label = 0
+            if not any(np.any(g[1] > 0) for g in groups):
+                raise ValueError("sparse labels: nothing is painted (every label is 0)")
         pct = self.metadata["normalization"]["percentiles"]
-        # images by their own percentiles; labels untouched (lo 0, hi 1 is the identity)
-        ranges = [[percentile_range(g[0], percentiles=pct), (0.0, 1.0)] for g in groups]
+        if self.metadata["normalization"].get("reference") is None:
+            self.metadata["normalization"]["reference"] = self.reference_statistics([g[0] for g in groups])
+        if (self.metadata.get("adaptation") or {}).get("intensity") or self.metadata["normalization"].get(
+                "method") == "quantile":
+            # an adapted model sees histogram-matched input: train on the same, each image matched itself
+            groups = [(self._matched_input(im), lb) for im, lb in groups]
+            ranges = [[(0.0, 1.0), (0.0, 1.0)] for _ in groups]
+        else:
+            # images by their own percentiles; labels untouched (lo 0, hi 1 is the identity)
+            ranges = [[percentile_range(g[0], percentiles=pct), (0.0, 1.0)] for g in groups]
+        # sparse: a patch is redrawn until it holds a painted voxel (label >= 1)
         sampler = PatchSampler(groups, patch=patch, make_example=self._make_example(ignore_label, em_augment),
-                               normalize=ranges, seed=seed)
+                               normalize=ranges, seed=seed, foreground=1.0 if sparse else 0.0,
+                               foreground_level=1.0)
         history = train_loop(self.model, sampler, loss="bce", lr=lr, lr_decay=lr_decay, epochs=epochs,
                              steps_per_epoch=steps_per_epoch, batch_size=batch_size, val=val,
                              checkpoint_dir=checkpoint_dir, resume=resume, seed=seed, device=device,
@@ -187,6 +208,8 @@ class Segmenter:
         self.metadata["training"] = {
             "patch": list(patch), "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
             "lr": lr, "lr_decay": lr_decay, "loss": "bce", "ignore_label": ignore_label, "em_augment": em_augment,
+            "sparse": bool(sparse), "painted_voxels": int(sum(np.count_nonzero(g[1]) for g in groups)) if sparse
+            else None,
             "steps": history["step"], "final_loss": history["loss"][-1] if history["loss"] else None,
             "fine_tuned_from": self.metadata.get("training"),
         }
@@ -195,7 +218,7 @@ class Segmenter:
 
     # ---------------------------------------------------------------- prediction
     def predict(self, image, *, tile=None, overlap=None, batch_size: int = 1, device=None,
-                normalization=None) -> np.ndarray:
+                normalization=None, intensity_map=None) -> np.ndarray:
         """Boundary probabilities (``image.shape``) or affinities (``(C, *image.shape)``), float32 in [0, 1].
 
         A 2D model applied to a (Z, Y, X) stack predicts slice by slice (affinities then have the
@@ -223,10 +246,11 @@ class Segmenter:
         out = np.zeros((len(stack), n_out) + tuple(spatial), np.float32)
         tile, overlap = default_tiling(spatial, tile=tile, overlap=overlap)
         zoom = float((self.metadata.get("adaptation") or {}).get("zoom") or 1.0)
-        preprocess = self._preprocess(lo, hi)
+        knots = self._intensity_knots(img, lo, hi, intensity_map)
+        preprocess = self._preprocess(lo, hi, knots)
         if zoom != 1.0:  # scale adaptation: the network sees the volume at its training scale
             return self._predict_zoomed(img, zoom, tile=tile, overlap=overlap, batch_size=batch_size,
-                                        device=device, normalization=(lo, hi))
+                                        device=device, normalization=(lo, hi), intensity_map=knots)
         for k in range(len(stack)):
             predict_tiled(self.model, stack[k][None], tile=tile, overlap=overlap, batch_size=batch_size,
                           device=device, out=out[k], preprocess=preprocess)
@@ -239,10 +263,26 @@ class Segmenter:
             return out[0]
         return np.moveaxis(out, 1, 0)  # (C, Z, Y, X) for a 2D model over a stack
 
-    def _preprocess(self, lo, hi):
-        """Network input from raw intensities: ``(x - lo) / (hi - lo)``, then the adaptation's
-        histogram-matching map when :meth:`adapt` set one."""
-        knots = (self.metadata.get("adaptation") or {}).get("intensity")
+    def _intensity_knots(self, image, lo, hi, given=None):
+        """The histogram-matching map of ``image`` (``{"x", "y"}`` knots) or None: ``given``, else
+        the one :meth:`adapt` stored, else, for a model whose normalization method is
+        ``"quantile"``, the map of ``image``'s own quantiles onto the training data's."""
+        if given is not None:
+            return given
+        stored = (self.metadata.get("adaptation") or {}).get("intensity")
+        if stored:
+            return stored
+        norm = self.metadata["normalization"]
+        if norm.get("method") == "quantile" and (norm.get("reference") or {}).get("quantiles"):
+            from mire.segment.adapt import intensity_quantiles, quantile_map
+
+            x, y = quantile_map(intensity_quantiles(image, lo=lo, hi=hi), norm["reference"]["quantiles"])
+            return {"x": x.tolist(), "y": y.tolist()}
+        return None
+
+    def _preprocess(self, lo, hi, knots=None):
+        """Network input from raw intensities: ``(x - lo) / (hi - lo)``, then the histogram-matching
+        map ``knots`` (see :meth:`_intensity_knots`) if any."""
         if not knots:
             return lambda x: ((x - lo) / (hi - lo)).astype(np.float32)
         xs, ys = np.asarray(knots["x"], np.float64), np.asarray(knots["y"], np.float64)
@@ -271,6 +311,16 @@ class Segmenter:
         pad = [(0, 0)] * lead + [(0, n - m) for n, m in zip(img.shape, out.shape[lead:])]
         return np.clip(np.pad(out, pad, mode="edge"), 0, 1).astype(np.float32)
 
+    def _matched_input(self, image) -> np.ndarray:
+        """``image`` as the network sees it after histogram matching to the reference (float32)."""
+        from mire.learn.normalize import input_range
+        from mire.segment.adapt import intensity_quantiles, quantile_map
+
+        lo, hi = input_range(image, percentiles=self.metadata["normalization"]["percentiles"])
+        x, y = quantile_map(intensity_quantiles(image, lo=lo, hi=hi),
+                            self.metadata["normalization"]["reference"]["quantiles"])
+        return np.interp((np.asarray(image, np.float64) - lo) / (hi - lo), x, y).astype(np.float32)
+
     # ---------------------------------------------------------------- adaptation
     def reference_statistics(self, images) -> dict:
         """The training data's intensity quantiles (after the model's percentile normalization,
@@ -283,9 +333,12 @@ class Segmenter:
         for im in images:
             lo, hi = input_range(im, percentiles=pct)
             qs.append(intensity_quantiles(im, lo=lo, hi=hi))
-            lengths.append(correlation_length(im))
+            try:
+                lengths.append(correlation_length(im))
+            except ValueError:  # too small to measure: no scale reference from this one
+                pass
         return {"quantiles": np.mean(qs, axis=0).round(6).tolist(),
-                "correlation_length": float(np.exp(np.mean(np.log(lengths))))}
+                "correlation_length": float(np.exp(np.mean(np.log(lengths)))) if lengths else None}
 
     def adapt(self, volume, *, intensity: bool = True, batchnorm: bool = False, scale: bool = False,
               tile=None, device=None) -> "Segmenter":
@@ -344,7 +397,7 @@ class Segmenter:
             z = adaptation["zoom"]
             src = vol if z == 1.0 else ndi.zoom(vol.astype(np.float32), (1.0,) * (vol.ndim - self.ndim)
                                                  + (z,) * self.ndim, order=1)
-            pre = self._preprocess(lo, hi)
+            pre = self._preprocess(lo, hi, self._intensity_knots(vol, lo, hi))
             n = reestimate_batchnorm(self.model, [src] if src.ndim == self.ndim else list(src), preprocess=pre,
                                      tile=tile, device=device)
             adaptation["batchnorm"] = n > 0
@@ -460,8 +513,9 @@ class Segmenter:
 
         if reduce not in ("max", "mean"):
             raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
-        lo, hi, halo, token = self._blockwise_setup(image, halo, normalization, reduce)
-        return map_blocks(partial(_boundary_block, segmenter=self, normalization=(lo, hi), reduce=reduce), image,
+        lo, hi, halo, token, knots = self._blockwise_setup(image, halo, normalization, reduce)
+        return map_blocks(partial(_boundary_block, segmenter=self, normalization=(lo, hi), reduce=reduce,
+                                  intensity_map=knots), image,
                           block_shape=block_shape, halo=halo, out=out, dtype=np.float32,
                           scheduler=scheduler, workers=workers, progress=progress, resume=resume, token=token)
 
@@ -481,9 +535,11 @@ class Segmenter:
         halo = np.broadcast_to(np.asarray(halo, dtype=int), (ndim,)).copy()
         if ndim > self.ndim:
             halo[0] = 0  # a 2D model predicts each slice on its own
-        token = hashlib.sha1(json.dumps([lo, hi, what, self._weights_digest(),
-                                         self.metadata.get("adaptation")]).encode()).hexdigest()[:16]
-        return lo, hi, tuple(int(h) for h in halo), token
+        # one histogram map for the whole volume (its strided subsample), as for the intensity range
+        knots = self._intensity_knots(image, lo, hi)
+        token = hashlib.sha1(json.dumps([lo, hi, what, self._weights_digest(), self.metadata.get("adaptation"),
+                                         knots]).encode()).hexdigest()[:16]
+        return lo, hi, tuple(int(h) for h in halo), token, knots
 
     def _affinities_blockwise(self, image, *, block_shape, halo=32, out=None, scheduler=None, workers=None,
                               progress: bool = False, resume: bool = True):
@@ -496,8 +552,9 @@ class Segmenter:
         ndim = len(image.shape)
         if self.target != "affinities" or ndim != self.ndim:
             raise ValueError(f"nearest-neighbour affinities need a {ndim}D affinity model")
-        lo, hi, halo, token = self._blockwise_setup(image, halo, None, "affinities")
-        return map_blocks(partial(_affinity_block, segmenter=self, normalization=(lo, hi)), image,
+        lo, hi, halo, token, knots = self._blockwise_setup(image, halo, None, "affinities")
+        return map_blocks(partial(_affinity_block, segmenter=self, normalization=(lo, hi), intensity_map=knots),
+                          image,
                           block_shape=block_shape, halo=halo, out=out, dtype=np.float32, channels=ndim,
                           scheduler=scheduler, workers=workers, progress=progress, resume=resume, token=token)
 
@@ -659,16 +716,16 @@ class Segmenter:
                 f"parameters={count_parameters(self.model)})")
 
 
-def _affinity_block(piece, *, segmenter, normalization):
+def _affinity_block(piece, *, segmenter, normalization, intensity_map=None):
     """One block of :meth:`Segmenter._affinities_blockwise`: the nearest-neighbour channels."""
-    return segmenter.predict(piece, normalization=normalization)[: piece.ndim]
+    return segmenter.predict(piece, normalization=normalization, intensity_map=intensity_map)[: piece.ndim]
 
 
-def _boundary_block(piece, *, segmenter, normalization, reduce):
+def _boundary_block(piece, *, segmenter, normalization, reduce, intensity_map=None):
     """One block of :meth:`Segmenter.predict_blockwise`: the boundary map of a haloed window."""
     from mire.segment.watershed import affinities_to_boundaries
 
-    prob = segmenter.predict(piece, normalization=normalization)
+    prob = segmenter.predict(piece, normalization=normalization, intensity_map=intensity_map)
     if segmenter.target == "boundaries":
         return prob
     if prob.ndim == piece.ndim + 1 and prob.shape[0] >= piece.ndim:
