@@ -124,7 +124,7 @@ class Segmenter:
 
     def train(self, images, labels, *, patch=None, epochs: int = 10, steps_per_epoch: int = 100,
               batch_size: int = 4, lr: float = 1e-3, lr_decay: float = 0.9, ignore_label: int | None = None,
-              em_augment: bool = True, sparse: bool = False, val=None, checkpoint_dir=None, resume: bool = True,
+              em_augment: bool = True, sparse: bool = False, freeze_norm=None, val=None, checkpoint_dir=None, resume: bool = True,
               seed: int = 0, device=None, progress: bool = True, callback=None, stop_event=None) -> dict:
         """Train (or fine-tune) on images and their instance labels.
 
@@ -142,6 +142,9 @@ class Segmenter:
             and left out of the loss (``ignore_label=0``; every affinity touching an unpainted voxel
             is masked), and every patch is drawn to contain painted voxels. Paint each painted
             slice completely, one id per body: faces between two ids are the membranes learned.
+        freeze_norm : bool, optional
+            Keep the batch-norm statistics (see :func:`mire.learn.train`); default: with ``sparse``
+            (a few-shot fine-tune's small batches would overwrite them).
         em_augment : bool
             Contrast jitter (and for 3D: missing / blurred sections, misalignment) on top of the
             sampler's flips and rotations (:mod:`mire.segment.augment`).
@@ -204,11 +207,13 @@ class Segmenter:
         history = train_loop(self.model, sampler, loss="bce", lr=lr, lr_decay=lr_decay, epochs=epochs,
                              steps_per_epoch=steps_per_epoch, batch_size=batch_size, val=val,
                              checkpoint_dir=checkpoint_dir, resume=resume, seed=seed, device=device,
-                             progress=progress, callback=callback, stop_event=stop_event)
+                             progress=progress, callback=callback, stop_event=stop_event,
+                             freeze_norm=bool(sparse if freeze_norm is None else freeze_norm))
         self.metadata["training"] = {
             "patch": list(patch), "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
             "lr": lr, "lr_decay": lr_decay, "loss": "bce", "ignore_label": ignore_label, "em_augment": em_augment,
-            "sparse": bool(sparse), "painted_voxels": int(sum(np.count_nonzero(g[1]) for g in groups)) if sparse
+            "sparse": bool(sparse), "freeze_norm": bool(sparse if freeze_norm is None else freeze_norm),
+            "painted_voxels": int(sum(np.count_nonzero(g[1]) for g in groups)) if sparse
             else None,
             "steps": history["step"], "final_loss": history["loss"][-1] if history["loss"] else None,
             "fine_tuned_from": self.metadata.get("training"),
