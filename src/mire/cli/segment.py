@@ -211,8 +211,9 @@ def segment_cmd(
                                                           "name or saved Segmenter path."),
     threshold: str = typer.Option(None, "--threshold", "-t",
                                   help="Agglomeration threshold(s) on the boundary score (1 - affinity), comma "
-                                       "separated; several write one file each (OUT with _t<value>). Default "
-                                       "0.5, or the model's own."),
+                                       "separated; several write one file each (OUT with _t<value>); 'auto': "
+                                       "chosen from the volume's own fragment graph. Default 0.5, or the model's "
+                                       "own (fibsem3d-affinity: auto)."),
     min_size: int = typer.Option(0, "--min-size", help="Merge regions smaller than this into a neighbour."),
     scoring: str = typer.Option("", "--scoring",
                                 help="Edge score: mean, median, quantile:0.75 (default: mean for boundaries, "
@@ -280,10 +281,12 @@ def segment_cmd(
             if per_slice:
                 opts["per_slice"] = True
             segs = segmenter.segment(imread(image), **opts)
-            for t, seg in zip(thr, segs):
+            for t, used, seg in zip(thr, segmenter.last_settings["threshold"], segs):
                 path = _out_path(out, t, len(thr) > 1)
                 imwrite(path, seg, axes=_axes(seg.ndim), downscale="nearest")
-                console.print(f"threshold {_fmt(t)}: {int(np.count_nonzero(np.unique(seg)))} segments -> {path}")
+                chosen = f" (chosen from the volume: {used:.3f})" if _fmt(t) == "auto" else ""
+                console.print(f"threshold {_fmt(t)}{chosen}: {int(np.count_nonzero(np.unique(seg)))} segments -> "
+                              f"{path}")
             return
         thr = _thresholds(threshold or "0.5")
         data = _as_probability(imread(image), invert=invert)
