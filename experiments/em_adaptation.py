@@ -326,18 +326,47 @@ def table(rows):
 
 
 def summary(rows):
-    """Mean ARAND per pipeline over the held-out (volume, change) cells that have every row."""
-    cells = {}
-    for r in rows:
-        if r.get("seen"):
-            continue
-        cells.setdefault((r["volume"], r["shift"]), {})[r["row"]] = r["arand"]
-    names = sorted({k for c in cells.values() for k in c})
-    lines = ["| pipeline | mean ARAND | cells |", "|---|---|---|"]
-    for n in names:
-        vals = [c[n] for c in cells.values() if n in c]
-        lines.append(f"| {n} | {np.mean(vals):.4f} | {len(vals)} |")
+    """ARAND per held-out volume (columns: the microscope changes) and pipeline (rows)."""
+    lines = []
+    vols = [v for v in dict.fromkeys(r["volume"] for r in rows if not r.get("seen"))]
+    for v in vols:
+        sub = [r for r in rows if r["volume"] == v and not r.get("seen")]
+        shifts = list(dict.fromkeys(r["shift"] for r in sub))
+        pipes = list(dict.fromkeys(r["row"] for r in sub))  # the order they ran in
+        cell = {(r["row"], r["shift"]): r for r in sub}
+        lines += [f"**{v}** (model: {sub[0]['model']}), ARAND (VOI split + merge):", "",
+                  "| pipeline | " + " | ".join(shifts) + " |", "|---|" + "---|" * len(shifts)]
+        for pname in pipes:
+            vals = []
+            for sh in shifts:
+                r = cell.get((pname, sh))
+                vals.append("" if r is None else f"{r['arand']:.3f} ({r['voi_split']:.2f} + {r['voi_merge']:.2f})")
+            lines.append(f"| {pname} | " + " | ".join(vals) + " |")
+        lines.append("")
     return "\n".join(lines)
+
+
+def render(rows, record, *, total, argv, steps):
+    loo = loo_model()
+    text = ["# EM segmentation on unseen volumes: label-free settings, adaptation, few-shot fine-tuning (issue #17)", "",
+            "ARAND = adapted Rand error, VOI in bits, GT 0 ignored, lower is better. ISBI is scored slice by slice "
+            "(its GT is 2D). `(seen)`: the shipped model was trained on that volume (not a held-out result). "
+            f"Fine-tunes: painted slices left out of the score, {steps} steps of batch 2 (16x64x64), lr 3e-4, "
+            "batch norm frozen, from the model of the row.", "",
+            "Models: `shipped` = fibsem3d-affinity (gala train, 2000 steps); "
+            + (f"`loo (gala-test)` = the same recipe on gala test, {loo.metadata['training']['steps']} steps "
+               "(scores gala train)." if loo is not None else "no leave-one-out model for gala train was trained."),
+            "", "## Held-out volumes", "", summary(rows), "## All rows", "", table(rows), ""]
+    if "neuroproof" in record:
+        r = record["neuroproof"]
+        text += ["## neuroproof medulla cube (no labels)", "",
+                 f"Default pipeline (`mire segment --model fibsem3d-affinity`, label-free settings) on the whole "
+                 f"{r['shape']} cube: {r['seconds_default_pipeline']:.0f} s on 2 shared cores, threshold chosen "
+                 f"{r['threshold']:.3f}, {r['segments']} segments. Correlation length {r['correlation_length']:.2f} "
+                 f"voxels vs {r['reference_length']:.2f} on gala train: its cells are about "
+                 f"{1 / r['measured_zoom']:.1f}x larger in voxels.", ""]
+    text.append(f"Total run time {total / 60:.1f} min. Command: `{argv}`")
+    return "\n".join(text) + "\n"
 
 
 def main() -> int:
@@ -349,6 +378,7 @@ def main() -> int:
                    help="changes on which the 1/3/10-slice fine-tunes run (they dominate the run time)")
     p.add_argument("--train-loo", type=float, default=None, help="train the gala-test model for this many minutes")
     p.add_argument("--out", default="em_adaptation")
+    p.add_argument("--render", action="store_true", help="rewrite OUT.md from OUT.json")
     p.add_argument("--mws", action="store_true", help="only the mutex-watershed comparison (em_adaptation_mws.md)")
     args = p.parse_args()
     import torch
@@ -356,6 +386,13 @@ def main() -> int:
     torch.set_num_threads(1)
     if args.train_loo:
         train_loo(args.train_loo)
+        return 0
+    if args.render:  # tables again from the JSON of an earlier run
+        rec = json.loads((RESULTS / f"{args.out}.json").read_text())
+        extra = {k: rec[k] for k in ("neuroproof",) if k in rec}
+        (RESULTS / f"{args.out}.md").write_text(render(rec["rows"], extra, total=rec["seconds"],
+                                                       argv=rec.get("argv", "experiments/em_adaptation.py"),
+                                                       steps=rec.get("steps", args.fine_tune_steps)))
         return 0
     if args.mws:
         rows = mws_comparison(print)
@@ -402,29 +439,13 @@ def main() -> int:
     if "neuroproof" in names:
         record["neuroproof"] = neuroproof(log)
     total = time.perf_counter() - t_start
-    loo = loo_model()
-    text = ["# EM segmentation on unseen volumes: label-free settings, adaptation, few-shot fine-tuning (issue #17)", "",
-            "ARAND = adapted Rand error, VOI in bits, GT 0 ignored, lower is better. ISBI is scored slice by slice "
-            "(its GT is 2D). `(seen)`: the shipped model was trained on that volume (not a held-out result). "
-            "Fine-tunes: painted slices left out of the score, "
-            f"{args.fine_tune_steps} steps of batch 2 (16x64x64), lr 3e-4, from the shipped model.", "",
-            "Models: `shipped` = fibsem3d-affinity (gala train, 2000 steps); "
-            + (f"`loo (gala-test)` = the same recipe on gala test, {loo.metadata['training']['steps']} steps "
-               "(scores gala train)." if loo is not None else "no leave-one-out model for gala train was trained."),
-            "", "## Mean ARAND over the held-out cells", "", summary(rows), "", "## All rows", "", table(rows), ""]
-    if "neuroproof" in record:
-        r = record["neuroproof"]
-        text += ["## neuroproof medulla cube (no labels)", "",
-                 f"Default pipeline (`mire segment --model fibsem3d-affinity`, label-free settings) on the whole "
-                 f"{r['shape']} cube: {r['seconds_default_pipeline']:.0f} s on 2 shared cores, threshold chosen "
-                 f"{r['threshold']:.3f}, {r['segments']} segments. Correlation length {r['correlation_length']:.2f} "
-                 f"voxels vs {r['reference_length']:.2f} on gala train: its cells are about "
-                 f"{1 / r['measured_zoom']:.1f}x larger in voxels.", ""]
-    text.append(f"Total run time {total / 60:.1f} min. Command: `{' '.join(sys.argv)}`")
+    text = render(rows, record, total=total, argv=" ".join(sys.argv), steps=args.fine_tune_steps)
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / f"{args.out}.md").write_text("\n".join(text) + "\n")
-    (RESULTS / f"{args.out}.json").write_text(json.dumps({"rows": rows, **record, "seconds": total}, indent=1))
-    print("\n".join(text))
+    (RESULTS / f"{args.out}.md").write_text(text)
+    (RESULTS / f"{args.out}.json").write_text(json.dumps({"rows": rows, **record, "seconds": total,
+                                                          "argv": " ".join(sys.argv),
+                                                          "steps": args.fine_tune_steps}, indent=1))
+    print(text)
     return 0
 
 
