@@ -9,11 +9,13 @@ import typer
 from mire.cli._common import check_input_exists, check_output, console, friendly_errors
 
 
-def _thresholds(text: str) -> list[float]:
+def _thresholds(text: str) -> list:
     try:
-        values = [float(v) for v in text.split(",") if v.strip()]
+        values = [v.strip().lower() if v.strip().lower() == "auto" else float(v) for v in text.split(",")
+                  if v.strip()]
     except ValueError:
-        raise ValueError(f"--threshold must be numbers separated by commas, e.g. 0.5 or 0.3,0.5; got {text!r}") from None
+        raise ValueError(f"--threshold must be numbers separated by commas, e.g. 0.5 or 0.3,0.5, or auto; "
+                         f"got {text!r}") from None
     if not values:
         raise ValueError("--threshold is empty")
     return values
@@ -31,14 +33,19 @@ def _as_probability(arr, *, invert: bool):
     return 1.0 - arr if invert else arr
 
 
-def _out_path(out: Path, threshold: float, many: bool) -> Path:
+def _fmt(t) -> str:
+    return t if isinstance(t, str) else f"{t:g}"
+
+
+def _out_path(out: Path, threshold, many: bool) -> Path:
     if not many:
         return out
+    threshold = _fmt(threshold)
     name = out.name
     for ext in (".ome.zarr", ".ome.tif", ".tiff", ".tif", ".zarr", ".h5", ".png"):
         if name.lower().endswith(ext):
-            return out.with_name(f"{name[: -len(ext)]}_t{threshold:g}{name[-len(ext):]}")
-    return out.with_name(f"{name}_t{threshold:g}")
+            return out.with_name(f"{name[: -len(ext)]}_t{threshold}{name[-len(ext):]}")
+    return out.with_name(f"{name}_t{threshold}")
 
 
 def _axes(ndim: int) -> str:
@@ -92,7 +99,7 @@ def _segment_blocks(image, out, *, block_size, halo, thresholds, invert, stitch,
         else:  # other formats are written whole, from memory
             imwrite(path, seg, axes=_axes(seg.ndim), labels=True)
             n = int(np.count_nonzero(np.unique(seg)))
-        console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
+        console.print(f"threshold {_fmt(t)}: {n} segments in blocks of {block} -> {path}")
 
 
 def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, threshold, stitch, workers, cluster,
@@ -113,7 +120,7 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, 
     block = _ints(block_size, "--block-size", data.ndim) if block_size else tuple(min(n, 256) for n in data.shape)
     halo_t = _ints(halo, "--halo", data.ndim)
     predict_halo_t = _ints(predict_halo, "--predict-halo", data.ndim)
-    thr = _thresholds(threshold) if threshold else [float(segmenter.metadata["postprocess"]["threshold"])]
+    thr = _thresholds(threshold) if threshold else [segmenter.metadata["postprocess"]["threshold"]]
     post = {k: v for k, v in options.items() if v}  # only what was given overrides the model's own
     zarr_out = out.name.lower().endswith(".zarr")
     for t in thr:  # before the prediction, not after
@@ -133,7 +140,7 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, 
             else:
                 imwrite(path, seg, axes=_axes(seg.ndim), labels=True)
                 n = int(np.count_nonzero(np.unique(seg)))
-            console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
+            console.print(f"threshold {_fmt(t)}: {n} segments in blocks of {block} -> {path}")
 
 
 def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch, workers, cluster, progress,
@@ -190,7 +197,7 @@ def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch
             else:  # other formats are written whole, from memory
                 imwrite(path, seg, axes=_axes(ndim), labels=True)
                 n = int(np.count_nonzero(np.unique(seg)))
-            console.print(f"threshold {t:g}: {n} segments in blocks of {block} -> {path}")
+            console.print(f"threshold {_fmt(t)}: {n} segments in blocks of {block} -> {path}")
 
 
 def segment_cmd(
@@ -204,8 +211,9 @@ def segment_cmd(
                                                           "name or saved Segmenter path."),
     threshold: str = typer.Option(None, "--threshold", "-t",
                                   help="Agglomeration threshold(s) on the boundary score (1 - affinity), comma "
-                                       "separated; several write one file each (OUT with _t<value>). Default "
-                                       "0.5, or the model's own."),
+                                       "separated; several write one file each (OUT with _t<value>); 'auto': "
+                                       "chosen from the volume's own fragment graph. Default 0.5, or the model's "
+                                       "own (fibsem3d-affinity: auto)."),
     min_size: int = typer.Option(0, "--min-size", help="Merge regions smaller than this into a neighbour."),
     scoring: str = typer.Option("", "--scoring",
                                 help="Edge score: mean, median, quantile:0.75 (default: mean for boundaries, "
@@ -265,7 +273,7 @@ def segment_cmd(
             return
         if model is not None:
             segmenter = Segmenter.load(model)
-            thr = _thresholds(threshold) if threshold else [float(segmenter.metadata["postprocess"]["threshold"])]
+            thr = _thresholds(threshold) if threshold else [segmenter.metadata["postprocess"]["threshold"]]
             opts = {"threshold": thr}
             if min_size:
                 opts["min_size"] = min_size
@@ -274,10 +282,12 @@ def segment_cmd(
             if per_slice:
                 opts["per_slice"] = True
             segs = segmenter.segment(imread(image), **opts)
-            for t, seg in zip(thr, segs):
+            for t, used, seg in zip(thr, segmenter.last_settings["threshold"], segs):
                 path = _out_path(out, t, len(thr) > 1)
                 imwrite(path, seg, axes=_axes(seg.ndim), labels=True)
-                console.print(f"threshold {t:g}: {int(np.count_nonzero(np.unique(seg)))} segments -> {path}")
+                chosen = f" (chosen from the volume: {used:.3f})" if _fmt(t) == "auto" else ""
+                console.print(f"threshold {_fmt(t)}{chosen}: {int(np.count_nonzero(np.unique(seg)))} segments -> "
+                              f"{path}")
             return
         thr = _thresholds(threshold or "0.5")
         data = _as_probability(imread(image), invert=invert)
@@ -293,7 +303,7 @@ def segment_cmd(
             path = _out_path(out, t, len(thr) > 1)
             imwrite(path, seg, axes=_axes(seg.ndim), labels=True)  # labels: no averaged pyramid
             n = int(np.count_nonzero(np.unique(seg)))
-            console.print(f"threshold {t:g}: {n} segments -> {path}")
+            console.print(f"threshold {_fmt(t)}: {n} segments -> {path}")
 
 
 def proofread_cmd(
@@ -336,8 +346,16 @@ def train_segment_cmd(
     threshold: float = typer.Option(0.5, "--threshold", help="Agglomeration threshold stored with the model."),
     checkpoints: Path = typer.Option(None, "--checkpoints", help="Checkpoint folder (resumed when present)."),
     seed: int = typer.Option(0, "--seed"),
+    base: str = typer.Option(None, "--from", help="Fine-tune this shipped model name or saved Segmenter path "
+                                                  "(its network, offsets and post-processing are kept)."),
+    sparse: bool = typer.Option(None, "--sparse/--dense",
+                                help="Sparse painted labels: 0 = unpainted, ignored by the loss (default with "
+                                     "--from); --dense: 0 = membrane/background."),
+    adapt: bool = typer.Option(True, "--adapt/--no-adapt",
+                               help="With --from: adapt the model to the first --image before fine-tuning "
+                                    "(Segmenter.adapt: histogram matching)."),
 ):
-    """Train a boundary or affinity network on raw EM + instance labels."""
+    """Train a boundary or affinity network on raw EM + instance labels, or fine-tune one (--from)."""
     with friendly_errors():
         from mire.io import imread
         from mire.segment import Segmenter
@@ -356,9 +374,16 @@ def train_segment_cmd(
         import torch
 
         torch.manual_seed(seed)  # the initial weights too: --seed makes the whole run reproducible
-        segmenter = Segmenter(preset, ndim=ndim, target=target)
-        segmenter.metadata["postprocess"]["threshold"] = threshold
-        history = segmenter.train([imread(p) for p in images], [imread(p) for p in labels], patch=patch_t,
+        raws = [imread(p) for p in images]
+        if base is not None:
+            segmenter = Segmenter.load(base)
+            if adapt:
+                segmenter.adapt(raws[0])
+            sparse = True if sparse is None else sparse
+        else:
+            segmenter = Segmenter(preset, ndim=ndim, target=target)
+            segmenter.metadata["postprocess"]["threshold"] = threshold
+        history = segmenter.train(raws, [imread(p) for p in labels], patch=patch_t, sparse=bool(sparse),
                                   epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr,
                                   ignore_label=ignore_label, checkpoint_dir=checkpoints, seed=seed, progress=True)
         stem = segmenter.save(out)
@@ -366,7 +391,34 @@ def train_segment_cmd(
                       f"wrote {stem}.safetensors and {stem}.json")
 
 
+def adapt_segment_cmd(
+    image: Path = typer.Argument(..., help="The new, unlabeled raw EM volume to adapt to."),
+    out: Path = typer.Option(..., "--out", "-o", help="Adapted model path stem (OUT.safetensors, OUT.json)."),
+    model: str = typer.Option("fibsem3d-affinity", "--model", "-m", help="Shipped model name or Segmenter path."),
+    intensity: bool = typer.Option(True, "--intensity/--no-intensity",
+                                   help="Histogram matching to the training data's intensities."),
+    batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm",
+                                   help="Re-estimate the batch-norm statistics on IMAGE."),
+    scale: bool = typer.Option(False, "--scale/--no-scale",
+                               help="Resample IMAGE to the training data's scale (correlation length)."),
+):
+    """Adapt a segmentation model to a new volume without labels (Segmenter.adapt), and save it."""
+    with friendly_errors():
+        from mire.io import imread
+        from mire.segment import Segmenter
+
+        check_input_exists(image)
+        segmenter = Segmenter.load(model)
+        segmenter.adapt(imread(image), intensity=intensity, batchnorm=batchnorm, scale=scale)
+        stem = segmenter.save(out)
+        ad = segmenter.metadata["adaptation"]
+        console.print(f"adapted {model} to {image} (intensity {'on' if ad['intensity'] else 'off'}, batch-norm "
+                      f"{'re-estimated' if ad['batchnorm'] else 'kept'}, zoom {ad['zoom']:.3g}); wrote "
+                      f"{stem}.safetensors and {stem}.json")
+
+
 def register(app: typer.Typer) -> None:
     app.command("segment")(segment_cmd)
     app.command("proofread")(proofread_cmd)
     app.command("train-segment")(train_segment_cmd)
+    app.command("adapt-segment")(adapt_segment_cmd)

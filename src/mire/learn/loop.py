@@ -124,7 +124,7 @@ def _interrupt_at_step_boundary():
 def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9, epochs: int = 10,
           steps_per_epoch: int = 100, batch_size: int = 4, val=None, checkpoint_dir=None, resume: bool = True,
           seed: int = 0, device=None, progress: bool = True, callback=None, stop_event=None,
-          weight_decay: float = 0.0, val_data_range: str = "target") -> dict:
+          weight_decay: float = 0.0, val_data_range: str = "target", freeze_norm: bool = False) -> dict:
     """Train ``model`` on batches from ``sampler`` with Adam; returns the training history.
 
     Parameters
@@ -158,6 +158,10 @@ def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9,
         ``callback(step, loss)`` after every step (live plots).
     stop_event : threading.Event, optional
         When set (e.g. by a GUI thread), training saves a checkpoint and returns early.
+    freeze_norm : bool
+        Batch-norm layers stay in eval mode: they normalize with their stored statistics and do not
+        update them. For fine-tuning on a few small batches, whose statistics would overwrite the
+        ones the weights were trained with.
 
     Returns
     -------
@@ -208,7 +212,14 @@ def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9,
                 save_checkpoint(ckpt, stem, model, opt, {"history": {**history, "epoch_losses": epoch_losses},
                                                          "config": getattr(model, "config", None)})
 
-    model.train()
+    def train_mode():
+        model.train()
+        if freeze_norm:
+            for m in model.modules():
+                if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+
+    train_mode()
     with _progress(progress) as bar, _interrupt_at_step_boundary() as interrupted:
         task = bar.add_task("training", total=total, completed=step, loss=float("nan"))
         try:
@@ -238,6 +249,7 @@ def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9,
                     score = None
                     if val_batches:
                         metrics = evaluate(model, val_batches, device=device, loss_fn=loss_fn, data_range=val_data_range)
+                        train_mode()
                         metrics["step"] = step
                         history["val"].append(metrics)
                         score = metrics["psnr"]

@@ -1,7 +1,8 @@
 """EM segmentation: training targets, watershed, agglomeration, proofreading and the pipelines.
 
 Boundary maps are 1 on membranes; affinities are 1 between voxels of one object. Agglomeration
-scores and thresholds are boundary scores (``1 - affinity``, as in waterz).
+scores and thresholds are boundary scores (``1 - affinity``, as in waterz). ``threshold="auto"`` and
+``seed_threshold="auto"`` choose them from the volume itself (:mod:`mire.segment.adapt`).
 """
 
 from mire.segment.agglomerate import (
@@ -14,6 +15,7 @@ from mire.segment.agglomerate import (
     region_graph,
     segmentation_at,
 )
+from mire.segment.adapt import auto_threshold, correlation_length, reestimate_batchnorm, weighted_otsu
 from mire.segment.affinity_blocks import affinities_to_boundaries_blockwise, segment_affinities_blockwise
 from mire.segment.augment import (
     augment_em,
@@ -27,6 +29,7 @@ from mire.segment.augment import (
 from mire.segment.chunked import face_splits, match_labels, segment_blockwise
 from mire.segment.learned import Segmenter
 from mire.segment.pipeline import (
+    auto_seed_threshold,
     baseline_boundary_map,
     baseline_segmentation,
     segment_affinities,
@@ -46,4 +49,5 @@ __all__ = [
     "augment_em", "flip_transpose", "missing_sections", "contrast_jitter", "blur_sections", "misalign",
     "elastic_deform", "Segmenter", "segment_blockwise", "match_labels", "face_splits",
     "affinities_to_boundaries_blockwise", "segment_affinities_blockwise",
+    "auto_threshold", "auto_seed_threshold", "weighted_otsu", "correlation_length", "reestimate_batchnorm",
 ]

@@ -402,7 +402,12 @@ def _final_ids_graph(results, *, params, q, nbins):
         np.add.at(hist, inv, np.concatenate([r[6] for r in results])[keep])
     graph_edges = np.stack([keys // n, keys % n], axis=1)
     node_sizes = np.bincount(comp[np.searchsorted(nodes, core)], weights=sizes, minlength=n)
-    (region,), _ = agglomerate_graph(graph_edges, counts, sums, hist, thresholds=[params["threshold"]],
+    threshold = params["threshold"]
+    if threshold == "auto":  # the summed graph is the whole volume's: the in-memory rule, on histogram scores
+        from mire.segment.adapt import auto_threshold, edge_scores_from_stats
+
+        threshold = auto_threshold(edge_scores_from_stats(counts, sums, hist, q=q), counts)
+    (region,), _ = agglomerate_graph(graph_edges, counts, sums, hist, thresholds=[threshold],
                                      scoring=params["scoring"], nbins=nbins, n_nodes=n, overwrite_hist=True)
     if params["min_size"]:
         region = merge_small_graph(graph_edges, counts, sums, node_sizes, min_size=params["min_size"],
@@ -592,7 +597,15 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
                              f"{shape}: expected (C, {', '.join(map(str, shape))}) with C >= {ndim}")
     if isinstance(out, (str, os.PathLike)) and Path(out).exists():  # before any work, not after
         raise FileExistsError(f"output {out} exists; remove it or choose another name")
-    params = dict(threshold=float(threshold), seed_threshold=float(seed_threshold),
+    from mire.segment.adapt import AUTO, is_auto
+
+    if is_auto(threshold) and stitch != "graph":
+        raise ValueError("threshold='auto' needs stitch='graph' (the whole volume's region graph chooses it)")
+    if is_auto(seed_threshold):  # the whole map's Otsu split (a strided subsample), the same for every block
+        from mire.segment.pipeline import auto_seed_threshold
+
+        seed_threshold = auto_seed_threshold(image)
+    params = dict(threshold=AUTO if is_auto(threshold) else float(threshold), seed_threshold=float(seed_threshold),
                   min_distance=float(min_distance), sigma=float(sigma), alpha=float(alpha),
                   per_slice=bool(per_slice), sampling=None if sampling is None else [float(s) for s in sampling],
                   scoring=str(scoring), min_size=int(min_size))

@@ -24,6 +24,8 @@ __all__ = ["Segmenter"]
 FORMAT = "mire-segmenter"
 FORMAT_VERSION = 1
 TARGETS = ("boundaries", "affinities")
+#: ``min_distance="auto"`` at the training data's scale (the value the shipped models were tuned with)
+AUTO_MIN_DISTANCE = 3.0
 DEFAULT_POST = {"threshold": 0.5, "scoring": None, "min_size": 0, "min_distance": 3.0, "seed_threshold": 0.5,
                 "sigma": 1.0, "per_slice": False}
 
@@ -122,8 +124,8 @@ class Segmenter:
 
     def train(self, images, labels, *, patch=None, epochs: int = 10, steps_per_epoch: int = 100,
               batch_size: int = 4, lr: float = 1e-3, lr_decay: float = 0.9, ignore_label: int | None = None,
-              em_augment: bool = True, val=None, checkpoint_dir=None, resume: bool = True, seed: int = 0,
-              device=None, progress: bool = True, callback=None, stop_event=None) -> dict:
+              em_augment: bool = True, sparse: bool = False, freeze_norm=None, val=None, checkpoint_dir=None, resume: bool = True,
+              seed: int = 0, device=None, progress: bool = True, callback=None, stop_event=None) -> dict:
         """Train (or fine-tune) on images and their instance labels.
 
         Parameters
@@ -135,6 +137,14 @@ class Segmenter:
             Default (16, 64, 64) in 3D, (128, 128) in 2D.
         ignore_label : int, optional
             Label of unannotated voxels, left out of the loss.
+        sparse : bool
+            Sparse painted labels (a few painted slices, e.g. from napari): label 0 is *unpainted*
+            and left out of the loss (``ignore_label=0``; every affinity touching an unpainted voxel
+            is masked), and every patch is drawn to contain painted voxels. Paint each painted
+            slice completely, one id per body: faces between two ids are the membranes learned.
+        freeze_norm : bool, optional
+            Keep the batch-norm statistics (see :func:`mire.learn.train`); default: with ``sparse``
+            (a few-shot fine-tune's small batches would overwrite them).
         em_augment : bool
             Contrast jitter (and for 3D: missing / blurred sections, misalignment) on top of the
             sampler's flips and rotations (:mod:`mire.segment.augment`).
@@ -173,18 +183,38 @@ class Segmenter:
         if bad:
             raise ValueError(f"patch {patch} must be divisible by the network's size multiple "
                              f"{self.model.size_multiple}")
+        if sparse:
+            if ignore_label not in (None, 0):
+                raise ValueError(f"sparse labels ignore label 0 (unpainted); got ignore_label={ignore_label}")
+            ignore_label = 0
+            if not any(np.any(g[1] > 0) for g in groups):
+                raise ValueError("sparse labels: nothing is painted (every label is 0)")
         pct = self.metadata["normalization"]["percentiles"]
-        # images by their own percentiles; labels untouched (lo 0, hi 1 is the identity)
-        ranges = [[percentile_range(g[0], percentiles=pct), (0.0, 1.0)] for g in groups]
+        if self.metadata["normalization"].get("reference") is None:
+            self.metadata["normalization"]["reference"] = self.reference_statistics([g[0] for g in groups])
+        if (self.metadata.get("adaptation") or {}).get("intensity") or self.metadata["normalization"].get(
+                "method") == "quantile":
+            # an adapted model sees histogram-matched input: train on the same, each image matched itself
+            groups = [(self._matched_input(im), lb) for im, lb in groups]
+            ranges = [[(0.0, 1.0), (0.0, 1.0)] for _ in groups]
+        else:
+            # images by their own percentiles; labels untouched (lo 0, hi 1 is the identity)
+            ranges = [[percentile_range(g[0], percentiles=pct), (0.0, 1.0)] for g in groups]
+        # sparse: a patch is redrawn until it holds a painted voxel (label >= 1)
         sampler = PatchSampler(groups, patch=patch, make_example=self._make_example(ignore_label, em_augment),
-                               normalize=ranges, seed=seed)
+                               normalize=ranges, seed=seed, foreground=1.0 if sparse else 0.0,
+                               foreground_level=1.0)
         history = train_loop(self.model, sampler, loss="bce", lr=lr, lr_decay=lr_decay, epochs=epochs,
                              steps_per_epoch=steps_per_epoch, batch_size=batch_size, val=val,
                              checkpoint_dir=checkpoint_dir, resume=resume, seed=seed, device=device,
-                             progress=progress, callback=callback, stop_event=stop_event)
+                             progress=progress, callback=callback, stop_event=stop_event,
+                             freeze_norm=bool(sparse if freeze_norm is None else freeze_norm))
         self.metadata["training"] = {
             "patch": list(patch), "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
             "lr": lr, "lr_decay": lr_decay, "loss": "bce", "ignore_label": ignore_label, "em_augment": em_augment,
+            "sparse": bool(sparse), "freeze_norm": bool(sparse if freeze_norm is None else freeze_norm),
+            "painted_voxels": int(sum(np.count_nonzero(g[1]) for g in groups)) if sparse
+            else None,
             "steps": history["step"], "final_loss": history["loss"][-1] if history["loss"] else None,
             "fine_tuned_from": self.metadata.get("training"),
         }
@@ -193,7 +223,7 @@ class Segmenter:
 
     # ---------------------------------------------------------------- prediction
     def predict(self, image, *, tile=None, overlap=None, batch_size: int = 1, device=None,
-                normalization=None) -> np.ndarray:
+                normalization=None, intensity_map=None) -> np.ndarray:
         """Boundary probabilities (``image.shape``) or affinities (``(C, *image.shape)``), float32 in [0, 1].
 
         A 2D model applied to a (Z, Y, X) stack predicts slice by slice (affinities then have the
@@ -220,10 +250,15 @@ class Segmenter:
         n_out = int(self.model.config["out_channels"])
         out = np.zeros((len(stack), n_out) + tuple(spatial), np.float32)
         tile, overlap = default_tiling(spatial, tile=tile, overlap=overlap)
+        zoom = float((self.metadata.get("adaptation") or {}).get("zoom") or 1.0)
+        knots = self._intensity_knots(img, lo, hi, intensity_map)
+        preprocess = self._preprocess(lo, hi, knots)
+        if zoom != 1.0:  # scale adaptation: the network sees the volume at its training scale
+            return self._predict_zoomed(img, zoom, tile=tile, overlap=overlap, batch_size=batch_size,
+                                        device=device, normalization=(lo, hi), intensity_map=knots)
         for k in range(len(stack)):
             predict_tiled(self.model, stack[k][None], tile=tile, overlap=overlap, batch_size=batch_size,
-                          device=device, out=out[k],
-                          preprocess=lambda x: ((x - lo) / (hi - lo)).astype(np.float32))
+                          device=device, out=out[k], preprocess=preprocess)
         # tiles are blended as logits, then squashed once
         out = (1.0 / (1.0 + np.exp(-out))).astype(np.float32)
         if self.target == "boundaries":
@@ -232,6 +267,146 @@ class Segmenter:
         if img.ndim == self.ndim:
             return out[0]
         return np.moveaxis(out, 1, 0)  # (C, Z, Y, X) for a 2D model over a stack
+
+    def _intensity_knots(self, image, lo, hi, given=None):
+        """The histogram-matching map of ``image`` (``{"x", "y"}`` knots) or None: ``given``, else
+        the one :meth:`adapt` stored, else, for a model whose normalization method is
+        ``"quantile"``, the map of ``image``'s own quantiles onto the training data's."""
+        if given is not None:
+            return given
+        stored = (self.metadata.get("adaptation") or {}).get("intensity")
+        if stored:
+            return stored
+        norm = self.metadata["normalization"]
+        if norm.get("method") == "quantile" and (norm.get("reference") or {}).get("quantiles"):
+            from mire.segment.adapt import intensity_quantiles, quantile_map
+
+            x, y = quantile_map(intensity_quantiles(image, lo=lo, hi=hi), norm["reference"]["quantiles"])
+            return {"x": x.tolist(), "y": y.tolist()}
+        return None
+
+    def _preprocess(self, lo, hi, knots=None):
+        """Network input from raw intensities: ``(x - lo) / (hi - lo)``, then the histogram-matching
+        map ``knots`` (see :meth:`_intensity_knots`) if any."""
+        if not knots:
+            return lambda x: ((x - lo) / (hi - lo)).astype(np.float32)
+        xs, ys = np.asarray(knots["x"], np.float64), np.asarray(knots["y"], np.float64)
+        return lambda x: np.interp((x - lo) / (hi - lo), xs, ys).astype(np.float32)
+
+    def _predict_zoomed(self, img, zoom, *, normalization, **kw):
+        """:meth:`predict` on ``img`` resampled by ``zoom`` (in-plane only for a 2D model over a
+        stack), the output resampled back to ``img``'s grid (linear)."""
+        from scipy import ndimage as ndi
+
+        factors = (1.0,) * (img.ndim - self.ndim) + (zoom,) * self.ndim
+        small = ndi.zoom(np.asarray(img, np.float32), factors, order=1)
+        if any(s < m for s, m in zip(small.shape[-self.ndim:], self.model.size_multiple)):
+            raise ValueError(f"zoom {zoom:.3g} makes the image {small.shape}, smaller than the network needs")
+        ad = self.metadata.pop("adaptation")
+        try:
+            self.metadata["adaptation"] = dict(ad, zoom=1.0)
+            prob = self.predict(small, normalization=normalization, **kw)
+        finally:
+            self.metadata["adaptation"] = ad
+        lead = prob.ndim - img.ndim
+        back = (1.0,) * lead + tuple(n / m for n, m in zip(img.shape, prob.shape[lead:]))
+        out = ndi.zoom(prob, back, order=1, grid_mode=False)
+        # zoom's rounding can miss the target shape by a voxel: crop or edge-pad to it
+        out = out[(slice(None),) * lead + tuple(slice(0, n) for n in img.shape)]
+        pad = [(0, 0)] * lead + [(0, n - m) for n, m in zip(img.shape, out.shape[lead:])]
+        return np.clip(np.pad(out, pad, mode="edge"), 0, 1).astype(np.float32)
+
+    def _matched_input(self, image) -> np.ndarray:
+        """``image`` as the network sees it after histogram matching to the reference (float32)."""
+        from mire.learn.normalize import input_range
+        from mire.segment.adapt import intensity_quantiles, quantile_map
+
+        lo, hi = input_range(image, percentiles=self.metadata["normalization"]["percentiles"])
+        x, y = quantile_map(intensity_quantiles(image, lo=lo, hi=hi),
+                            self.metadata["normalization"]["reference"]["quantiles"])
+        return np.interp((np.asarray(image, np.float64) - lo) / (hi - lo), x, y).astype(np.float32)
+
+    # ---------------------------------------------------------------- adaptation
+    def reference_statistics(self, images) -> dict:
+        """The training data's intensity quantiles (after the model's percentile normalization,
+        pooled over ``images``) and correlation length, which :meth:`adapt` maps a new volume to."""
+        from mire.learn.normalize import input_range
+        from mire.segment.adapt import correlation_length, intensity_quantiles
+
+        pct = self.metadata["normalization"]["percentiles"]
+        qs, lengths = [], []
+        for im in images:
+            lo, hi = input_range(im, percentiles=pct)
+            qs.append(intensity_quantiles(im, lo=lo, hi=hi))
+            try:
+                lengths.append(correlation_length(im))
+            except ValueError:  # too small to measure: no scale reference from this one
+                pass
+        return {"quantiles": np.mean(qs, axis=0).round(6).tolist(),
+                "correlation_length": float(np.exp(np.mean(np.log(lengths)))) if lengths else None}
+
+    def adapt(self, volume, *, intensity: bool = True, batchnorm: bool = False, scale: bool = False,
+              tile=None, device=None) -> "Segmenter":
+        """Adapt the model to an unlabeled volume, in place; returns ``self``.
+
+        Parameters
+        ----------
+        volume : array-like
+            The new, unlabeled raw EM (what will be segmented).
+        intensity : bool
+            Histogram matching: the volume's intensity quantiles (after the percentile
+            normalization) are mapped onto the training data's
+            (``metadata["normalization"]["reference"]``) by a monotone piecewise-linear map
+            applied before the network. A volume with the training statistics gets the identity.
+        batchnorm : bool
+            Recompute the batch-norm statistics on the volume
+            (:func:`mire.segment.adapt.reestimate_batchnorm`); changes the weights' buffers.
+        scale : bool
+            Resample the volume before the network by ``reference_length / volume_length``
+            (:func:`mire.segment.adapt.correlation_length`) and the output back; applied only when
+            the ratio is outside [0.8, 1.25] (same-microscope volumes differ by that much).
+        tile, device
+            Batch-norm re-estimation tiles (default about 32 x 128 x 128) and device.
+
+        Notes
+        -----
+        What each part does on held-out volumes and simulated microscope changes is measured in
+        ``experiments/results/em_adaptation.md``; the defaults follow those measurements.
+        Settings are recorded in ``metadata["adaptation"]`` and saved with the model.
+        """
+        from mire.learn.normalize import input_range
+        from mire.segment.adapt import correlation_length, intensity_quantiles, quantile_map, reestimate_batchnorm
+
+        vol = check_image(volume, name="volume", ndim=(2, 3))
+        if vol.ndim < self.ndim:
+            raise ValueError(f"volume is {vol.ndim}D; this {self.ndim}D model needs a {self.ndim}D volume")
+        ref = self.metadata["normalization"].get("reference")
+        if (intensity or scale) and not ref:
+            raise ValueError("this model stores no reference statistics of its training data "
+                             "(metadata['normalization']['reference']); set them with "
+                             "model.metadata['normalization']['reference'] = model.reference_statistics(images)")
+        lo, hi = input_range(vol, percentiles=self.metadata["normalization"]["percentiles"])
+        adaptation = {"intensity": None, "zoom": 1.0, "batchnorm": False}
+        self.metadata["adaptation"] = adaptation
+        if intensity:
+            x, y = quantile_map(intensity_quantiles(vol, lo=lo, hi=hi), ref["quantiles"])
+            adaptation["intensity"] = {"x": x.tolist(), "y": y.tolist()}
+        if scale:
+            ratio = float(ref["correlation_length"]) / correlation_length(vol)
+            adaptation["measured_zoom"] = ratio
+            if not 0.8 <= ratio <= 1.25:
+                adaptation["zoom"] = float(np.clip(ratio, 0.25, 4.0))
+        if batchnorm:
+            from scipy import ndimage as ndi
+
+            z = adaptation["zoom"]
+            src = vol if z == 1.0 else ndi.zoom(vol.astype(np.float32), (1.0,) * (vol.ndim - self.ndim)
+                                                 + (z,) * self.ndim, order=1)
+            pre = self._preprocess(lo, hi, self._intensity_knots(vol, lo, hi))
+            n = reestimate_batchnorm(self.model, [src] if src.ndim == self.ndim else list(src), preprocess=pre,
+                                     tile=tile, device=device)
+            adaptation["batchnorm"] = n > 0
+        return self
 
     def segment(self, image, *, return_probabilities: bool = False, **postprocess):
         """Predict and post-process into instance labels.
@@ -244,16 +419,36 @@ class Segmenter:
 
         params = self._postprocess(postprocess)
         prob = self.predict(image)
+        params["min_distance"] = self._min_distance(params["min_distance"], image)
         kw = {k: params[k] for k in ("min_size", "min_distance", "seed_threshold", "sigma")}
         if self.target == "boundaries":
-            seg = segment_boundaries(prob, threshold=params["threshold"], scoring=params["scoring"] or "mean",
-                                     per_slice=bool(params["per_slice"]) and prob.ndim == 3, **kw)
+            seg, _, result = segment_boundaries(prob, threshold=params["threshold"],
+                                                scoring=params["scoring"] or "mean", return_result=True,
+                                                per_slice=bool(params["per_slice"]) and prob.ndim == 3, **kw)
         else:
             if self.ndim == 2 and np.ndim(image) == 3:
                 raise ValueError("a 2D affinity model over a stack: segment the slices one by one")
-            seg = segment_affinities(prob, thresholds=params["threshold"],
-                                     scoring=params["scoring"] or "median", **kw)
+            seg, _, result = segment_affinities(prob, thresholds=params["threshold"], return_result=True,
+                                                scoring=params["scoring"] or "median", **kw)
+        # what "auto" resolved to on this volume
+        self.last_settings = dict(params, threshold=result.thresholds if not np.isscalar(params["threshold"])
+                                  else result.thresholds[0])
         return (seg, prob) if return_probabilities else seg
+
+    def _min_distance(self, value, image) -> float:
+        """``"auto"``: :data:`AUTO_MIN_DISTANCE` voxels scaled by the volume's correlation length over
+        the training data's (cells twice as large get seeds twice as far apart), in [1.5, 12]."""
+        from mire.segment.adapt import correlation_length, is_auto
+
+        if not is_auto(value):
+            return float(value)
+        ref = (self.metadata["normalization"].get("reference") or {}).get("correlation_length")
+        if not ref:
+            return AUTO_MIN_DISTANCE
+        shape = np.shape(image)
+        window = tuple(slice(max(0, (n - 96) // 2), max(0, (n - 96) // 2) + min(n, 96)) for n in shape)
+        length = correlation_length(np.asarray(image[window], dtype=np.float32))
+        return float(np.clip(AUTO_MIN_DISTANCE * length / float(ref), 1.5, 12.0))
 
     def _postprocess(self, overrides) -> dict:
         params = dict(self.metadata["postprocess"])
@@ -323,8 +518,9 @@ class Segmenter:
 
         if reduce not in ("max", "mean"):
             raise ValueError(f"reduce must be 'max' or 'mean', got {reduce!r}")
-        lo, hi, halo, token = self._blockwise_setup(image, halo, normalization, reduce)
-        return map_blocks(partial(_boundary_block, segmenter=self, normalization=(lo, hi), reduce=reduce), image,
+        lo, hi, halo, token, knots = self._blockwise_setup(image, halo, normalization, reduce)
+        return map_blocks(partial(_boundary_block, segmenter=self, normalization=(lo, hi), reduce=reduce,
+                                  intensity_map=knots), image,
                           block_shape=block_shape, halo=halo, out=out, dtype=np.float32,
                           scheduler=scheduler, workers=workers, progress=progress, resume=resume, token=token)
 
@@ -344,8 +540,11 @@ class Segmenter:
         halo = np.broadcast_to(np.asarray(halo, dtype=int), (ndim,)).copy()
         if ndim > self.ndim:
             halo[0] = 0  # a 2D model predicts each slice on its own
-        token = hashlib.sha1(json.dumps([lo, hi, what, self._weights_digest()]).encode()).hexdigest()[:16]
-        return lo, hi, tuple(int(h) for h in halo), token
+        # one histogram map for the whole volume (its strided subsample), as for the intensity range
+        knots = self._intensity_knots(image, lo, hi)
+        token = hashlib.sha1(json.dumps([lo, hi, what, self._weights_digest(), self.metadata.get("adaptation"),
+                                         knots]).encode()).hexdigest()[:16]
+        return lo, hi, tuple(int(h) for h in halo), token, knots
 
     def _affinities_blockwise(self, image, *, block_shape, halo=32, out=None, scheduler=None, workers=None,
                               progress: bool = False, resume: bool = True):
@@ -358,8 +557,9 @@ class Segmenter:
         ndim = len(image.shape)
         if self.target != "affinities" or ndim != self.ndim:
             raise ValueError(f"nearest-neighbour affinities need a {ndim}D affinity model")
-        lo, hi, halo, token = self._blockwise_setup(image, halo, None, "affinities")
-        return map_blocks(partial(_affinity_block, segmenter=self, normalization=(lo, hi)), image,
+        lo, hi, halo, token, knots = self._blockwise_setup(image, halo, None, "affinities")
+        return map_blocks(partial(_affinity_block, segmenter=self, normalization=(lo, hi), intensity_map=knots),
+                          image,
                           block_shape=block_shape, halo=halo, out=out, dtype=np.float32, channels=ndim,
                           scheduler=scheduler, workers=workers, progress=progress, resume=resume, token=token)
 
@@ -436,14 +636,18 @@ class Segmenter:
                                      pixel_size=pixel_size, stitch=stitch, scheduler=scheduler, workers=workers,
                                      progress=progress, resume=resume,
                                      affinities=affs if stitch == "graph" else None,
-                                     **self._blockwise_options(params, len(image.shape)))
+                                     **self._blockwise_options(params, len(image.shape), image))
 
-    def _blockwise_options(self, params, ndim) -> dict:
+    def _blockwise_options(self, params, ndim, image=None) -> dict:
         """The stored post-processing as :func:`mire.segment.segment_blockwise` options."""
         if not np.isscalar(params["threshold"]):
             raise ValueError("segment_blockwise takes one threshold; run it once per threshold")
-        return dict(threshold=float(params["threshold"]), seed_threshold=params["seed_threshold"],
-                    min_distance=params["min_distance"], sigma=params["sigma"],
+        from mire.segment.adapt import AUTO, is_auto
+
+        return dict(threshold=AUTO if is_auto(params["threshold"]) else float(params["threshold"]),
+                    seed_threshold=params["seed_threshold"],
+                    min_distance=params["min_distance"] if image is None else self._min_distance(
+                        params["min_distance"], image), sigma=params["sigma"],
                     per_slice=bool(params["per_slice"]) and ndim == 3, min_size=params["min_size"],
                     scoring=params["scoring"] or ("mean" if self.target == "boundaries" else "median"))
 
@@ -465,7 +669,8 @@ class Segmenter:
         from mire.segment.chunked import scratch_folder
 
         keep_affinities = self.target == "affinities" and len(image.shape) == self.ndim
-        fingerprint = dict(weights=self._weights_digest(), shape=list(image.shape),
+        fingerprint = dict(weights=self._weights_digest(), adaptation=self.metadata.get("adaptation"),
+                           shape=list(image.shape),
                            block=np.ravel(block_shape).tolist(), halo=np.ravel(halo).tolist(), reduce=reduce,
                            affinities=keep_affinities)
         run = dict(scheduler=scheduler, workers=workers, progress=progress, resume=resume)
@@ -516,16 +721,16 @@ class Segmenter:
                 f"parameters={count_parameters(self.model)})")
 
 
-def _affinity_block(piece, *, segmenter, normalization):
+def _affinity_block(piece, *, segmenter, normalization, intensity_map=None):
     """One block of :meth:`Segmenter._affinities_blockwise`: the nearest-neighbour channels."""
-    return segmenter.predict(piece, normalization=normalization)[: piece.ndim]
+    return segmenter.predict(piece, normalization=normalization, intensity_map=intensity_map)[: piece.ndim]
 
 
-def _boundary_block(piece, *, segmenter, normalization, reduce):
+def _boundary_block(piece, *, segmenter, normalization, reduce, intensity_map=None):
     """One block of :meth:`Segmenter.predict_blockwise`: the boundary map of a haloed window."""
     from mire.segment.watershed import affinities_to_boundaries
 
-    prob = segmenter.predict(piece, normalization=normalization)
+    prob = segmenter.predict(piece, normalization=normalization, intensity_map=intensity_map)
     if segmenter.target == "boundaries":
         return prob
     if prob.ndim == piece.ndim + 1 and prob.shape[0] >= piece.ndim:

@@ -11,18 +11,53 @@ import numpy as np
 from scipy import ndimage as ndi
 
 from mire._validate import check_image
-from mire.segment.agglomerate import agglomerate, merge_small
+from mire.segment.adapt import AUTO, auto_threshold, is_auto, weighted_otsu
+from mire.segment.agglomerate import agglomerate, merge_small, region_graph, scoring_quantile
 from mire.segment.watershed import affinities_to_boundaries, check_boundary_map, seeded_watershed
 
-__all__ = ["segment_boundaries", "segment_affinities", "baseline_boundary_map", "baseline_segmentation"]
+__all__ = ["segment_boundaries", "segment_affinities", "baseline_boundary_map", "baseline_segmentation",
+           "auto_seed_threshold"]
 
 
 def _thresholds(threshold):
+    """``(single, values)``; ``"auto"`` entries are kept, to be resolved on the fragment graph."""
     single = np.isscalar(threshold)
-    thr = [float(threshold)] if single else [float(t) for t in threshold]
+    thr = [threshold] if single else list(threshold)
     if not thr:
         raise ValueError("threshold list is empty")
-    return single, thr
+    out = []
+    for t in thr:
+        if is_auto(t):
+            out.append(AUTO)
+            continue
+        try:
+            out.append(float(t))
+        except (TypeError, ValueError):
+            raise ValueError(f"threshold must be a number or 'auto', got {t!r}") from None
+    return single, out
+
+
+def _resolve_auto(thr, frag, *, scoring, per_slice=False, **evidence):
+    """Replace ``"auto"`` thresholds by the weighted Otsu split of the fragment graph's edge scores
+    (:func:`mire.segment.adapt.auto_threshold`), scored as the agglomeration scores them."""
+    if not any(t == AUTO for t in thr):
+        return thr
+    q = scoring_quantile(scoring)
+    g = region_graph(frag, quantiles=() if q is None else (q,), per_slice=per_slice, **evidence)
+    t = auto_threshold(g.mean if q is None else g.quantiles[q], g.count)
+    return [t if x == AUTO else x for x in thr]
+
+
+def auto_seed_threshold(boundary_map) -> float:
+    """Seed threshold from the boundary map itself: the Otsu split of its values (strided
+    subsample), clipped to [0.1, 0.9]."""
+    from mire.learn.normalize import subsample
+
+    return float(np.clip(weighted_otsu(subsample(boundary_map, max_elements=2**21)), 0.1, 0.9))
+
+
+def _seed_threshold(value, b):
+    return auto_seed_threshold(b) if is_auto(value) else float(value)
 
 
 def _finish(frag, result, single, min_size, evidence, return_fragments, return_result, per_slice=False):
@@ -51,8 +86,12 @@ def segment_boundaries(boundary_map, *, threshold=0.5, seed_threshold: float = 0
     threshold : float or sequence of float
         Agglomeration threshold(s) on the boundary score (see :func:`mire.segment.agglomerate`);
         a sequence returns one segmentation per threshold, from one agglomeration. 0: fragments only.
+        ``"auto"``: chosen from this volume's fragment graph, the contact-weighted Otsu split of its
+        edge scores (:func:`mire.segment.adapt.auto_threshold`; the value used is in
+        ``result.thresholds`` with ``return_result=True``).
     seed_threshold, min_distance, sigma, alpha, per_slice, sampling
-        Fragment generation, see :func:`mire.segment.seeded_watershed`.
+        Fragment generation, see :func:`mire.segment.seeded_watershed`; ``seed_threshold="auto"``:
+        the Otsu split of the boundary map (:func:`auto_seed_threshold`).
     scoring : str
         Edge score: ``"mean"``, ``"median"``, ``"quantile:0.75"``, ...
     min_size : int
@@ -76,8 +115,9 @@ def segment_boundaries(boundary_map, *, threshold=0.5, seed_threshold: float = 0
     """
     b = check_boundary_map(boundary_map)
     single, thr = _thresholds(threshold)
-    frag = seeded_watershed(b, threshold=seed_threshold, min_distance=min_distance, sigma=sigma, alpha=alpha,
-                            per_slice=per_slice, sampling=sampling)
+    frag = seeded_watershed(b, threshold=_seed_threshold(seed_threshold, b), min_distance=min_distance,
+                            sigma=sigma, alpha=alpha, per_slice=per_slice, sampling=sampling)
+    thr = _resolve_auto(thr, frag, scoring=scoring, per_slice=per_slice, boundary=b)
     # per_slice: slices are segmented independently, so only in-plane faces may merge fragments
     result = agglomerate(frag, boundary=b, thresholds=thr, scoring=scoring, per_slice=per_slice)
     return _finish(frag, result, single, min_size, {"boundary": b}, return_fragments, return_result, per_slice)
@@ -93,8 +133,8 @@ def segment_affinities(affs, *, thresholds=(0.5,), seed_threshold: float = 0.5, 
     ----------
     affs : (C, Z, Y, X) or (C, Y, X) float array in [0, 1]
         Affinities, nearest-neighbour channels first (long-range channels, if any, are not used).
-    thresholds : float or sequence of float
-        Thresholds on ``1 - affinity`` (waterz's convention).
+    thresholds : float, "auto" or sequence of them
+        Thresholds on ``1 - affinity`` (waterz's convention); ``"auto"`` as in :func:`segment_boundaries`.
     reduce : {"max", "mean"}
         How the fragments' boundary map is made from the nearest-neighbour affinities (see
         :func:`mire.segment.affinities_to_boundaries`): ``"max"`` marks every voxel next to a cut
@@ -124,8 +164,9 @@ def segment_affinities(affs, *, thresholds=(0.5,), seed_threshold: float = 0.5, 
         raise ValueError(f"affinities must be in [0, 1], got values in [{a.min():.4g}, {a.max():.4g}]")
     single, thr = _thresholds(thresholds)
     b = affinities_to_boundaries(a, reduce=reduce)
-    frag = seeded_watershed(b, threshold=seed_threshold, min_distance=min_distance, sigma=sigma, alpha=alpha,
-                            sampling=sampling)
+    frag = seeded_watershed(b, threshold=_seed_threshold(seed_threshold, b), min_distance=min_distance,
+                            sigma=sigma, alpha=alpha, sampling=sampling)
+    thr = _resolve_auto(thr, frag, scoring=scoring, affinities=a)
     result = agglomerate(frag, affinities=a, thresholds=thr, scoring=scoring)
     return _finish(frag, result, single, min_size, {"affinities": a}, return_fragments, return_result)
 
