@@ -112,7 +112,7 @@ def ffn_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.0, si
     --------
     >>> b = np.ones((9, 20), np.float32); b[2:7, 2:8] = 0; b[1:8, 10:19] = 0
     >>> ffn_seeds(b, sigma=0, min_distance=2).tolist()
-    [[4, 14], [4, 4]]
+    [[4, 13], [4, 4]]
     """
     from mire.segment.watershed import _argmax_per_label, distance_seeds
 
