@@ -174,3 +174,39 @@ def test_bad_inputs():
         ff.train(np.random.rand(9, 16, 16), np.zeros((9, 16, 16), int), epochs=1, steps_per_epoch=1, progress=False)
     with pytest.raises(ValueError, match="outside the volume"):
         flood_fill(ff.model, np.zeros((9, 9, 9)), seeds=[[9, 0, 0]])
+
+
+def test_cli_train_ffn_then_segment(tmp_path):
+    import tifffile
+    from typer.testing import CliRunner
+
+    from mire.cli import app
+
+    img, lab = blobs(shape=(12, 32, 32), seed=4, r=(3, 5))
+    ip, lp = tmp_path / "img.tif", tmp_path / "lab.tif"
+    tifffile.imwrite(ip, (img * 255).clip(0, 255).astype(np.uint8))
+    tifffile.imwrite(lp, lab)
+    runner = CliRunner()
+    res = runner.invoke(app, ["train-segment", "--kind", "ffn", "--preset", "tiny", "-i", str(ip), "-l", str(lp),
+                              "-o", str(tmp_path / "ffn"), "--epochs", "1", "--steps", "2", "--batch-size", "2"])
+    assert res.exit_code == 0, res.output
+    assert "episodes" in res.output
+    res = runner.invoke(app, ["segment", str(ip), str(tmp_path / "seg.tif"), "--model", str(tmp_path / "ffn")])
+    assert res.exit_code == 0, res.output
+    assert "FOV evaluations" in res.output and tifffile.imread(tmp_path / "seg.tif").shape == img.shape
+    res = runner.invoke(app, ["segment", str(ip), str(tmp_path / "segb.tif"), "--model", str(tmp_path / "ffn"),
+                              "--block-size", "12,16,16", "--workers", "1"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train-segment", "--kind", "ffn", "-i", str(ip), "-l", str(lp), "-o",
+                              str(tmp_path / "x"), "--patch", "8,8,8"])
+    assert res.exit_code != 0 and "--patch is for --kind unet" in res.output
+
+
+def test_napari_segment_session_runs_an_ffn(trained, tmp_path):
+    from mire._napari import _actions
+
+    img, _ = blobs(shape=(12, 32, 32), seed=3, r=(3, 5))
+    stem = trained.save(tmp_path / "ffn")
+    session = _actions.SegmentSession(img, model=str(stem))
+    np.testing.assert_array_equal(session.labels(0.3), trained.segment(img))
+    assert session.labels(0.9) is session.labels(0.3)
