@@ -21,7 +21,7 @@ from scipy import ndimage as ndi
 
 from mire.segment.targets import check_labels
 
-__all__ = ["ffn_agglomerate", "contact_pairs"]
+__all__ = ["ffn_agglomerate", "ffn_pair_scores", "apply_merges", "contact_pairs"]
 
 
 def contact_pairs(segmentation):
@@ -91,26 +91,59 @@ def ffn_agglomerate(filler, image, segmentation, *, normalization=None, agreemen
     proofreader : :class:`mire.segment.Proofreader`
         ``.seg`` is the agglomerated segmentation, ``.log`` the merges.
     """
-    import torch
-
-    from mire._progress import progress_bar
-    from mire.segment.ffn import _Canvas
-    from mire.segment.proofread import Proofreader
-
     opts = dict(filler.metadata.get("agglomeration") or {})
     agreement = float(opts.get("agreement", 0.6) if agreement is None else agreement)
-    min_contact = int(opts.get("min_contact", 20) if min_contact is None else min_contact)
-    max_evals = int(opts.get("max_evals", 8) if max_evals is None else max_evals)
+    decisions = ffn_pair_scores(filler, image, segmentation, normalization=normalization, min_contact=min_contact,
+                                max_evals=max_evals, device=device, progress=progress)
+    pr = apply_merges(segmentation, decisions, agreement=agreement, proofreader=proofreader)
+    return (pr, decisions) if return_decisions else pr
+
+
+def apply_merges(segmentation, decisions, *, agreement: float, proofreader=None):
+    """Merge every pair of ``decisions`` (:func:`ffn_pair_scores`) with ``min(f_ab, f_ba) >= agreement``
+    through a :class:`mire.segment.Proofreader` (new, or the one given); sets each decision's ``merged``."""
+    from mire.segment.proofread import Proofreader
+
     if not 0 < agreement <= 1:
         raise ValueError(f"agreement must be in (0, 1], got {agreement}")
     seg = check_labels(segmentation, name="segmentation")
-    img = filler.normalize(image, normalization)
-    if img.shape != seg.shape:
-        raise ValueError(f"segmentation shape {seg.shape} does not match image shape {img.shape}")
     if proofreader is None:
         proofreader = Proofreader(seg)
     elif proofreader.seg.shape != seg.shape:
         raise ValueError("the proofreader edits a segmentation of another shape")
+    parent: dict[int, int] = {}
+
+    def find(x):
+        while parent.get(x, x) != x:
+            x = parent[x]
+        return x
+
+    for d in decisions:
+        d["merged"] = bool(min(d["f_ab"], d["f_ba"]) >= agreement)
+        if d["merged"]:
+            ra, rb = find(d["ids"][0]), find(d["ids"][1])
+            if ra != rb:
+                target = proofreader.merge([ra, rb])
+                parent[ra] = parent[rb] = target
+                parent.setdefault(target, target)
+    return proofreader
+
+
+def ffn_pair_scores(filler, image, segmentation, *, normalization=None, min_contact: int | None = None,
+                    max_evals: int | None = None, device=None, progress: bool = False) -> list[dict]:
+    """The two FFN runs of every adjacent pair: ``[{"ids", "contact", "f_ab", "f_ba"}, ...]`` (see the module)."""
+    import torch
+
+    from mire._progress import progress_bar
+    from mire.segment.ffn import _Canvas
+
+    opts = dict(filler.metadata.get("agglomeration") or {})
+    min_contact = int(opts.get("min_contact", 20) if min_contact is None else min_contact)
+    max_evals = int(opts.get("max_evals", 8) if max_evals is None else max_evals)
+    seg = check_labels(segmentation, name="segmentation")
+    img = filler.normalize(image, normalization)
+    if img.shape != seg.shape:
+        raise ValueError(f"segmentation shape {seg.shape} does not match image shape {img.shape}")
     inf = filler.metadata["inference"]
     device = torch.device(device) if device is not None else torch.device("cpu")
     filler.model.to(device).eval()
@@ -120,13 +153,6 @@ def ffn_agglomerate(filler, image, segmentation, *, normalization=None, agreemen
     pairs, counts, points = contact_pairs(seg)
     keep = counts >= min_contact
     pairs, counts, points = pairs[keep], counts[keep], points[keep]
-    parent: dict[int, int] = {}
-
-    def find(x):
-        while parent.get(x, x) != x:
-            x = parent[x]
-        return x
-
     decisions = []
     with progress_bar(progress, len(pairs), "FFN agglomeration") as bar:
         for (a, b), n, p in zip(pairs.tolist(), counts.tolist(), points):
@@ -153,14 +179,6 @@ def ffn_agglomerate(filler, image, segmentation, *, normalization=None, agreemen
                          device=device)
             run_a = _run_from(cv, seeds[0], max_evals=max_evals, segment_threshold=inf["segment_threshold"])
             run_b = _run_from(cv, seeds[1], max_evals=max_evals, segment_threshold=inf["segment_threshold"])
-            f_ab = float((run_a & masks[1]).sum() / masks[1].sum())
-            f_ba = float((run_b & masks[0]).sum() / masks[0].sum())
-            merged = min(f_ab, f_ba) >= agreement
-            decisions.append({"ids": [a, b], "contact": n, "f_ab": f_ab, "f_ba": f_ba, "merged": bool(merged)})
-            if merged:
-                ra, rb = find(a), find(b)
-                if ra != rb:
-                    target = proofreader.merge([ra, rb])
-                    parent[ra] = parent[rb] = target
-                    parent.setdefault(target, target)
-    return (proofreader, decisions) if return_decisions else proofreader
+            decisions.append({"ids": [a, b], "contact": n, "f_ab": float((run_a & masks[1]).sum() / masks[1].sum()),
+                              "f_ba": float((run_b & masks[0]).sum() / masks[0].sum())})
+    return decisions
