@@ -3,8 +3,8 @@
     nice -n 10 python experiments/train_ffn.py --minutes 25          # trains, resumable, then exports
     python experiments/train_ffn.py --export-only                    # export the last checkpoint again
 
-The ``small`` FFN preset (FOV 17^3, 3 residual modules of 16 channels, factorized convolutions,
-move step 6) on ``train-image.tif`` / ``train-gt.tif`` of /work/shared/data/gala_fibsem_neurons
+The ``small`` FFN preset (FOV 11^3, 4 residual modules of 16 channels, factorized convolutions,
+move step 4) on ``train-image.tif`` / ``train-gt.tif`` of /work/shared/data/gala_fibsem_neurons
 (GT 0 = boundary: it is "not the object" in every mask). FOV-movement training (3 moves per
 episode, 4 Adam updates), EM augmentations. Checkpoints go to --run-dir; a second run continues
 from them (same batches). Only the train volume is used here: the test volume is held out for

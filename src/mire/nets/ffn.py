@@ -34,12 +34,15 @@ from mire.nets.layers import CONV_KINDS, as_tuple, conv
 __all__ = ["FFN", "build_ffn", "FFN_PRESETS"]
 
 #: ``"paper"``: Januszewski et al. 2018 (FOV 33^3, 8 modules of 32 channels, ~0.5M parameters).
-#: ``"small"``: what a CPU trains in minutes and floods a 250^3 volume with in a fraction of an hour.
+#: ``"small"``: what a CPU trains in minutes: FOV 11^3 and 10 convolutions (receptive field 21, so
+#: every output voxel sees the seed). On the gala train volume it learned faster per step than
+#: FOV 17^3 with 8 convolutions (receptive field 17 = the FOV): after 300 episode batches its
+#: epoch loss was 0.46-0.57 against 0.67 for a constant prediction, the FOV-17 net's 0.65 against 0.69.
 #: ``"tiny"``: tests.
 FFN_PRESETS = {
     "paper": {"arch": "ffn", "ndim": 3, "fov": [33, 33, 33], "depth": 8, "width": 32, "kernel": 3,
               "conv": "full", "anisotropic": False},
-    "small": {"arch": "ffn", "ndim": 3, "fov": [17, 17, 17], "depth": 3, "width": 16, "kernel": 3,
+    "small": {"arch": "ffn", "ndim": 3, "fov": [11, 11, 11], "depth": 4, "width": 16, "kernel": 3,
               "conv": "factorized", "anisotropic": False},
     "tiny": {"arch": "ffn", "ndim": 3, "fov": [9, 9, 9], "depth": 1, "width": 8, "kernel": 3,
              "conv": "full", "anisotropic": False},

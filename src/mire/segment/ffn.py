@@ -54,7 +54,7 @@ DEFAULT_INFERENCE = {"move_threshold": 0.9, "segment_threshold": 0.6, "min_size"
 
 
 def default_delta(fov) -> list[int]:
-    """The default FOV move step: 3/8 of the FOV (rounded down to the half-FOV's 3/4).
+    """The default FOV move step: half the FOV minus one voxel.
 
     The paper moves by a quarter FOV (8 for 33) with networks trained for days. Every voxel is
     updated by each FOV that covers it, and a briefly trained network's small biases add up over
@@ -63,10 +63,10 @@ def default_delta(fov) -> list[int]:
 
     Examples
     --------
-    >>> default_delta([9, 17, 33])
-    [3, 6, 12]
+    >>> default_delta([9, 11, 33])
+    [3, 4, 15]
     """
-    return [max(1, 3 * (int(f) // 2) // 4) for f in fov]
+    return [max(1, int(f) // 2 - 1) for f in fov]
 
 
 def _logit(p: float) -> float:
@@ -520,7 +520,7 @@ class FloodFiller:
         FFN config or preset (:func:`mire.nets.build_ffn`): ``"small"`` (default), ``"paper"``,
         ``"tiny"``; keyword ``overrides`` (``fov``, ``depth``, ``width``, ``anisotropic``, ...) update it.
     delta : sequence of int, optional
-        FOV move step; default :func:`default_delta` (3/8 of the FOV).
+        FOV move step; default :func:`default_delta` (half the FOV minus one).
     percentiles : (float, float)
         Input intensity percentiles mapped to [0, 1].
 
