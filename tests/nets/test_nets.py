@@ -152,3 +152,36 @@ def test_zero_initialized_residual_without_norm_cannot_leave_the_identity():
     grads = _grads(net, (2, 1, 16, 16))
     assert grads["head.weight"] > 0
     assert all(g == 0 for n, g in grads.items() if not n.startswith("head."))
+
+
+# ----------------------------------------------------------------------------- flood-filling network
+def test_ffn_shapes_variants_and_identity_at_start():
+    from mire.nets import build_ffn, count_parameters
+
+    net = build_ffn("tiny")
+    x, m = torch.rand(2, 1, 9, 9, 9), torch.randn(2, 1, 9, 9, 9)
+    # the update head starts tiny: an untrained FFN returns (almost) the mask it is given
+    assert torch.allclose(net(x, m), m, atol=0.05)
+    flat = build_ffn("small", anisotropic=True, depth=4)
+    kernels = [tuple(mod.conv.kernel_size) for blk in flat.blocks[:2] for mod in blk]
+    assert kernels == [(3, 3)] * 4  # in-plane (1, 3, 3) convs run as 2D convs over the sections
+    assert flat(torch.zeros(1, 1, 17, 17, 17), torch.zeros(1, 1, 17, 17, 17)).shape == (1, 1, 17, 17, 17)
+    two = build_ffn("tiny", ndim=2, fov=[9, 9], kernel=3)
+    assert two(torch.zeros(1, 1, 9, 9), torch.zeros(1, 1, 9, 9)).shape == (1, 1, 9, 9)
+    # 2 stem convs + 2 per module, each 3x3x3 with bias, and the 1x1 head
+    w = 8
+    assert count_parameters(net) == (2 * 27 * w + w) + 3 * (w * 27 * w + w) + (w + 1)
+    assert build_ffn(net.config).config == net.config
+
+
+def test_ffn_config_errors():
+    from mire.nets import build_ffn
+
+    with pytest.raises(ValueError, match="odd"):
+        build_ffn("tiny", fov=[8, 9, 9])
+    with pytest.raises(ValueError, match="anisotropic"):
+        build_ffn("tiny", ndim=2, fov=[9, 9], anisotropic=True)
+    with pytest.raises(ValueError, match="not a flood-filling"):
+        build_ffn({"arch": "unet"})
+    with pytest.raises(ValueError, match="invalid FFN config"):
+        build_ffn("tiny", colour="red")

@@ -157,6 +157,14 @@ def test_shipped_models_load_and_restore():
     for name in names:
         meta = models.load_metadata(name)
         assert meta["name"] == name and meta["training"] is not None
+        if meta["format"] == "mire-ffn":  # a flood-filling network segments, it does not predict a map
+            from mire.segment import FloodFiller
+
+            with pytest.raises(ValueError, match="not a mire restorer"):
+                Restorer.load(name)
+            seg = FloodFiller.load(name).segment(np.random.default_rng(0).random((16, 32, 32)).astype(np.float32))
+            assert seg.shape == (16, 32, 32) and seg.dtype == np.uint32
+            continue
         if meta["format"] == "mire-segmenter":
             # a segmentation model is not a restorer: loading it as one is a clear error
             with pytest.raises(ValueError, match="not a mire restorer"):

@@ -157,7 +157,15 @@ class SegmentSession:
         from mire.segment import baseline_boundary_map, segment_boundaries
 
         data = np.asarray(data)
+        self.fixed = None
         if model:
+            from mire.segment.ffn import is_ffn_model
+
+            if is_ffn_model(model):  # a flood-filling network: objects, not a merge hierarchy
+                from mire.segment import FloodFiller
+
+                self.fixed = FloodFiller.load(model).segment(data)
+                return
             from mire.segment import Segmenter
 
             boundary = np.asarray(Segmenter.load(model).predict(data), dtype=np.float32)
@@ -175,6 +183,9 @@ class SegmentSession:
 
     def labels(self, threshold: float) -> np.ndarray:
         from mire.segment import segmentation_at
+
+        if self.fixed is not None:  # FFN: the threshold slider has nothing to re-agglomerate
+            return self.fixed
 
         return segmentation_at(self.fragments, self.history, float(threshold))
 

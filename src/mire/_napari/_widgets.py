@@ -234,7 +234,8 @@ class TrainWidget(_MireWidget):
 
 class SegmentWidget(_MireWidget):
     help_text = ("Segment EM: predict boundaries/affinities with a model (or use a boundary-map layer), then "
-                 "watershed + agglomeration. The threshold slider re-agglomerates without re-predicting.")
+                 "watershed + agglomeration; or flood-fill it with an FFN model (kind ffn). The threshold slider "
+                 "re-agglomerates without re-predicting.")
 
     def __init__(self, napari_viewer):
         self.image = _layer_picker("Image", "EM image or boundary map")

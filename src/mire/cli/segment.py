@@ -200,6 +200,33 @@ def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch
             console.print(f"threshold {_fmt(t)}: {n} segments in blocks of {block} -> {path}")
 
 
+def _segment_ffn(image, out, *, model, block_size, halo, min_size, workers, progress):
+    """Raw EM flood-filled by an FFN (:class:`mire.segment.FloodFiller`), whole or block by block."""
+    import numpy as np
+
+    from mire.io import imread, imwrite
+    from mire.segment import FloodFiller
+
+    filler = FloodFiller.load(model)
+    opts = {"min_size": min_size} if min_size else {}
+    if block_size is not None:
+        ndim = filler.ndim
+        block = _ints(block_size, "--block-size", ndim)
+        halo_t = _ints(halo, "--halo", ndim) if halo != "16" else None  # default: the network's FOV
+        target = out if str(out).endswith(".zarr") else None
+        seg = filler.segment_blockwise(imread(image, lazy=True), block_shape=block, halo=halo_t,
+                                       out=str(out) if target else None, workers=workers, progress=progress, **opts)
+        if target is None:
+            imwrite(out, np.asarray(seg), axes=_axes(ndim), downscale="nearest")
+    else:
+        seg, stats = filler.segment(imread(image), progress=progress, return_stats=True, **opts)
+        imwrite(out, seg, axes=_axes(seg.ndim), downscale="nearest")
+        console.print(f"{stats['evals']} FOV evaluations ({stats['evals'] / max(stats['dense_evals'], 1):.1%} of a "
+                      f"sliding window)")
+    n = int(np.asarray(seg).max()) if np.asarray(seg).size else 0
+    console.print(f"flood-filled {n} objects -> {out}")
+
+
 def segment_cmd(
     image: Path = typer.Argument(..., help="Raw EM (with --model), boundary probability map (1 = membrane) "
                                            "or affinities (C, Z, Y, X)."),
@@ -249,6 +276,12 @@ def segment_cmd(
             raise ValueError("say what IMAGE holds: give exactly one of --boundaries, --affinities or --model")
         check_input_exists(image)
         check_output(out)
+        from mire.segment.ffn import is_ffn_model
+
+        if model is not None and is_ffn_model(model):
+            _segment_ffn(image, out, model=model, block_size=block_size, halo=halo, min_size=min_size,
+                         workers=workers, progress=progress)
+            return
         if (block_size is not None or cluster is not None) and model is not None:
             _segment_model_blocks(image, out, model=model, block_size=block_size, halo=halo,
                                   predict_halo=predict_halo, threshold=threshold,
@@ -334,9 +367,12 @@ def train_segment_cmd(
     images: list[Path] = typer.Option(..., "--image", "-i", help="Raw EM volume (repeat for several)."),
     labels: list[Path] = typer.Option(..., "--labels", "-l", help="Instance labels matching each --image."),
     out: Path = typer.Option(..., "--out", "-o", help="Model path stem: writes OUT.safetensors and OUT.json."),
-    target: str = typer.Option("boundaries", "--target", help="boundaries | affinities."),
+    kind: str = typer.Option("unet", "--kind", help="unet (boundary / affinity network) | ffn (flood-filling "
+                                                    "network, mire.segment.FloodFiller)."),
+    target: str = typer.Option("boundaries", "--target", help="boundaries | affinities (--kind unet)."),
     ndim: int = typer.Option(3, "--ndim", help="2 (membranes per slice, ssTEM) or 3."),
-    preset: str = typer.Option("fast", "--preset", help="Network preset: fast | paper | tiny."),
+    preset: str = typer.Option(None, "--preset", help="Network preset: fast (default) | paper | tiny; --kind ffn: "
+                                                      "small (default) | paper | tiny."),
     epochs: int = typer.Option(10, "--epochs"),
     steps: int = typer.Option(100, "--steps", help="Steps per epoch."),
     batch_size: int = typer.Option(4, "--batch-size"),
@@ -374,6 +410,23 @@ def train_segment_cmd(
         import torch
 
         torch.manual_seed(seed)  # the initial weights too: --seed makes the whole run reproducible
+        if kind not in ("unet", "ffn"):
+            raise ValueError(f"--kind must be unet or ffn, got {kind!r}")
+        if kind == "ffn":
+            from mire.segment import FloodFiller
+
+            if patch_t is not None:
+                raise ValueError("--patch is for --kind unet: an FFN trains on its FOV (set by the preset)")
+            if base is not None:
+                raise ValueError("--from fine-tunes an affinity/boundary model; it does not apply to --kind ffn")
+            filler = FloodFiller(preset or "small")
+            history = filler.train([imread(p) for p in images], [imread(p) for p in labels], epochs=epochs,
+                                   steps_per_epoch=steps, batch_size=batch_size, lr=lr, checkpoint_dir=checkpoints,
+                                   seed=seed, progress=True)
+            stem = filler.save(out)
+            console.print(f"trained {history['step']} episodes ({history['updates']} updates), final loss "
+                          f"{history['loss'][-1]:.4f}; wrote {stem}.safetensors and {stem}.json")
+            return
         raws = [imread(p) for p in images]
         if base is not None:
             segmenter = Segmenter.load(base)
@@ -381,7 +434,7 @@ def train_segment_cmd(
                 segmenter.adapt(raws[0])
             sparse = True if sparse is None else sparse
         else:
-            segmenter = Segmenter(preset, ndim=ndim, target=target)
+            segmenter = Segmenter(preset or "fast", ndim=ndim, target=target)
             segmenter.metadata["postprocess"]["threshold"] = threshold
         history = segmenter.train(raws, [imread(p) for p in labels], patch=patch_t, sparse=bool(sparse),
                                   epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr,

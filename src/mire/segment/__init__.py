@@ -27,6 +27,7 @@ from mire.segment.augment import (
     missing_sections,
 )
 from mire.segment.chunked import face_splits, match_labels, segment_blockwise
+from mire.segment.ffn import FloodFiller
 from mire.segment.learned import Segmenter
 from mire.segment.pipeline import (
     auto_seed_threshold,
@@ -48,6 +49,6 @@ __all__ = [
     "segment_boundaries", "segment_affinities", "baseline_boundary_map", "baseline_segmentation",
     "augment_em", "flip_transpose", "missing_sections", "contrast_jitter", "blur_sections", "misalign",
     "elastic_deform", "Segmenter", "segment_blockwise", "match_labels", "face_splits",
-    "affinities_to_boundaries_blockwise", "segment_affinities_blockwise",
+    "affinities_to_boundaries_blockwise", "segment_affinities_blockwise", "FloodFiller",
     "auto_threshold", "auto_seed_threshold", "weighted_otsu", "correlation_length", "reestimate_batchnorm",
 ]

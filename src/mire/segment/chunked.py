@@ -206,10 +206,16 @@ def _segment_piece(b, *, scale, z0, params, agglomerate_here):
 
 def _segment_block(piece, block, *, params, scale, faces, root, agglomerate_here):
     """Pass 1: segment one haloed window, make its IDs block-unique, record its face slabs."""
-    import zarr
-
     local = np.asarray(_segment_piece(piece, scale=scale, z0=block.outer[0].start, params=params,
                                       agglomerate_here=agglomerate_here))
+    return record_block(local, block, faces=faces, root=root)
+
+
+def record_block(local, block, *, faces, root):
+    """A haloed window's labels made block-unique, with its face slabs recorded for the stitching
+    (shared with other per-block segmenters, e.g. :mod:`mire.segment.ffn_blocks`)."""
+    import zarr
+
     if local.size and int(local.max()) >= 1 << _LOCAL_BITS:
         raise ValueError(f"block {block.grid_index} has more than 2**32 segments; use smaller blocks")
     labels = local.astype(np.uint64)
