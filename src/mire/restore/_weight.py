@@ -26,8 +26,8 @@ finite difference (one extra solve on ``y + eps sqrt(v) b`` for a Gaussian probe
 
 The weight is searched over ``log(weight)``: a descending grid by factors of 2 from 0.3 (warm starts
 converge fastest from strong to weak regularization), stopped two steps after the minimum, a walk
-upwards if the minimum is at the top, then the vertex of a parabola through the minimum and its
-neighbours.
+upwards if the minimum is at the top, two half steps (factor sqrt 2) either side of the minimum, then
+the vertex of a parabola through the minimum and its neighbours.
 
 Other rules, kept for comparison and for the non-Gaussian data terms:
 
@@ -109,6 +109,12 @@ def _tile_shape(shape, voxels: int) -> list[int]:
     return t
 
 
+def _margin(psf_shape) -> tuple:
+    """Context solved around a tile but not scored: two PSF radii (at least 4 voxels), so that the
+    estimate inside the tile is close to the whole-image estimate."""
+    return tuple(max(4, 2 * (int(k) // 2)) for k in psf_shape)
+
+
 def sample_tiles(image, *, max_voxels: int = SEARCH_VOXELS, n_tiles: int = 6, n_certain: int = 3,
                  psf_shape=None, seed: int = 0) -> list[tuple[tuple, float]]:
     """A stratified sample of tiles whose weighted sum estimates a sum over the whole image.
@@ -118,7 +124,8 @@ def sample_tiles(image, *, max_voxels: int = SEARCH_VOXELS, n_tiles: int = 6, n_
     sorted by standard deviation, split into ``n_tiles - n_certain`` strata of equal count, and one
     tile is drawn at random per stratum, with weight the stratum's size (the inverse of its
     inclusion probability: Horvitz-Thompson). An image of at most ``max_voxels`` voxels, or one whose
-    tiles would cost more to solve than the whole (their PSF margins), is one tile of weight 1.
+    tiles would cost more to solve than the whole (with their context margins, :func:`_margin`, and
+    PSF padding), is one tile of weight 1.
 
     Returns
     -------
@@ -144,9 +151,9 @@ def sample_tiles(image, *, max_voxels: int = SEARCH_VOXELS, n_tiles: int = 6, n_
     if len(tiles) <= n_tiles:
         return whole
     if psf_shape is not None:
-        k = np.asarray(psf_shape) - 1
+        k, m = np.asarray(psf_shape) - 1, _margin(psf_shape)
         cost = lambda shape: math.prod(int(n + kk) for n, kk in zip(shape, k))  # noqa: E731
-        per_tile = cost([s.stop - s.start for s in tiles[0]])
+        per_tile = cost([min(n, s.stop - s.start + 2 * mm) for s, mm, n in zip(tiles[0], m, img.shape)])
         if per_tile * n_tiles >= cost(img.shape):
             return whole
     sd = np.array([float(np.std(img[sl])) for sl in tiles])
@@ -177,18 +184,26 @@ class _Sample:
         opts = dict(spacing=spacing, data_term="l2", positivity=positivity, dtype=torch.float32, device=device)
         rng = np.random.default_rng(seed)
         self.tiles = []
+        margin = _margin(np.shape(psf))
         for sl, w in sample_tiles(img, max_voxels=max_voxels, psf_shape=np.shape(psf), seed=seed):
-            tile = img[sl]
-            var = self.noise.variance(ndimage.gaussian_filter(tile.astype(np.float64), 1.0)).astype(np.float32)
+            # solve the tile with context around it, score only the tile itself
+            outer = tuple(slice(max(0, a.start - m), min(n, a.stop + m)) for a, m, n in zip(sl, margin, img.shape))
+            tile = img[outer]
             prob = _make_problem(tile, psf, **opts)
+            inner = torch.zeros_like(prob.y)
+            win = tuple(slice(o.start + a.start - b.start, o.start + a.stop - b.start)
+                        for o, a, b in zip(prob.domain.window, sl, outer))
+            inner[win] = 1.0
+            var = self.noise.variance(ndimage.gaussian_filter(tile.astype(np.float64), 1.0)).astype(np.float32)
             sd = torch.zeros_like(prob.y)
             sd[prob.domain.window] = torch.as_tensor(np.sqrt(var), device=device)
+            sd *= inner
             probe = sd * torch.as_tensor(rng.standard_normal(prob.y.shape), dtype=torch.float32, device=device)
             prob_p = _make_problem(tile, psf, **opts)
             prob_p.y = prob.y + _SURE_EPS * probe
             self.tiles.append({"prob": prob, "prob_p": prob_p, "y": prob.y, "y_p": prob_p.y, "probe": probe,
-                               "var": float(var.sum()), "w": w})
-        self.n = sum(t["w"] * float(t["prob"].mask.sum()) for t in self.tiles)
+                               "inner": inner, "var": float((sd * sd).sum()), "w": w})
+        self.n = sum(t["w"] * float(t["inner"].sum()) for t in self.tiles)
 
     def reset(self) -> None:
         """Put the original data back (Bregman steps change ``prob.y``)."""
@@ -203,7 +218,7 @@ class _Sample:
         for t, x, xp in zip(self.tiles, xs, xps):
             p = t["prob"]
             hx, hxp = _blur(p, x), _blur(p, xp)
-            resid = float((p.mask * (hx - t["y"]) ** 2).sum())
+            resid = float((t["inner"] * (hx - t["y"]) ** 2).sum())
             div = float((t["probe"] * (hxp - hx)).sum()) / _SURE_EPS
             total += t["w"] * (resid - t["var"] + 2.0 * div)
         return total / self.n
@@ -231,6 +246,12 @@ def _minimize_log_weight(score, *, start: float = 0.3, lo: float = 1e-5, hi: flo
     while min(pts, key=pts.get) == max(pts) and w * factor <= hi:
         w *= factor
         ev(w)
+    # refine: half steps (factor sqrt 2) either side of the minimum, then a parabola through the
+    # minimum and its two neighbours
+    wk = min(pts, key=pts.get)
+    for f in (math.sqrt(factor), 1 / math.sqrt(factor)):
+        if lo <= wk * f <= hi and (wk * f) not in pts:
+            ev(wk * f)
     ws = sorted(pts)
     s = [pts[v] for v in ws]
     k = int(np.argmin(s))
