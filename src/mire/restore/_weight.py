@@ -1,85 +1,79 @@
 """Choosing the TV weight from the data itself: users do not know lambda.
 
-Three rules:
+The default (``"auto"``, Gaussian/L2 data term) is **SURE on a stratified tile sample of the whole
+stack**: Stein's unbiased estimate of the prediction risk ``||H x - H x_true||^2`` of the map
+``y -> H x(y)`` (Ramani, Blu & Unser 2008, IEEE TIP 17(9)), with heteroscedastic noise,
 
-* ``"jinv"``: J-invariant hold-out calibration (Noise2Self, Batson & Royer 2019). A random
-  subset J of pixels is removed from the data term (mask 0), the problem is solved, and each held-out
-  pixel is predicted by the blurred estimate ``(H x)_J``. Because ``x`` never saw ``y_J`` and the noise
-  is independent between pixels, ``E ||(Hx)_J - y_J||^2 = ||(Hx)_J - (H x_true)_J||^2 + |J| sigma^2``:
-  the hold-out error ranks weights by how well they predict the clean blurred image, with no
-  knowledge of the noise level. It is minimized over ``log(weight)`` (coarse grid, warm-started from
-  strong to weak regularization, then golden-section refinement).
-* ``"discrepancy"``: Morozov's discrepancy principle, the weight whose residual ``||Hx - y||^2 / n``
-  equals the noise variance estimated from the finest wavelet detail (MAD rule, as ``skimage.restoration.estimate_sigma``).
-* ``"sure"``: Stein's unbiased estimate of the prediction risk ``||H x - H x_true||^2 / n``,
-  ``||Hx - y||^2 / n - sigma^2 + 2 sigma^2 div(y -> Hx) / n``, with the divergence estimated by
-  Monte Carlo (one extra solve on ``y + eps b`` for a random probe ``b``; Ramani, Blu & Unser 2008,
-  IEEE TIP 17(9)), minimized like the others. Each trial weight costs two solves.
+    SURE = ||H x - y||^2 - sum_i v_i + 2 sum_i v_i d(H x)_i / d y_i,
 
-The J-invariant rule tracks the best weight closely at moderate and high noise but collapses to
-a tiny weight at low noise with a near-delta PSF (held-out pixels are then predicted well by mere
-interpolation of their noisy neighbours). The discrepancy principle never failed badly but, as
-Morozov's rule is known to for deconvolution, over-smooths: on the paper-2020 protocol its weight
-was 2-4x the best one (median 2.5x, 8 cases on 2 DIADEM stacks). SURE estimates the risk of the
-*blurred* estimate, which is the risk of the estimate itself only when the blur is close to the
-identity; with a real blur it under-weights the amplified high-frequency errors and picks too small
-a weight (DIADEM N2-B2: 0.018 against a best 0.025).
+where ``v_i`` is the noise variance at voxel ``i`` from a Poisson-Gaussian noise model fitted to the
+image itself (:func:`mire.restore._common.estimate_noise_model`) and the divergence is a Monte-Carlo
+finite difference (one extra solve on ``y + eps sqrt(v) b`` for a Gaussian probe ``b``). Why this rule:
 
-The default ``"auto"`` rule therefore depends on the PSF:
+* it estimates the risk over the **whole stack**, not over a crop: the stack is cut into tiles, the
+  most structured tiles are always solved and the rest are represented by one random tile per
+  stratum (strata of equal count by tile standard deviation), each weighted by the inverse of its
+  inclusion probability (Horvitz-Thompson), so the sum is an unbiased estimate of the whole-stack
+  SURE whatever the fraction of dark voxels. (The previous rule searched the single "most textured"
+  block: on a sparse stack that block is all neuron, and its best weight is not the stack's.)
+* it needs no constant fitted to any data set: the noise model is estimated, scale and offset enter
+  only through it (multiplying the stack by c multiplies the variances by c^2 and leaves the argmin in
+  normalized units unchanged; an offset changes the normalization and the weight follows it);
+* its minimizer tracks the weight of the best PSNR with a real blur too on whole stacks (the earlier
+  claim that SURE under-weights with a real blur came from one bright crop; see
+  experiments/results/tv_weight_stress.md for the stress set, designed on one half and reported on
+  the other).
 
-* near-delta PSF (``max(psf) >= 0.5`` once normalized: Gaussian SD below about 0.5 px in 3D, 0.6 px
-  in 2D; the problem is then mostly denoising): ``"sure"``. On the B1 conditions (SD 0.4) of 12
-  DIADEM crops (OP_1..OP_4 x N1/N2/N3) its weight was within 0.04 dB of the best of a 6-weight
-  grid in every case, 0.4 dB above the rule below on average (up to 1.2 dB); on the held-out
-  OP_5 and OP_6 (6 cases) within 0.08 dB of the oracle and +0.26..+1.97 dB (mean +0.78) above
-  0.7 x discrepancy (experiments/results/paper2020_classical.md);
-* otherwise the discrepancy weight times ``AUTO_FACTOR = 0.7``, or the SURE weight when that is
-  larger (L2 data). The risk is lopsided: too small a weight falls off a cliff (synthetic N2-B2
-  neurites, 24x96x96: 0.4x the discrepancy weight gave 26.6 dB, 1x gave 35.3), too large a weight
-  costs little. 0.4 was first calibrated on 8 DIADEM cases; on 16 DIADEM crops (OP_1, OP_2, OP_4,
-  OP_5 x N1-B1, N2-B1, N2-B2, N3-B3) 0.4 and 0.7 tie (28.38 vs 28.35 dB mean) while 1.0 loses 1 dB,
-  so 0.7 keeps DIADEM and avoids the cliff. The SURE guard: on whole, > 99 % dark stacks at high
-  noise the residual hardly depends on the weight (OP_6 N2-B3 central 32x192x192 crop with the paper's
-  G of SD 0.9: ``|log(resid / sigma^2)|`` 0.002-0.08 over weights 1e-4..0.3), so a 2 % error of the
-  noise estimate moves the discrepancy weight tenfold: 0.0053 (25.4 dB, SSIM 0.21) where the best
-  is about 0.04 (41.4 dB); SURE chose 0.042 (41.4 dB) there, and 0.028 (39.9 dB, discrepancy 25.9) on
-  OP_5 N3-B1. SURE's own bias with a real blur is towards too small a weight, so the larger of
-  the two keeps the discrepancy's choice where it was good. The guard costs a second search (two
-  solves per trial weight): on an OP_5 32x192x192 crop the search took 17.6 s instead of 5.8 s
-  (the whole ``tv_deconvolve`` 21 s). Gating it on a flat discrepancy curve would not save it on
-  such stacks: their curves all span less than 0.15 in ``|log(resid / sigma^2)|``.
+The weight is searched over ``log(weight)``: a descending grid by factors of 2 from 0.3 (warm starts
+converge fastest from strong to weak regularization), stopped two steps after the minimum, a walk
+upwards if the minimum is at the top, two half steps (factor sqrt 2) either side of the minimum, then
+the vertex of a parabola through the minimum and its neighbours.
 
-Where the rule is SURE, :func:`tv_deconvolve` then runs :func:`choose_tv_bregman`: SURE again, over
-pairs (larger weight, number of Bregman refinements). On the 15 B1 cases it gained +0.94 dB over the
-single solve (+0.91 on the 6 held-out ones) and SSIM 0.82 -> 0.92. It costs 34 solves of 40 iterations
-on the crop: 20.5 s on one core for the 150k-voxel crop of an OP_5 32x192x192 N2-B1 stack, against 12 s
-for the weight search (there: +0.57 dB, the whole call 40 s instead of 15 s).
+Other rules, kept for comparison and for the non-Gaussian data terms:
 
-All run on a crop (the most textured of a few candidate blocks) with few iterations to stay cheap.
+* ``"jinv"``: J-invariant hold-out calibration (Noise2Self, Batson & Royer 2019) on one crop;
+* ``"discrepancy"``: Morozov's discrepancy principle on one crop (the residual equals the noise
+  variance); ``"auto"`` uses it, times ``AUTO_FACTOR``, for the ``"l1"`` and ``"poisson"`` data terms,
+  where SURE for Gaussian noise does not apply.
+
+Where the PSF is near-delta (:func:`is_near_delta`; the risk of ``H x`` is then the risk of ``x``),
+:func:`tv_deconvolve` also runs :func:`choose_tv_bregman`: SURE over pairs (larger weight, number of
+Bregman refinements), on the same tile sample.
 """
 
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 
 import numpy as np
 import torch
+from scipy import ndimage
 
 from mire._fft import irfftn, rfftn
-from mire.restore._common import estimate_noise_sigma, normalize_spacing
+from mire.restore._common import NoiseModel, estimate_noise_model, estimate_noise_sigma, normalize_spacing
 
-#: The default rule's correction of the discrepancy weight (see the module docstring).
+#: The discrepancy weight's correction where ``"auto"`` uses it (l1 / poisson data terms).
 AUTO_FACTOR = 0.7
 #: A normalized PSF whose peak holds at least this fraction of the light counts as near-delta.
 NEAR_DELTA_PEAK = 0.5
+#: SURE's probe step relative to the local noise SD: small enough for a linearization, large enough
+#: to stay above float32 rounding of the solves.
+_SURE_EPS = 0.1
+#: Total voxels of the tile sample the default search solves.
+SEARCH_VOXELS = 240_000
+
+
+def is_near_delta(psf) -> bool:
+    """Whether a PSF is close to the identity (its peak holds at least half of its light)."""
+    k = np.asarray(psf, dtype=np.float64)
+    return float(k.max()) >= NEAR_DELTA_PEAK * float(k.sum())
 
 
 def auto_rule(psf, data_term: str = "l2") -> str:
-    """The rule ``method="auto"`` applies: ``"sure"`` for a near-delta PSF (L2 data), else ``"discrepancy"``."""
-    k = np.asarray(psf, dtype=np.float64)
-    near_delta = float(k.max()) >= NEAR_DELTA_PEAK * float(k.sum())
-    return "sure" if near_delta and data_term == "l2" else "discrepancy"
+    """The rule ``method="auto"`` applies: ``"sure"`` for the L2 data term (any PSF), else ``"discrepancy"``."""
+    return "sure" if data_term == "l2" else "discrepancy"
 
 
 def _search_crop(image: np.ndarray, max_voxels: int) -> np.ndarray:
@@ -106,53 +100,181 @@ def _holdout_mask(shape, fraction: float, seed: int) -> np.ndarray:
     return rng.random(shape) < fraction
 
 
-class _Sure:
-    """Monte-Carlo SURE of the prediction risk ``||H x - H x_true||^2 / n`` of a solver's map ``y -> H x``.
+def _tile_shape(shape, voxels: int) -> list[int]:
+    f = (voxels / math.prod(shape)) ** (1.0 / len(shape))
+    t = [max(8, min(n, int(round(n * f)))) for n in shape]
+    while math.prod(t) > voxels * 1.05 and max(t) > 8:
+        k = int(np.argmax(t))
+        t[k] = max(8, int(t[k] * 0.9))
+    return t
 
-    ``prob`` holds the data, ``prob_p`` the data plus ``eps`` times a random probe; solving both the
-    same way gives the divergence of the map by a finite difference (Ramani, Blu & Unser 2008).
+
+def _margin(psf_shape) -> tuple:
+    """Context solved around a tile but not scored: two PSF radii (at least 4 voxels), so that the
+    estimate inside the tile is close to the whole-image estimate."""
+    return tuple(max(4, 2 * (int(k) // 2)) for k in psf_shape)
+
+
+def sample_tiles(image, *, max_voxels: int = SEARCH_VOXELS, n_tiles: int = 6, n_certain: int = 3,
+                 psf_shape=None, seed: int = 0) -> list[tuple[tuple, float]]:
+    """A stratified sample of tiles whose weighted sum estimates a sum over the whole image.
+
+    The image is cut into non-overlapping tiles of about ``max_voxels / n_tiles`` voxels. The
+    ``n_certain`` tiles of largest standard deviation are always taken (weight 1); the others are
+    sorted by standard deviation, split into ``n_tiles - n_certain`` strata of equal count, and one
+    tile is drawn at random per stratum, with weight the stratum's size (the inverse of its
+    inclusion probability: Horvitz-Thompson). An image of at most ``max_voxels`` voxels, or one whose
+    tiles would cost more to solve than the whole (with their context margins, :func:`_margin`, and
+    PSF padding), is one tile of weight 1.
+
+    Returns
+    -------
+    list of (tuple of slice, float)
+        Tiles and their weights.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> img = np.zeros((64, 256, 256), np.float32); img[30:34, 100:104, :] = 1
+    >>> tiles = sample_tiles(img, max_voxels=60_000)
+    >>> n = sum(w * np.prod([s.stop - s.start for s in sl]) for sl, w in tiles)
+    >>> bool(abs(n / img.size - 1) < 0.05), any(img[sl].any() for sl, _ in tiles)
+    (True, True)
+    """
+    img = np.asarray(image)
+    whole = [(tuple(slice(0, n) for n in img.shape), 1.0)]
+    if img.size <= max_voxels:
+        return whole
+    t = _tile_shape(img.shape, max(1, max_voxels // n_tiles))
+    splits = [np.array_split(np.arange(n), max(1, int(math.ceil(n / tt)))) for n, tt in zip(img.shape, t)]
+    tiles = [tuple(slice(int(a[0]), int(a[-1]) + 1) for a in combo) for combo in itertools.product(*splits)]
+    if len(tiles) <= n_tiles:
+        return whole
+    if psf_shape is not None:
+        k, m = np.asarray(psf_shape) - 1, _margin(psf_shape)
+        cost = lambda shape: math.prod(int(n + kk) for n, kk in zip(shape, k))  # noqa: E731
+        per_tile = cost([min(n, s.stop - s.start + 2 * mm) for s, mm, n in zip(tiles[0], m, img.shape)])
+        if per_tile * n_tiles >= cost(img.shape):
+            return whole
+    sd = np.array([float(np.std(img[sl])) for sl in tiles])
+    order = np.argsort(-sd, kind="stable")
+    n_certain = max(0, min(int(n_certain), n_tiles - 1))
+    chosen = [(tiles[i], 1.0) for i in order[:n_certain]]
+    rest = order[n_certain:]
+    rng = np.random.default_rng(seed)
+    for stratum in np.array_split(rest, n_tiles - n_certain):
+        if len(stratum):
+            chosen.append((tiles[int(rng.choice(stratum))], float(len(stratum))))
+    return chosen
+
+
+class _Sample:
+    """SURE of ``y -> H x`` summed over a weighted tile sample (see the module docstring).
+
+    Each tile holds the problem of its data, the problem of its data plus ``eps sqrt(v) b``, the probe
+    scaled by the local noise SD and its Horvitz-Thompson weight.
     """
 
-    def __init__(self, crop, psf, *, spacing, positivity, seed, device):
+    def __init__(self, image, psf, *, spacing, positivity, seed, device, noise: NoiseModel | None = None,
+                 max_voxels: int = SEARCH_VOXELS):
         from mire.restore.tv import _make_problem
 
-        self.sigma = estimate_noise_sigma(crop)
+        img = np.asarray(image, dtype=np.float32)
+        self.noise = estimate_noise_model(img) if noise is None else noise
         opts = dict(spacing=spacing, data_term="l2", positivity=positivity, dtype=torch.float32, device=device)
-        self.prob = _make_problem(crop, psf, **opts)
         rng = np.random.default_rng(seed)
-        self.probe = torch.as_tensor(rng.standard_normal(self.prob.y.shape), dtype=torch.float32,
-                                     device=device) * self.prob.mask
-        self.eps = 0.1 * max(self.sigma, 1e-6)
-        self.prob_p = _make_problem(crop, psf, **opts)
-        self.prob_p.y = self.prob.y + self.eps * self.probe
-        self.y, self.y_p = self.prob.y, self.prob_p.y  # the data, whatever Bregman steps do to prob.y
-        self.n_obs = float(self.prob.mask.sum())
+        self.tiles = []
+        margin = _margin(np.shape(psf))
+        for sl, w in sample_tiles(img, max_voxels=max_voxels, psf_shape=np.shape(psf), seed=seed):
+            # solve the tile with context around it, score only the tile itself
+            outer = tuple(slice(max(0, a.start - m), min(n, a.stop + m)) for a, m, n in zip(sl, margin, img.shape))
+            tile = img[outer]
+            prob = _make_problem(tile, psf, **opts)
+            inner = torch.zeros_like(prob.y)
+            win = tuple(slice(o.start + a.start - b.start, o.start + a.stop - b.start)
+                        for o, a, b in zip(prob.domain.window, sl, outer))
+            inner[win] = 1.0
+            var = self.noise.variance(ndimage.gaussian_filter(tile.astype(np.float64), 1.0)).astype(np.float32)
+            sd = torch.zeros_like(prob.y)
+            sd[prob.domain.window] = torch.as_tensor(np.sqrt(var), device=device)
+            sd *= inner
+            probe = sd * torch.as_tensor(rng.standard_normal(prob.y.shape), dtype=torch.float32, device=device)
+            prob_p = _make_problem(tile, psf, **opts)
+            prob_p.y = prob.y + _SURE_EPS * probe
+            self.tiles.append({"prob": prob, "prob_p": prob_p, "y": prob.y, "y_p": prob_p.y, "probe": probe,
+                               "inner": inner, "var": float((sd * sd).sum()), "w": w})
+        self.n = sum(t["w"] * float(t["inner"].sum()) for t in self.tiles)
 
-    def risk(self, x, x_p) -> float:
+    def reset(self) -> None:
+        """Put the original data back (Bregman steps change ``prob.y``)."""
+        for t in self.tiles:
+            t["prob"].y, t["prob_p"].y = t["y"], t["y_p"]
+
+    def risk(self, xs, xps) -> float:
+        """Mean SURE per voxel of the estimates ``xs`` (data) and ``xps`` (perturbed data), one per tile."""
         from mire.restore.tv import _blur
 
-        hx, hx_p = _blur(self.prob, x), _blur(self.prob, x_p)
-        resid = float((self.prob.mask * (hx - self.y) ** 2).sum()) / self.n_obs
-        df = float((self.probe * (hx_p - hx)).sum()) / self.eps / self.n_obs  # Monte-Carlo divergence of y -> H x
-        return resid - self.sigma**2 + 2 * self.sigma**2 * df
+        total = 0.0
+        for t, x, xp in zip(self.tiles, xs, xps):
+            p = t["prob"]
+            hx, hxp = _blur(p, x), _blur(p, xp)
+            resid = float((t["inner"] * (hx - t["y"]) ** 2).sum())
+            div = float((t["probe"] * (hxp - hx)).sum()) / _SURE_EPS
+            total += t["w"] * (resid - t["var"] + 2.0 * div)
+        return total / self.n
+
+
+def _minimize_log_weight(score, *, start: float = 0.3, lo: float = 1e-5, hi: float = 30.0,
+                         factor: float = 2.0) -> float:
+    """Minimize ``score(weight)`` over ``log(weight)``: descending grid, early stop, walk up, parabola."""
+    pts: dict[float, float] = {}
+
+    def ev(w):
+        pts[w] = score(w)
+        return pts[w]
+
+    w = start
+    ev(w)
+    while w / factor >= lo:
+        w /= factor
+        ev(w)
+        ws = sorted(pts)
+        k = int(np.argmin([pts[v] for v in ws]))
+        if k >= 2:  # two rises below the minimum (ws ascending: indices below k are weaker weights)
+            break
+    w = start
+    while min(pts, key=pts.get) == max(pts) and w * factor <= hi:
+        w *= factor
+        ev(w)
+    # refine: half steps (factor sqrt 2) either side of the minimum, then a parabola through the
+    # minimum and its two neighbours
+    wk = min(pts, key=pts.get)
+    for f in (math.sqrt(factor), 1 / math.sqrt(factor)):
+        if lo <= wk * f <= hi and (wk * f) not in pts:
+            ev(wk * f)
+    ws = sorted(pts)
+    s = [pts[v] for v in ws]
+    k = int(np.argmin(s))
+    if 0 < k < len(ws) - 1:
+        x = np.log(ws[k - 1:k + 2])
+        a, b, _ = np.polyfit(x, s[k - 1:k + 2], 2)
+        if a > 0:
+            return float(np.exp(np.clip(-b / (2 * a), x[0], x[2])))
+    return float(ws[k])
 
 
 def choose_tv_bregman(image, psf, *, weight, spacing=None, positivity: bool = True,
                       multipliers=(2.0, 3.5, 6.0, 10.0), max_steps: int = 3, n_iter: int = 40,
-                      max_voxels: int = 150_000, seed: int = 0, return_curve: bool = False, device=None):
+                      max_voxels: int = SEARCH_VOXELS, seed: int = 0, return_curve: bool = False, device=None,
+                      noise: NoiseModel | None = None):
     """Choose a TV weight and a number of Bregman refinements together, by SURE.
 
     Bregman iterations (see :func:`mire.restore.tv_deconvolve`, ``bregman``) work with a larger weight
     than a single solve: each refinement gives back part of the contrast the weight took. The pairs
     tried are ``(weight, 0)`` (the single-solve weight, e.g. from :func:`choose_tv_weight`) and
     ``(m * weight, k)`` for every multiplier ``m`` and ``k = 0..max_steps``; each is scored by the
-    Monte-Carlo SURE of ``y -> H x`` (the ``"sure"`` rule of :func:`choose_tv_weight`), which is the
+    Monte-Carlo SURE of ``y -> H x`` on the tile sample of :func:`choose_tv_weight`, which is the
     risk of the estimate itself when the PSF is near-delta; use it there (Gaussian noise, L2 data).
-
-    On 15 paper-2020 B1 cases (DIADEM OP_1, OP_2, OP_4 to design it, OP_5, OP_6 held out; N1..N3)
-    the pair chosen this way scored +0.94 dB over the single solve at the SURE weight
-    (experiments/results/paper2020_classical.md). While designing it, SURE's pick over a grid of
-    9-11 weights x 4-5 step counts was 0.02 dB (mean; at most 0.09) below the grid's best pair.
 
     Parameters
     ----------
@@ -169,9 +291,11 @@ def choose_tv_bregman(image, psf, *, weight, spacing=None, positivity: bool = Tr
     n_iter : int
         ADMM iterations per solve (fixed, so both SURE solves truncate alike).
     max_voxels : int
-        Size of the crop the search runs on.
+        Voxels of the tile sample the search runs on.
     return_curve : bool
         Also return the list of ``(weight, steps, score)`` evaluated.
+    noise : NoiseModel, optional
+        Noise model of ``image``; estimated from it by default.
 
     Returns
     -------
@@ -198,32 +322,38 @@ def choose_tv_bregman(image, psf, *, weight, spacing=None, positivity: bool = Tr
     if int(max_steps) < 0:
         raise ValueError(f"max_steps must be >= 0, got {max_steps}")
     device = torch.device(device) if device is not None else default_device()
-    crop = _search_crop(np.asarray(image, dtype=np.float32), max_voxels)
-    sure = _Sure(crop, psf, spacing=normalize_spacing(spacing, crop.ndim), positivity=positivity, seed=seed,
-                 device=device)
+    img = np.asarray(image, dtype=np.float32)
+    sample = _Sample(img, psf, spacing=normalize_spacing(spacing, img.ndim), positivity=positivity, seed=seed,
+                     device=device, noise=noise, max_voxels=max_voxels)
     curve: list[tuple[float, int, float]] = []
+    opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
     try:
         for m in (1.0, *multipliers):
             w = float(weight) * m
-            sure.prob.y, sure.prob_p.y = sure.y, sure.y_p
-            st = st_p = None
+            sample.reset()
+            sts = [None] * len(sample.tiles)
+            sts_p = [None] * len(sample.tiles)
             for k in range(1 + (int(max_steps) if m != 1.0 else 0)):
-                if k:  # Bregman step on both data sets
-                    _add_back_residual(sure.prob, sure.y, st.x)
-                    _add_back_residual(sure.prob_p, sure.y_p, st_p.x)
-                st, _ = _admm(sure.prob, w, n_iter=n_iter, tol=0, state=st, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
-                st_p, _ = _admm(sure.prob_p, w, n_iter=n_iter, tol=0, state=st_p, rho0=SEARCH_RHO,
-                                adapt_every=SEARCH_ADAPT)
-                curve.append((w, k, sure.risk(_feasible(sure.prob, st.x), _feasible(sure.prob_p, st_p.x))))
+                xs, xps = [], []
+                for i, t in enumerate(sample.tiles):
+                    if k:  # Bregman step on both data sets
+                        _add_back_residual(t["prob"], t["y"], sts[i].x)
+                        _add_back_residual(t["prob_p"], t["y_p"], sts_p[i].x)
+                    sts[i], _ = _admm(t["prob"], w, state=sts[i], **opts)
+                    sts_p[i], _ = _admm(t["prob_p"], w, state=sts_p[i], **opts)
+                    xs.append(_feasible(t["prob"], sts[i].x))
+                    xps.append(_feasible(t["prob_p"], sts_p[i].x))
+                curve.append((w, k, sample.risk(xs, xps)))
     finally:
-        sure.prob.y, sure.prob_p.y = sure.y, sure.y_p
+        sample.reset()
     w, k, _ = min(curve, key=lambda t: t[2])
     return (w, k, curve) if return_curve else (w, k)
 
 
 def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_term: str = "l2",
-                     positivity: bool = True, bounds=(1e-4, 0.3), n_iter: int = 40, max_voxels: int = 150_000,
-                     holdout: float = 0.1, seed: int = 0, return_curve: bool = False, device=None):
+                     positivity: bool = True, bounds=(1e-4, 0.3), n_iter: int = 40,
+                     max_voxels: int = SEARCH_VOXELS, holdout: float = 0.1, seed: int = 0,
+                     return_curve: bool = False, device=None, noise: NoiseModel | None = None):
     """Choose the TV deconvolution weight from the data (no ground truth, no noise level needed).
 
     Parameters
@@ -234,21 +364,26 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
     psf : ndarray
         Normalized PSF.
     method : {"auto", "discrepancy", "jinv", "sure"}
-        ``"auto"`` (default): ``"sure"`` for a near-delta PSF, else the discrepancy weight times
-        ``AUTO_FACTOR`` (0.7) or, when larger, the SURE weight (see :func:`auto_rule` and the
-        module docstring);
-        ``"discrepancy"``: Morozov's rule as is; ``"jinv"``: J-invariant hold-out calibration;
-        ``"sure"``: Monte-Carlo SURE of the prediction risk (L2 data; about twice the cost).
+        ``"auto"`` (default): ``"sure"`` for the L2 data term, else the discrepancy weight times
+        ``AUTO_FACTOR`` (see :func:`auto_rule` and the module docstring);
+        ``"sure"``: Monte-Carlo SURE with a fitted Poisson-Gaussian noise model, summed over a
+        stratified tile sample of the whole image (two solves per trial weight);
+        ``"discrepancy"``: Morozov's rule on one crop; ``"jinv"``: J-invariant hold-out calibration on
+        one crop.
     bounds : (float, float)
-        Search interval for the weight.
+        Search interval of ``"discrepancy"`` and ``"jinv"``; ``"sure"`` starts at the upper bound and
+        may walk above it (up to 100x) when the risk still falls there.
     n_iter : int
         ADMM iterations per trial weight (warm-started).
     max_voxels : int
-        Size of the crop the search runs on.
+        Voxels of the tile sample (``"sure"``) or of the crop (the others) the search runs on.
     holdout : float
         Fraction of pixels held out (``"jinv"``).
     return_curve : bool
         Also return the list of ``(weight, score)`` pairs evaluated.
+    noise : NoiseModel, optional
+        Noise model of ``image`` (``"sure"``); by default fitted to it
+        (:func:`mire.restore._common.estimate_noise_model`).
 
     Returns
     -------
@@ -275,21 +410,46 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
     if method == "auto":
         rule = auto_rule(psf, data_term)
         opts = dict(spacing=spacing, data_term=data_term, positivity=positivity, bounds=bounds, n_iter=n_iter,
-                    max_voxels=max_voxels, seed=seed, return_curve=True, device=device)
+                    max_voxels=max_voxels, seed=seed, return_curve=True, device=device, noise=noise)
         w, curve = choose_tv_weight(image, psf, method=rule, **opts)
         if rule == "discrepancy":
             w *= AUTO_FACTOR
-            if data_term == "l2":  # the larger of the two: a guard against the discrepancy's collapse
-                w_sure, curve_sure = choose_tv_weight(image, psf, method="sure", **opts)
-                w, curve = max(w, w_sure), curve + curve_sure
         return (w, curve) if return_curve else w
     device = torch.device(device) if device is not None else default_device()
     img = np.asarray(image, dtype=np.float32)
-    crop = _search_crop(img, max_voxels)
     sp = normalize_spacing(spacing, img.ndim)
     dtype = torch.float32
-    lo, hi = math.log(bounds[0]), math.log(bounds[1])
     curve: list[tuple[float, float]] = []
+
+    if method == "sure":
+        if data_term != "l2":
+            raise ValueError("weight search 'sure' assumes Gaussian noise: use data_term='l2'")
+        sample = _Sample(img, psf, spacing=sp, positivity=positivity, seed=seed, device=device, noise=noise,
+                         max_voxels=max_voxels)
+        states = [None] * len(sample.tiles)
+        opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
+
+        def sure_score(w: float) -> float:
+            xs, xps = [], []
+            for i, t in enumerate(sample.tiles):
+                # both solves start from the same state and run the same iterations, so their
+                # truncation errors largely cancel in the divergence difference
+                start = states[i]
+                st, _ = _admm(t["prob"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
+                st_p, _ = _admm(t["prob_p"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
+                states[i] = st
+                xs.append(st.x)
+                xps.append(st_p.x)
+            s = sample.risk(xs, xps)
+            curve.append((w, s))
+            return s
+
+        best_w = _minimize_log_weight(sure_score, start=float(bounds[1]), lo=float(bounds[0]),
+                                      hi=100.0 * float(bounds[1]))
+        return (best_w, curve) if return_curve else best_w
+
+    crop = _search_crop(img, max_voxels)
+    lo, hi = math.log(bounds[0]), math.log(bounds[1])
 
     if method == "jinv":
         held = _holdout_mask(crop.shape, holdout, seed)
@@ -307,27 +467,7 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
             s = float(((hx[held_t] - y_held) ** 2).mean())
             curve.append((w, s))
             return s
-    elif method == "sure":
-        if data_term != "l2":
-            raise ValueError("weight search 'sure' assumes Gaussian noise: use data_term='l2'")
-        sure = _Sure(crop, psf, spacing=sp, positivity=positivity, seed=seed, device=device)
-        prob, prob_p = sure.prob, sure.prob_p
-        state = {"st": None}
-
-        def score(logw: float) -> float:
-            w = math.exp(logw)
-            # both solves start from the same state and run the same iterations, so their
-            # truncation errors largely cancel in the divergence difference
-            start = state["st"]
-            st, _ = _admm(prob, w, n_iter=n_iter, tol=0, state=copy.deepcopy(start) if start is not None else None,
-                          rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
-            st_p, _ = _admm(prob_p, w, n_iter=n_iter, tol=0, state=copy.deepcopy(start) if start is not None else None,
-                            rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
-            state["st"] = st
-            s = sure.risk(st.x, st_p.x)
-            curve.append((w, s))
-            return s
-    else:
+    else:  # discrepancy
         sigma = estimate_noise_sigma(crop)
         prob = _make_problem(crop, psf, spacing=sp, data_term=data_term, positivity=positivity, dtype=dtype,
                              device=device)

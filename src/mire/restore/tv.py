@@ -480,12 +480,13 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
     else:
         n_iter = 100 if n_iter is None else int(n_iter)
         if weight is None:
-            from mire.restore._weight import auto_rule, choose_tv_bregman, choose_tv_weight
+            from mire.restore._weight import auto_rule, choose_tv_bregman, choose_tv_weight, is_near_delta
 
             rule = auto_rule(kernel, data_term) if weight_search == "auto" else weight_search
             weight = choose_tv_weight(img_n, kernel, method=weight_search, spacing=spacing, data_term=data_term,
                                       positivity=positivity, device=device)
-            if bregman is None and rule == "sure" and data_term == "l2":
+            # Bregman pairs by SURE of H x: the risk of x itself only where the blur is near-delta
+            if bregman is None and rule == "sure" and data_term == "l2" and is_near_delta(kernel):
                 weight, bregman = choose_tv_bregman(img_n, kernel, weight=weight, spacing=spacing,
                                                     positivity=positivity, device=device)
         weight = float(weight)
