@@ -474,6 +474,7 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
     scale = intensity_scale(img) if _scale is None else float(_scale)
     img_n = img.astype(out_dtype) / scale
 
+    search_trials = 0  # weights tried by the automatic search (each one solve, two for SURE)
     if method == "paper":
         weight = 0.15 if weight is None else float(weight)
         n_iter = 300 if n_iter is None else int(n_iter)
@@ -483,12 +484,15 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
             from mire.restore._weight import auto_rule, choose_tv_bregman, choose_tv_weight, is_near_delta
 
             rule = auto_rule(kernel, data_term) if weight_search == "auto" else weight_search
-            weight = choose_tv_weight(img_n, kernel, method=weight_search, spacing=spacing, data_term=data_term,
-                                      positivity=positivity, device=device)
+            weight, curve = choose_tv_weight(img_n, kernel, method=weight_search, spacing=spacing,
+                                             data_term=data_term, positivity=positivity, device=device,
+                                             return_curve=True)
+            search_trials = len(curve)
             # Bregman pairs by SURE of H x: the risk of x itself only where the blur is near-delta
             if bregman is None and rule == "sure" and data_term == "l2" and is_near_delta(kernel):
-                weight, bregman = choose_tv_bregman(img_n, kernel, weight=weight, spacing=spacing,
-                                                    positivity=positivity, device=device)
+                weight, bregman, curve = choose_tv_bregman(img_n, kernel, weight=weight, spacing=spacing,
+                                                           positivity=positivity, device=device, return_curve=True)
+                search_trials += len(curve)
         weight = float(weight)
     bregman = int(bregman or 0)  # nonzero only with ADMM (checked above)
 
@@ -505,7 +509,8 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
 
         out = map_blocks(one, img_n, block_shape=block_shape, halo=halo, dtype=out_dtype, progress=progress)
         out = np.asarray(out) * scale
-        info = {"weight": weight, "bregman": bregman, "block_shape": tuple(block_shape), "halo": halo}
+        info = {"weight": weight, "bregman": bregman, "block_shape": tuple(block_shape), "halo": halo,
+                "search_trials": search_trials}
         return (out, info) if return_info else out
 
     prob = _make_problem(img_n, kernel, spacing=spacing_n, data_term=data_term,
@@ -520,5 +525,5 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
             # the feasible one, so a positivity-constrained result is exactly >= 0
             x = _feasible(prob, st.x)
     out = to_numpy(x[prob.domain.window]).astype(out_dtype, copy=False) * scale
-    info.update(weight=weight, scale=scale, bregman=bregman)
+    info.update(weight=weight, scale=scale, bregman=bregman, search_trials=search_trials)
     return (out, info) if return_info else out
