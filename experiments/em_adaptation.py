@@ -180,7 +180,7 @@ def train_loo(minutes):
 
 
 # ------------------------------------------------------------------ rows
-def run_rows(name, vol, shift, *, model_fn, model_label, fine_tune_steps, fine_tune, log):
+def run_rows(name, vol, shift, *, model_fn, model_label, fine_tune_steps, fine_tune, log, only=None):
     from mire.segment import baseline_segmentation
 
     raw, gt = microscope(vol["raw"], vol["gt"], shift)
@@ -198,14 +198,18 @@ def run_rows(name, vol, shift, *, model_fn, model_label, fine_tune_steps, fine_t
             f" t={r.get('threshold', float('nan')):.3f} {seconds:.0f}s")
 
     gt_eval = {}
-    if model_label == "shipped":
+    if model_label == "shipped" and only is None:
         t0 = time.perf_counter()
         m = shipped(old=True)
         add("(a0) old defaults", m.segment(raw), time.perf_counter() - t0, m)
     t0 = time.perf_counter()
     m = model_fn()
     add("(a) label-free", m.segment(raw), time.perf_counter() - t0, m)
-    for label, kw in (("(b) +bn", dict(batchnorm=True)), ("(b) +bn+scale", dict(batchnorm=True, scale=True))):
+    variants = (("(b) +bn", dict(batchnorm=True)), ("(b) +scale", dict(scale=True)),
+                ("(b) +bn+scale", dict(batchnorm=True, scale=True)))
+    for label, kw in variants:
+        if only is not None and label not in only:
+            continue
         if ps and "scale" in kw:
             continue  # ssTEM: an isotropic zoom would also shrink the 30 thick sections
         t0 = time.perf_counter()
@@ -224,6 +228,8 @@ def run_rows(name, vol, shift, *, model_fn, model_label, fine_tune_steps, fine_t
                     lr=3e-4, lr_decay=1.0, progress=False, seed=0)
             train_s = time.perf_counter() - t0
             add(label, m.segment(raw), time.perf_counter() - t0, m, {"painted": zs, "train_seconds": round(train_s)})
+    if only is not None:
+        return out
     t0 = time.perf_counter()
     seg = baseline_segmentation(raw, sigma=2.0, threshold="auto", seed_threshold="auto", per_slice=ps)
     add("(d) baseline", seg, time.perf_counter() - t0)
@@ -346,7 +352,7 @@ def summary(rows):
     return "\n".join(lines)
 
 
-def render(rows, record, *, total, argv, steps):
+def render(rows, record, *, total, argv, steps, out="em_adaptation"):
     loo = loo_model()
     text = ["# EM segmentation on unseen volumes: label-free settings, adaptation, few-shot fine-tuning (issue #17)", "",
             "ARAND = adapted Rand error, VOI in bits, GT 0 ignored, lower is better. ISBI is scored slice by slice "
@@ -366,7 +372,16 @@ def render(rows, record, *, total, argv, steps):
                  f"voxels vs {r['reference_length']:.2f} on gala train: its cells are about "
                  f"{1 / r['measured_zoom']:.1f}x larger in voxels.", ""]
     text.append(f"Total run time {total / 60:.1f} min. Command: `{argv}`")
-    return "\n".join(text) + "\n"
+    return "\n".join(text) + "\n" + _kept_notes(out)
+
+
+def _kept_notes(name="em_adaptation") -> str:
+    """The hand-written ``## Notes`` section of an existing report, kept when the tables are rewritten."""
+    path = RESULTS / f"{name}.md"
+    if not path.exists():
+        return ""
+    old = path.read_text()
+    return "\n" + old[old.index("## Notes"):] if "## Notes" in old else ""
 
 
 def main() -> int:
@@ -378,6 +393,8 @@ def main() -> int:
                    help="changes on which the 1/3/10-slice fine-tunes run (they dominate the run time)")
     p.add_argument("--train-loo", type=float, default=None, help="train the gala-test model for this many minutes")
     p.add_argument("--out", default="em_adaptation")
+    p.add_argument("--rows", default=None, help="only (a) and these (b) rows, e.g. '(b) +scale' (no fine-tunes, "
+                   "no baseline)")
     p.add_argument("--render", action="store_true", help="rewrite OUT.md from OUT.json")
     p.add_argument("--mws", action="store_true", help="only the mutex-watershed comparison (em_adaptation_mws.md)")
     args = p.parse_args()
@@ -392,7 +409,8 @@ def main() -> int:
         extra = {k: rec[k] for k in ("neuroproof",) if k in rec}
         (RESULTS / f"{args.out}.md").write_text(render(rec["rows"], extra, total=rec["seconds"],
                                                        argv=rec.get("argv", "experiments/em_adaptation.py"),
-                                                       steps=rec.get("steps", args.fine_tune_steps)))
+                                                       steps=rec.get("steps", args.fine_tune_steps),
+                                                       out=args.out))
         return 0
     if args.mws:
         rows = mws_comparison(print)
@@ -420,6 +438,7 @@ def main() -> int:
     rows, record = [], {}
     vols = load_volumes(names)
     ft_shifts = set(args.fine_tune_shifts.split(","))
+    only = None if not args.rows else set(args.rows.split(","))
     for name, vol in vols.items():
         if name == "gala-train":
             loo = loo_model()
@@ -432,14 +451,14 @@ def main() -> int:
             for shift in (["none"] if seen else args.shifts.split(",")):  # seen: for reference only
                 out = run_rows(name, vol, shift, model_fn=fn, model_label=label,
                                fine_tune_steps=args.fine_tune_steps,
-                               fine_tune=shift in ft_shifts and not seen, log=log)
+                               fine_tune=shift in ft_shifts and not seen and only is None, log=log, only=only)
                 for r in out:
                     r["seen"] = seen
                 rows.extend(out)
     if "neuroproof" in names:
         record["neuroproof"] = neuroproof(log)
     total = time.perf_counter() - t_start
-    text = render(rows, record, total=total, argv=" ".join(sys.argv), steps=args.fine_tune_steps)
+    text = render(rows, record, total=total, argv=" ".join(sys.argv), steps=args.fine_tune_steps, out=args.out)
     RESULTS.mkdir(parents=True, exist_ok=True)
     (RESULTS / f"{args.out}.md").write_text(text)
     (RESULTS / f"{args.out}.json").write_text(json.dumps({"rows": rows, **record, "seconds": total,

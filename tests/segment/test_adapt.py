@@ -234,3 +234,16 @@ def test_cli_adapt_and_fine_tune(tmp_path):
     res = runner.invoke(app, ["segment", str(raw), str(tmp_path / "seg.tif"), "--model", str(tmp_path / "ft")])
     assert res.exit_code == 0, res.output
     assert "threshold auto" in res.output
+
+
+def test_scale_adaptation_resamples_only_a_large_mismatch():
+    image, _ = em_cells((16, 48, 48), seed=6)
+    seg = _tiny()
+    seg.metadata["normalization"]["reference"] = seg.reference_statistics([image])
+    seg.adapt(image)
+    assert seg.metadata["adaptation"]["zoom"] == 1.0  # the training scale itself: nothing resampled
+    big = ndi.zoom(image, 2, order=1)  # cells twice as many voxels across
+    seg.adapt(big)
+    assert 0.4 < seg.metadata["adaptation"]["zoom"] < 0.65
+    prob = seg.predict(big)
+    assert prob.shape == (3,) + big.shape and 0 <= prob.min() and prob.max() <= 1

@@ -452,8 +452,9 @@ def adapt_segment_cmd(
                                    help="Histogram matching to the training data's intensities."),
     batchnorm: bool = typer.Option(False, "--batchnorm/--no-batchnorm",
                                    help="Re-estimate the batch-norm statistics on IMAGE."),
-    scale: bool = typer.Option(False, "--scale/--no-scale",
-                               help="Resample IMAGE to the training data's scale (correlation length)."),
+    scale: bool = typer.Option(True, "--scale/--no-scale",
+                               help="Resample IMAGE to the training data's scale (correlation length) when its "
+                                    "cells are over 1.67x larger or smaller."),
 ):
     """Adapt a segmentation model to a new volume without labels (Segmenter.adapt), and save it."""
     with friendly_errors():
@@ -466,7 +467,8 @@ def adapt_segment_cmd(
         stem = segmenter.save(out)
         ad = segmenter.metadata["adaptation"]
         console.print(f"adapted {model} to {image} (intensity {'on' if ad['intensity'] else 'off'}, batch-norm "
-                      f"{'re-estimated' if ad['batchnorm'] else 'kept'}, zoom {ad['zoom']:.3g}); wrote "
+                      f"{'re-estimated' if ad['batchnorm'] else 'kept'}, scale ratio {ad.get('measured_zoom', 1.0):.2f}, "
+                      f"zoom {ad['zoom']:.3g}); wrote "
                       f"{stem}.safetensors and {stem}.json")
 
 
