@@ -341,3 +341,15 @@ def test_noise_model_fits_gaussian_poisson_gaussian_and_an_offset():
     # a camera offset shifts the intensity, not the noise: the variance follows the signal
     m_off = estimate_noise_model(pg + 100.0)
     assert m_off.variance(150.0) == pytest.approx(m.variance(50.0), rel=0.2)
+
+
+def test_a_one_pixel_psf_is_pure_tv_denoising():
+    """A 1x1 PSF (no blur) once left ADMM unsettled; it must equal the same problem with a 3x3 delta."""
+    rng = np.random.default_rng(4)
+    y = shapes2d(48) + 0.2 * rng.standard_normal((48, 48))
+    delta3 = np.zeros((3, 3))
+    delta3[1, 1] = 1.0
+    a = tv_deconvolve(y, np.ones((1, 1)), weight=0.1, bregman=0)
+    b = tv_deconvolve(y, delta3, weight=0.1, bregman=0)
+    assert np.allclose(a, b, atol=1e-6)
+    assert np.mean((a - shapes2d(48)) ** 2) < 0.5 * np.mean((y - shapes2d(48)) ** 2)
