@@ -127,30 +127,34 @@ def main(argv=None) -> None:
     auto_psnr = score(out_auto)
     t_plain = timed(lambda: richardson_lucy(y, psf, n_iter=k_sk, acceleration=None, background=0, read_noise=0))[0]
 
-    print(f"{name} {truth.shape}, {args.photons:g} photons at the peak + {args.background:g} background, Poisson; PSF sigma {sigma} "
+    print(f"{name} {truth.shape}, {args.photons:g} photons at the peak + {args.background:g} background, Poisson; "
+          f"PSF sigma {sigma} "
           f"{psf.shape}; threads {args.threads}; {platform.processor() or platform.machine()}, "
           f"load {os.getloadavg()[0]:.1f}; PSNR scored {args.margin} voxels from the borders; "
           f"input PSNR {score(y):.2f} dB")
-    print(f"scikit-image curve (iterations: PSNR): " + ", ".join(f"{i + 1}: {v:.2f}" for i, v in enumerate(sk_curve)
+    print("scikit-image curve (iterations: PSNR): " + ", ".join(f"{i + 1}: {v:.2f}" for i, v in enumerate(sk_curve)
                                                                  if i + 1 in (1, 5, 10, 20, 30, 40, 50, 60)
                                                                  or i + 1 == k_sk))
-    print(f"mire accelerated curve: " + ", ".join(f"{i + 1}: {v:.2f}" for i, v in enumerate(curve) if i < 15))
+    print("mire accelerated curve: " + ", ".join(f"{i + 1}: {v:.2f}" for i, v in enumerate(curve) if i < 15))
     print("| run | iterations | PSNR (dB) | time (s) | scikit-image time / this |")
     print("|---|---:|---:|---:|---:|")
-    print(f"| scikit-image `richardson_lucy`, fewest iterations to its peak | {k_sk} | {sk_peak:.2f} | {t_sk:.2f} | 1.00x |")
+    print(f"| scikit-image `richardson_lucy`, fewest iterations to its peak | {k_sk} | {sk_peak:.2f} | {t_sk:.2f} "
+          "| 1.00x |")
     print(f"| mire classic RL (valid boundary), same iterations | {k_sk} | - | {t_plain:.2f} | {t_sk / t_plain:.2f}x |")
     if k_fast:
         print(f"| mire default (Biggs-Andrews), fewest iterations to that PSNR | {k_fast} | {curve[k_fast - 1]:.2f} "
               f"| {t_fast:.2f} | **{t_sk / t_fast:.2f}x** |")
     else:
-        print(f"| mire default (Biggs-Andrews) | never reached {sk_peak:.2f} in {len(curve)} | {curve.max():.2f} | - | - |")
+        print(f"| mire default (Biggs-Andrews) | never reached {sk_peak:.2f} in {len(curve)} | {curve.max():.2f} "
+              "| - | - |")
     print(f"| mire fully automatic `richardson_lucy(y, psf)` (hold-out stop at {info['n_iter']}, "
           f"{info['iterations_run']} run + refit) | {info['n_iter']} | {auto_psnr:.2f} | {t_auto:.2f} | "
           f"**{t_sk / t_auto:.2f}x** |")
     print(f"scikit-image vs mire classic zero-boundary at {k_sk} iterations: max rel. diff {agree:.1e}")
     if args.json:
         Path(args.json).write_text(json.dumps({
-            "stack": name, "shape": list(truth.shape), "photons": args.photons, "background": args.background, "margin": args.margin,
+            "stack": name, "shape": list(truth.shape), "photons": args.photons, "background": args.background,
+            "margin": args.margin,
             "threads": args.threads, "load": os.getloadavg()[0],
             "sk_curve": sk_curve.tolist(), "sk_peak_iter": k_sk, "sk_peak_psnr": sk_peak, "sk_seconds": t_sk,
             "mire_curve": curve.tolist(), "mire_iter_to_peak": k_fast, "mire_seconds_to_peak": t_fast,

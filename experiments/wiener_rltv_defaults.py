@@ -13,6 +13,7 @@ designed on the demo neurites and OP_1..OP_3.
 Usage::
 
     nice -n 10 python experiments/wiener_rltv_defaults.py [--quick]
+    python experiments/wiener_rltv_defaults.py --table     # results/wiener_rltv_defaults.md
 """
 
 from __future__ import annotations
@@ -47,13 +48,33 @@ def cases(quick):
         yield from E.extra_cases()
 
 
+def table() -> str:
+    recs = [json.loads(v) for v in (HERE / "results" / "wiener_rltv_defaults.jsonl").read_text().splitlines() if v]
+    lines = ["| case | Wiener default | best constant (balance) | GCV | RL auto | RL-TV auto (weight, iter.) "
+             "| RL-TV best grid (weight) | RL-TV auto - best |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
+    for r in recs:
+        lines.append(f"| {r['case']} | {r['wiener_default']:.2f} | {r['wiener_best_constant']:.2f} "
+                     f"({r['wiener_best_balance']:g}) | {r['wiener_gcv']:.2f} | {r['rl_auto']:.2f} | {r['rltv_auto']:.2f} "
+                     f"({r['rltv_auto_weight']:.3g}, {r['rltv_auto_iter']}) | {r['rltv_best_grid']:.2f} "
+                     f"({r['rltv_best_weight']:g}) | {r['rltv_auto'] - r['rltv_best_grid']:+.2f} |")
+    return "\n".join(lines)
+
+
 def main(argv=None):
     import sys
 
     sys.path.insert(0, str(HERE))
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="skip flowdec and W2S")
+    ap.add_argument("--table", action="store_true", help="write results/wiener_rltv_defaults.md from the saved runs")
     args = ap.parse_args(argv)
+    if args.table:
+        text = table()
+        (HERE / "results" / "wiener_rltv_defaults.md").write_text(
+            "# Wiener and RL-TV defaults vs the best of a grid (experiments/wiener_rltv_defaults.py), PSNR dB\n\n"
+            + text + "\n")
+        print(text)
+        return
     import torch
 
     from mire.metrics import psnr

@@ -133,8 +133,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     tv_weight : float or "auto"
         RL-TV regularization (0: plain RL). It is relative to ``H^T 1 = 1`` and so does not depend
         on the intensity scale; 0.005-0.04 is typical. ``"auto"``: chosen by the same hold-out
-        loss as the automatic stop (six RL-TV runs, see :func:`_choose_tv_weight`). Values that make the denominator vanish
-        are clipped (Dey et al. note the weight must stay small).
+        loss as the automatic stop (six RL-TV runs, see :func:`_choose_tv_weight`). Values that
+        make the denominator vanish are clipped (Dey et al. note the weight must stay small).
     background : float, optional
         Constant offset of the data (camera baseline plus uniform background); estimated when None.
         The result keeps it (it is the restored intensity on the input's scale).
@@ -381,7 +381,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 callback(done, _result(x, offset, b, dtype))
     if auto and refit and best_it > 0:
         out = richardson_lucy(image, kernel, n_iter=best_it, acceleration=acceleration, tv_weight=tv_weight,
-                              boundary=boundary, eps=eps, spacing=spacing, device=device, _point=True, noise_model=model)
+                              boundary=boundary, eps=eps, spacing=spacing, device=device, _point=True,
+                              noise_model=model)
     else:
         if auto:
             x.copy_(best_x)
