@@ -410,19 +410,20 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
         (bounded memory). The weight is chosen once on the whole image (or a central crop) first,
         so all blocks use the same one. Default halo: 4 PSF radii per axis.
     weight_search : {"auto", "discrepancy", "jinv", "sure"}
-        Rule used when ``weight`` is None: ``"auto"`` (default) is SURE (Stein's unbiased risk
-        estimate) for a near-delta PSF, where deconvolution is mostly denoising (then followed by the
-        SURE choice of a (weight, Bregman refinements) pair, see ``bregman``), and otherwise the
-        discrepancy-principle weight times 0.7 (Morozov's rule over-smooths deconvolutions, while
-        too small a weight fails badly); see :mod:`mire.restore._weight`. ``"discrepancy"`` is
-        Morozov's rule as is; ``"sure"`` SURE whatever the PSF; ``"jinv"`` the J-invariant
-        hold-out rule, which collapses to a tiny weight at low noise and low blur (N1-B1), where
-        held-out pixels are predicted well by interpolation alone
+        Rule used when ``weight`` is None: ``"auto"`` (default, L2 data term) is SURE (Stein's
+        unbiased risk estimate of ``H x``) with a Poisson-Gaussian noise model fitted to the image,
+        summed over a stratified tile sample of the whole image, for any PSF; where the PSF is
+        near-delta it is followed by the SURE choice of a (weight, Bregman refinements) pair, see
+        ``bregman``. For the ``"l1"`` / ``"poisson"`` data terms it is the discrepancy-principle
+        weight times 0.7. See :mod:`mire.restore._weight` and experiments/results/tv_weight_stress.md.
+        ``"discrepancy"`` is Morozov's rule as is; ``"sure"`` SURE as above; ``"jinv"`` the
+        J-invariant hold-out rule, which collapses to a tiny weight at low noise and low blur (N1-B1),
+        where held-out pixels are predicted well by interpolation alone
         (experiments/results/paper2020_classical.md).
     return_info : bool
         Also return a dict with ``weight``, ``bregman``, ``objective`` (every 10th iteration and
         the last of the last solve, ADMM; every iteration, ``"paper"``), residuals, ``n_iter`` (all
-        solves), ``converged``.
+        solves), ``converged``, ``search_trials`` (weights the automatic search tried).
     progress : bool
         Show a progress bar.
     device : torch device, optional
