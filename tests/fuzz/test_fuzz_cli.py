@@ -40,6 +40,8 @@ IMAGE_COMMANDS = {
     "proofread": ["proofread", "{x}", "{log}", "{d}/p.tif"],
     "train-restore": ["train-restore", "--noisy", "{x}", "--noise2void", "--out", "{d}/m", "--epochs", "1",
                       "--steps", "1", "--ndim", "2", "--patch", "8,8", "--batch-size", "1"],
+    "adapt-segment": ["adapt-segment", "{x}", "-o", "{d}/a"],
+    "segment-ffn": ["segment", "{x}", "{d}/seg.tif", "--model", "fibsem3d-ffn"],
     "train-segment": ["train-segment", "-i", "{x}", "-l", "{labels}", "-o", "{d}/s", "--epochs", "1", "--steps",
                       "1", "--ndim", "2", "--patch", "8,8", "--batch-size", "1"],
 }
@@ -87,6 +89,8 @@ MODEL_KINDS = {
     "version_future": lambda d: _model(d, _good_meta(format_version=999)),
     "normalization_text": lambda d: _model(d, _good_meta(normalization="percentile")),
     "missing": lambda d: str(Path(d) / "no-model"),
+    "ndim_4": lambda d: _model(d, _good_meta(network={"ndim": 4})),
+    "json_truncated": lambda d: _model(d, json.dumps(_good_meta())[:40]),
 }
 
 #: bad option values with good inputs: (name, argv with {good} / {d} / {labels} / {log} / {swc})
@@ -195,14 +199,24 @@ OPTION_CASES = [
                                 "--kind", "ffn", "--from", "fibsem3d-affinity"]),
     ("train-segment/ffn-complex", ["train-segment", "-i", "{complex}", "-l", "{labels}", "-o", "{d}/s",
                                    "--kind", "ffn"]),
-    ("train-segment/ffn-labels-float", ["train-segment", "-i", "{good}", "-l", "{good}", "-o", "{d}/s",
-                                        "--kind", "ffn", "--ndim", "2"]),
-    ("train-segment/from-labels-shape", ["train-segment", "-i", "{good}", "-l", "{labels3d}", "-o", "{d}/s",
+    ("train-segment/ffn-labels-float", ["train-segment", "-i", "{raw3d}", "-l", "{raw3d}", "-o", "{d}/s",
+                                        "--kind", "ffn"]),
+    ("train-segment/from-labels-shape", ["train-segment", "-i", "{raw3d}", "-l", "{labels3d}", "-o", "{d}/s",
                                          "--from", "fibsem3d-affinity"]),
-    ("train-segment/from-labels-float", ["train-segment", "-i", "{good}", "-l", "{good}", "-o", "{d}/s",
+    ("train-segment/from-labels-float", ["train-segment", "-i", "{raw3d}", "-l", "{raw3d}", "-o", "{d}/s",
                                          "--from", "fibsem3d-affinity"]),
     ("train-segment/from-not-model", ["train-segment", "-i", "{good}", "-l", "{labels}", "-o", "{d}/s",
                                       "--from", "{good}"]),
+    ("train-segment/sparse-labels-shape", ["train-segment", "-i", "{raw3d}", "-l", "{labels3d}", "-o", "{d}/s",
+                                           "--from", "fibsem3d-affinity", "--sparse"]),
+    ("train-segment/sparse-labels-float", ["train-segment", "-i", "{raw3d}", "-l", "{raw3d}", "-o", "{d}/s",
+                                           "--from", "fibsem3d-affinity", "--sparse"]),
+    ("train-segment/sparse-labels-complex", ["train-segment", "-i", "{raw3d}", "-l", "{complex}", "-o", "{d}/s",
+                                             "--from", "fibsem3d-affinity", "--sparse"]),
+    ("train-segment/sparse-labels-missing", ["train-segment", "-i", "{good}", "-l", "{d}/none.tif", "-o",
+                                             "{d}/s", "--from", "fibsem3d-affinity", "--sparse"]),
+    ("train-segment/ffn-block-size", ["train-segment", "-i", "{good}", "-l", "{labels}", "-o", "{d}/s",
+                                      "--kind", "ffn", "--patch", "big"]),
 ]
 
 
@@ -224,6 +238,8 @@ def _cases():
     for kind in MODEL_KINDS:
         cases.append((f"restore/model-{kind}", "model", "restore", kind))
         cases.append((f"segment/model-{kind}", "model", "segment", kind))
+        cases.append((f"adapt-segment/model-{kind}", "model", "adapt-segment", kind))
+        cases.append((f"train-segment/from-{kind}", "model", "train-segment", kind))
     for name, argv in OPTION_CASES:
         cases.append((name, "option", name.split("/")[0], argv))
     return cases
@@ -265,8 +281,16 @@ def _companions(d: Path) -> dict:
         "good": K.good_image(d), "labels": K.good_labels(d), "labels3d": K.good_labels(d, "lab3.tif", (2, 8, 8)),
         "log": K.good_log(d), "swc": K.good_swc(d), "frames": str(frames), "forest": str(forest),
         "complex": K.make_complex64_tif(d), "bomb": K.make_tiff_bomb(d), "bigids": str(d / "bigids.tif"),
-        "log_big": str(log_big), "ome": K._ome(d, "good.ome.zarr"),
+        "log_big": str(log_big), "ome": K._ome(d, "good.ome.zarr"), "raw3d": _raw3d(d),
     }
+
+
+def _raw3d(d):
+    from mire.io import imwrite
+
+    p = d / "raw3d.tif"
+    imwrite(p, np.random.default_rng(1).random((4, 16, 16)).astype(np.float32), axes="ZYX")
+    return str(p)
 
 
 def _argv(template, d, values):
@@ -293,8 +317,12 @@ def run_case(group, cmd, kind, d: Path, companions):
         argv = ["evaluate-trace", values["good"], values["swc"], K.SWC_KINDS[kind](d)]
     elif group == "model":
         model = MODEL_KINDS[kind](d)
-        argv = (["restore", values["good"], f"{d}/o.tif", "--model", model] if cmd == "restore"
-                else ["segment", values["good"], f"{d}/o.tif", "--model", model])
+        argv = {"restore": ["restore", values["good"], f"{d}/o.tif", "--model", model],
+                "segment": ["segment", values["good"], f"{d}/o.tif", "--model", model],
+                "adapt-segment": ["adapt-segment", values["labels3d"], "-o", f"{d}/a", "--model", model],
+                "train-segment": ["train-segment", "-i", values["good"], "-l", values["labels"], "-o", f"{d}/s",
+                                  "--from", model, "--sparse", "--epochs", "1", "--steps", "1",
+                                  "--batch-size", "1"]}[cmd]
     else:
         argv = _argv(kind, d, values)
     before = {**_snapshot(d), **{f"companions/{k}": v for k, v in _snapshot(shared).items()}}
