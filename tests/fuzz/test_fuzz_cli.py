@@ -217,6 +217,16 @@ OPTION_CASES = [
                                              "{d}/s", "--from", "fibsem3d-affinity", "--sparse"]),
     ("train-segment/ffn-block-size", ["train-segment", "-i", "{good}", "-l", "{labels}", "-o", "{d}/s",
                                       "--kind", "ffn", "--patch", "big"]),
+    ("adapt-segment/nan-3d", ["adapt-segment", "{nan3d}", "-o", "{d}/a"]),
+    ("adapt-segment/4d", ["adapt-segment", "{vol4d}", "-o", "{d}/a"]),
+    ("segment/ffn-nan-3d", ["segment", "{nan3d}", "{d}/o.tif", "--model", "fibsem3d-ffn"]),
+    ("segment/ffn-4d", ["segment", "{vol4d}", "{d}/o.tif", "--model", "fibsem3d-ffn"]),
+    ("segment/auto-nan-3d", ["segment", "{nan3d}", "{d}/o.tif", "--model", "fibsem3d-affinity", "--threshold",
+                             "auto"]),
+    ("segment/auto-4d", ["segment", "{vol4d}", "{d}/o.tif", "--model", "fibsem3d-affinity", "--threshold", "auto"]),
+    ("train-segment/ffn-nan-3d", ["train-segment", "-i", "{nan3d}", "-l", "{raw3d}", "-o", "{d}/s", "--kind", "ffn"]),
+    ("train-segment/sparse-nan-3d", ["train-segment", "-i", "{nan3d}", "-l", "{raw3d}", "-o", "{d}/s",
+                                     "--from", "fibsem3d-affinity", "--sparse"]),
 ]
 
 
@@ -282,14 +292,18 @@ def _companions(d: Path) -> dict:
         "log": K.good_log(d), "swc": K.good_swc(d), "frames": str(frames), "forest": str(forest),
         "complex": K.make_complex64_tif(d), "bomb": K.make_tiff_bomb(d), "bigids": str(d / "bigids.tif"),
         "log_big": str(log_big), "ome": K._ome(d, "good.ome.zarr"), "raw3d": _raw3d(d),
+        "nan3d": _raw3d(d, "nan3d.tif", nan=True), "vol4d": _raw3d(d, "vol4d.tif", shape=(2, 4, 16, 16)),
     }
 
 
-def _raw3d(d):
+def _raw3d(d, name="raw3d.tif", shape=(4, 16, 16), nan=False):
     from mire.io import imwrite
 
-    p = d / "raw3d.tif"
-    imwrite(p, np.random.default_rng(1).random((4, 16, 16)).astype(np.float32), axes="ZYX")
+    p = d / name
+    v = np.random.default_rng(1).random(shape).astype(np.float32)
+    if nan:
+        v[1, 2, 3] = np.nan
+    imwrite(p, v, axes="CZYX"[4 - len(shape):])
     return str(p)
 
 
