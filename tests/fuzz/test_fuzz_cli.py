@@ -227,6 +227,9 @@ OPTION_CASES = [
     ("train-segment/ffn-nan-3d", ["train-segment", "-i", "{nan3d}", "-l", "{raw3d}", "-o", "{d}/s", "--kind", "ffn"]),
     ("train-segment/sparse-nan-3d", ["train-segment", "-i", "{nan3d}", "-l", "{raw3d}", "-o", "{d}/s",
                                      "--from", "fibsem3d-affinity", "--sparse"]),
+    ("segment/ffn-threshold", ["segment", "{raw3d}", "{d}/o.tif", "--model", "fibsem3d-ffn", "--threshold", "auto"]),
+    ("segment/ffn-predict-halo", ["segment", "{raw3d}", "{d}/o.zarr", "--model", "fibsem3d-ffn", "--block-size",
+                                  "8,8,8", "--predict-halo", "x"]),
 ]
 
 
