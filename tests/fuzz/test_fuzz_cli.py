@@ -40,6 +40,8 @@ IMAGE_COMMANDS = {
     "proofread": ["proofread", "{x}", "{log}", "{d}/p.tif"],
     "train-restore": ["train-restore", "--noisy", "{x}", "--noise2void", "--out", "{d}/m", "--epochs", "1",
                       "--steps", "1", "--ndim", "2", "--patch", "8,8", "--batch-size", "1"],
+    "adapt-segment": ["adapt-segment", "{x}", "-o", "{d}/a"],
+    "segment-ffn": ["segment", "{x}", "{d}/seg.tif", "--model", "fibsem3d-ffn"],
     "train-segment": ["train-segment", "-i", "{x}", "-l", "{labels}", "-o", "{d}/s", "--epochs", "1", "--steps",
                       "1", "--ndim", "2", "--patch", "8,8", "--batch-size", "1"],
 }
@@ -87,6 +89,8 @@ MODEL_KINDS = {
     "version_future": lambda d: _model(d, _good_meta(format_version=999)),
     "normalization_text": lambda d: _model(d, _good_meta(normalization="percentile")),
     "missing": lambda d: str(Path(d) / "no-model"),
+    "ndim_4": lambda d: _model(d, _good_meta(network={"ndim": 4})),
+    "json_truncated": lambda d: _model(d, json.dumps(_good_meta())[:40]),
 }
 
 #: bad option values with good inputs: (name, argv with {good} / {d} / {labels} / {log} / {swc})
@@ -172,6 +176,60 @@ OPTION_CASES = [
     ("segment/min-size-negative", ["segment", "{good}", "{d}/o.tif", "--boundaries", "--min-size", "-5"]),
     ("train-segment/labels-complex", ["train-segment", "-i", "{good}", "-l", "{complex}", "-o", "{d}/s",
                                       "--ndim", "2"]),
+    # EM adaptation (adapt-segment, --from / --sparse / --threshold auto) and flood-filling networks
+    ("adapt-segment/image-complex", ["adapt-segment", "{complex}", "-o", "{d}/a"]),
+    ("adapt-segment/image-bomb", ["adapt-segment", "{bomb}", "-o", "{d}/a"]),
+    ("adapt-segment/image-missing", ["adapt-segment", "{d}/none.tif", "-o", "{d}/a"]),
+    ("adapt-segment/image-2d", ["adapt-segment", "{good}", "-o", "{d}/a"]),
+    ("adapt-segment/model-missing", ["adapt-segment", "{labels3d}", "-o", "{d}/a", "--model", "{d}/none"]),
+    ("adapt-segment/model-unknown-name", ["adapt-segment", "{labels3d}", "-o", "{d}/a", "--model", "vibes3d"]),
+    ("segment/threshold-auto-text", ["segment", "{good}", "{d}/o.tif", "--boundaries", "--threshold", "auto:x"]),
+    ("segment/threshold-nan", ["segment", "{good}", "{d}/o.tif", "--boundaries", "--threshold", "nan"]),
+    ("segment/ffn-complex", ["segment", "{complex}", "{d}/o.tif", "--model", "fibsem3d-ffn"]),
+    ("segment/ffn-2d", ["segment", "{good}", "{d}/o.tif", "--model", "fibsem3d-ffn"]),
+    ("segment/ffn-block-size-text", ["segment", "{labels3d}", "{d}/o.zarr", "--model", "fibsem3d-ffn",
+                                     "--block-size", "big"]),
+    ("segment/ffn-block-size-0", ["segment", "{labels3d}", "{d}/o.zarr", "--model", "fibsem3d-ffn",
+                                  "--block-size", "0,0,0"]),
+    ("segment/ffn-block-size-count", ["segment", "{labels3d}", "{d}/o.zarr", "--model", "fibsem3d-ffn",
+                                      "--block-size", "4,4"]),
+    ("train-segment/kind-unknown", ["train-segment", "-i", "{good}", "-l", "{labels}", "-o", "{d}/s",
+                                    "--kind", "vibes"]),
+    ("train-segment/ffn-from", ["train-segment", "-i", "{good}", "-l", "{labels}", "-o", "{d}/s",
+                                "--kind", "ffn", "--from", "fibsem3d-affinity"]),
+    ("train-segment/ffn-complex", ["train-segment", "-i", "{complex}", "-l", "{labels}", "-o", "{d}/s",
+                                   "--kind", "ffn"]),
+    ("train-segment/ffn-labels-float", ["train-segment", "-i", "{raw3d}", "-l", "{raw3d}", "-o", "{d}/s",
+                                        "--kind", "ffn"]),
+    ("train-segment/from-labels-shape", ["train-segment", "-i", "{raw3d}", "-l", "{labels3d}", "-o", "{d}/s",
+                                         "--from", "fibsem3d-affinity"]),
+    ("train-segment/from-labels-float", ["train-segment", "-i", "{raw3d}", "-l", "{raw3d}", "-o", "{d}/s",
+                                         "--from", "fibsem3d-affinity"]),
+    ("train-segment/from-not-model", ["train-segment", "-i", "{good}", "-l", "{labels}", "-o", "{d}/s",
+                                      "--from", "{good}"]),
+    ("train-segment/sparse-labels-shape", ["train-segment", "-i", "{raw3d}", "-l", "{labels3d}", "-o", "{d}/s",
+                                           "--from", "fibsem3d-affinity", "--sparse"]),
+    ("train-segment/sparse-labels-float", ["train-segment", "-i", "{raw3d}", "-l", "{raw3d}", "-o", "{d}/s",
+                                           "--from", "fibsem3d-affinity", "--sparse"]),
+    ("train-segment/sparse-labels-complex", ["train-segment", "-i", "{raw3d}", "-l", "{complex}", "-o", "{d}/s",
+                                             "--from", "fibsem3d-affinity", "--sparse"]),
+    ("train-segment/sparse-labels-missing", ["train-segment", "-i", "{good}", "-l", "{d}/none.tif", "-o",
+                                             "{d}/s", "--from", "fibsem3d-affinity", "--sparse"]),
+    ("train-segment/ffn-block-size", ["train-segment", "-i", "{good}", "-l", "{labels}", "-o", "{d}/s",
+                                      "--kind", "ffn", "--patch", "big"]),
+    ("adapt-segment/nan-3d", ["adapt-segment", "{nan3d}", "-o", "{d}/a"]),
+    ("adapt-segment/4d", ["adapt-segment", "{vol4d}", "-o", "{d}/a"]),
+    ("segment/ffn-nan-3d", ["segment", "{nan3d}", "{d}/o.tif", "--model", "fibsem3d-ffn"]),
+    ("segment/ffn-4d", ["segment", "{vol4d}", "{d}/o.tif", "--model", "fibsem3d-ffn"]),
+    ("segment/auto-nan-3d", ["segment", "{nan3d}", "{d}/o.tif", "--model", "fibsem3d-affinity", "--threshold",
+                             "auto"]),
+    ("segment/auto-4d", ["segment", "{vol4d}", "{d}/o.tif", "--model", "fibsem3d-affinity", "--threshold", "auto"]),
+    ("train-segment/ffn-nan-3d", ["train-segment", "-i", "{nan3d}", "-l", "{raw3d}", "-o", "{d}/s", "--kind", "ffn"]),
+    ("train-segment/sparse-nan-3d", ["train-segment", "-i", "{nan3d}", "-l", "{raw3d}", "-o", "{d}/s",
+                                     "--from", "fibsem3d-affinity", "--sparse"]),
+    ("segment/ffn-threshold", ["segment", "{raw3d}", "{d}/o.tif", "--model", "fibsem3d-ffn", "--threshold", "auto"]),
+    ("segment/ffn-predict-halo", ["segment", "{raw3d}", "{d}/o.zarr", "--model", "fibsem3d-ffn", "--block-size",
+                                  "8,8,8", "--predict-halo", "x"]),
 ]
 
 
@@ -193,6 +251,8 @@ def _cases():
     for kind in MODEL_KINDS:
         cases.append((f"restore/model-{kind}", "model", "restore", kind))
         cases.append((f"segment/model-{kind}", "model", "segment", kind))
+        cases.append((f"adapt-segment/model-{kind}", "model", "adapt-segment", kind))
+        cases.append((f"train-segment/from-{kind}", "model", "train-segment", kind))
     for name, argv in OPTION_CASES:
         cases.append((name, "option", name.split("/")[0], argv))
     return cases
@@ -234,8 +294,20 @@ def _companions(d: Path) -> dict:
         "good": K.good_image(d), "labels": K.good_labels(d), "labels3d": K.good_labels(d, "lab3.tif", (2, 8, 8)),
         "log": K.good_log(d), "swc": K.good_swc(d), "frames": str(frames), "forest": str(forest),
         "complex": K.make_complex64_tif(d), "bomb": K.make_tiff_bomb(d), "bigids": str(d / "bigids.tif"),
-        "log_big": str(log_big), "ome": K._ome(d, "good.ome.zarr"),
+        "log_big": str(log_big), "ome": K._ome(d, "good.ome.zarr"), "raw3d": _raw3d(d),
+        "nan3d": _raw3d(d, "nan3d.tif", nan=True), "vol4d": _raw3d(d, "vol4d.tif", shape=(2, 4, 16, 16)),
     }
+
+
+def _raw3d(d, name="raw3d.tif", shape=(4, 16, 16), nan=False):
+    from mire.io import imwrite
+
+    p = d / name
+    v = np.random.default_rng(1).random(shape).astype(np.float32)
+    if nan:
+        v[1, 2, 3] = np.nan
+    imwrite(p, v, axes="CZYX"[4 - len(shape):])
+    return str(p)
 
 
 def _argv(template, d, values):
@@ -262,8 +334,12 @@ def run_case(group, cmd, kind, d: Path, companions):
         argv = ["evaluate-trace", values["good"], values["swc"], K.SWC_KINDS[kind](d)]
     elif group == "model":
         model = MODEL_KINDS[kind](d)
-        argv = (["restore", values["good"], f"{d}/o.tif", "--model", model] if cmd == "restore"
-                else ["segment", values["good"], f"{d}/o.tif", "--model", model])
+        argv = {"restore": ["restore", values["good"], f"{d}/o.tif", "--model", model],
+                "segment": ["segment", values["good"], f"{d}/o.tif", "--model", model],
+                "adapt-segment": ["adapt-segment", values["labels3d"], "-o", f"{d}/a", "--model", model],
+                "train-segment": ["train-segment", "-i", values["good"], "-l", values["labels"], "-o", f"{d}/s",
+                                  "--from", model, "--sparse", "--epochs", "1", "--steps", "1",
+                                  "--batch-size", "1"]}[cmd]
     else:
         argv = _argv(kind, d, values)
     before = {**_snapshot(d), **{f"companions/{k}": v for k, v in _snapshot(shared).items()}}

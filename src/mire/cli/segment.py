@@ -279,6 +279,10 @@ def segment_cmd(
         from mire.segment.ffn import is_ffn_model
 
         if model is not None and is_ffn_model(model):
+            # a flood-filling network grows objects itself: refuse options it would silently ignore
+            for flag, given in (("--threshold", threshold is not None), ("--predict-halo", predict_halo != "32")):
+                if given:
+                    raise ValueError(f"{flag} does not apply to a flood-filling model ({model})")
             _segment_ffn(image, out, model=model, block_size=block_size, halo=halo, min_size=min_size,
                          workers=workers, progress=progress)
             return
