@@ -103,6 +103,14 @@ def test_blockwise_deconvolution_error_falls_with_the_halo():
     # 2-10, measured), and a halo of ~3.5 PSF supports brings it lower
     assert errs[14] < errs[2]
     assert errs[14] < 0.035, errs
+    plain = dict(acceleration=None, background=0, read_noise=0)  # the classic RL: blocks equal the whole
+    rl_whole = richardson_lucy(np.clip(y, 0, None), psf, n_iter=15, **plain)
+    rl_blocks = richardson_lucy(np.clip(y, 0, None), psf, n_iter=15, block_shape=(8, 24, 24), halo=(0, 12, 12),
+                                **plain)
+    assert np.abs(rl_blocks - rl_whole).max() < 1e-3
+    # the default (Biggs) replays the central block's acceleration factors in every block (no seams),
+    # while the whole run computes its own: a small difference that no halo removes (0.0115 measured
+    # at halos 4, 12 and 20)
     rl_whole = richardson_lucy(np.clip(y, 0, None), psf, n_iter=15)
     rl_blocks = richardson_lucy(np.clip(y, 0, None), psf, n_iter=15, block_shape=(8, 24, 24), halo=(0, 12, 12))
-    assert np.abs(rl_blocks - rl_whole).max() < 1e-3
+    assert np.abs(rl_blocks - rl_whole).max() < 0.02
