@@ -157,6 +157,17 @@ def _store_path(root, axis, side):
     return str(Path(root) / f"face{axis}{side}.zarr")
 
 
+def _create_face_stores(root, faces) -> None:
+    """The zarr arrays that hold each block's face labels, created once (a resumed run keeps them)."""
+    import zarr
+
+    for d in faces.axes():
+        for side in ("plus", "minus"):
+            if not Path(_store_path(root, d, side)).exists():
+                zarr.create_array(store=_store_path(root, d, side), shape=faces.store_shape(d),
+                                  chunks=faces.store_chunks(d), dtype=np.uint64, fill_value=0)
+
+
 # --------------------------------------------------------------------------- per-block work
 def _distance_max(piece, block, *, params):
     """Pass 0: the largest (smoothed) distance to a membrane in the block's core.
@@ -635,11 +646,7 @@ def _run(image, out, root, *, faces, block, halo, params, stitch, q, nbins, over
 
     from mire import blockwise
 
-    for d in faces.axes():
-        for side in ("plus", "minus"):
-            if not Path(_store_path(root, d, side)).exists():
-                zarr.create_array(store=_store_path(root, d, side), shape=faces.store_shape(d),
-                                  chunks=faces.store_chunks(d), dtype=np.uint64, fill_value=0)
+    _create_face_stores(root, faces)
     scratch = root / "labels.zarr"
     if scratch.exists():  # pass 1 finished in an earlier, interrupted run
         labels = zarr.open_array(str(scratch), mode="r")

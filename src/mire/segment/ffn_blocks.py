@@ -70,8 +70,8 @@ def flood_fill_blockwise(filler, image, *, block_shape, halo=None, out=None, bou
     from mire import blockwise
     from mire.blockwise._plan import check_block_shape
     from mire.learn.normalize import input_range
-    from mire.segment.chunked import (_Faces, _final_ids, _match_block, _relabel_block, _save_tables, _store_path,
-                                      scratch_folder)
+    from mire.segment.chunked import (_create_face_stores, _Faces, _final_ids, _match_block, _relabel_block,
+                                      _save_tables, scratch_folder)
 
     if not (hasattr(image, "shape") and hasattr(image, "__getitem__")):
         image = np.asarray(image)
@@ -100,11 +100,7 @@ def flood_fill_blockwise(filler, image, *, block_shape, halo=None, out=None, bou
     with scratch_folder(out, fingerprint, resume=resume, suffix="ffn") as root, \
             blockwise.resolve_scheduler(scheduler, workers=workers) as (_, sched):
         run = dict(scheduler=sched, workers=workers, progress=progress)
-        for d in faces.axes():
-            for side in ("plus", "minus"):
-                if not Path(_store_path(root, d, side)).exists():
-                    zarr.create_array(store=_store_path(root, d, side), shape=faces.store_shape(d),
-                                      chunks=faces.store_chunks(d), dtype=np.uint64, fill_value=0)
+        _create_face_stores(root, faces)
         scratch = root / "labels.zarr"
         if scratch.exists():
             labels = zarr.open_array(str(scratch), mode="r")
