@@ -48,6 +48,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import time
 from pathlib import Path
 
@@ -56,7 +57,9 @@ import numpy as np
 from mire.trace.region_grow import MAX_DISTANCE, SNAP_DISTANCE
 
 ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data" / "diadem_op_neurons"
+DATA = Path(os.environ.get("MIRE_DATA", ROOT.parent / "shared" / "data")) / "diadem_op_neurons"
+if not DATA.exists() and Path("/work/shared/data/diadem_op_neurons").exists():  # a worktree beside the checkout
+    DATA = Path("/work/shared/data/diadem_op_neurons")
 OUT = ROOT / "experiments" / "results"
 SPACING = (3.03, 1.0, 1.0)  # z step 3.03 px (README of the data set); x/y 0.33 um
 TOLERANCE = 4.0              # px (1.3 um) for node matching

@@ -63,6 +63,18 @@ def restorers(names):
         from mire.restore import tv_deconvolve
 
         out["tv_deconvolve"] = lambda y: tv_deconvolve(y, f"gaussian:{blur}")
+    if "rl" in names:
+        from mire.restore import richardson_lucy
+
+        out["richardson_lucy"] = lambda y: richardson_lucy(y, f"gaussian:{blur}")
+    if "wiener" in names:
+        from mire.restore import wiener
+
+        out["wiener"] = lambda y: wiener(y, f"gaussian:{blur}")
+    if "rltv" in names:
+        from mire.restore import richardson_lucy
+
+        out["RL-TV"] = lambda y: richardson_lucy(y, f"gaussian:{blur}", tv_weight="auto")
     if "unet" in names:
         from mire.restore import Restorer
 
@@ -85,7 +97,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--stacks", default="4,5,6", help="default: the held-out OP_4..OP_6")
     ap.add_argument("--window", type=int, default=256, help="xy window in px (0: whole stacks)")
-    ap.add_argument("--methods", default="tv,unet", help="restorations: tv, unet (comma-separated)")
+    ap.add_argument("--methods", default="tv,unet", help="restorations: tv, rl, wiener, rltv, unet (comma-separated)")
     ap.add_argument("--tag", default="", help="suffix of the result files")
     ap.add_argument("--cache", default="", help="folder to keep restored stacks in (reused when present)")
     args = ap.parse_args(argv)
