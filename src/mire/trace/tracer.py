@@ -142,6 +142,20 @@ def _background_level(resp: np.ndarray, sigmas, sp) -> float:
     return float(np.quantile(flat, _BACKGROUND_QUANTILE)) * ratio
 
 
+def _hysteresis_levels(img, resp, sigmas, threshold):
+    """(low, high) hysteresis thresholds on the tube response; None when nothing can be traced."""
+    if threshold is not None:
+        high = float(threshold) * max(noise_sigma(img), np.finfo(np.float32).tiny)
+        return _LOW_FRACTION * high, high
+    from skimage.filters import threshold_triangle
+
+    pos = resp[resp > 0]
+    if pos.size < 2 or float(pos.max()) == float(pos.min()):
+        return None
+    high = max(noise_sigma(img), _background_level(resp, sigmas, np.ones(resp.ndim)), float(threshold_triangle(pos)))
+    return _LOW_FRACTION * high, high
+
+
 def _trim_tips(graph, core):
     """Alive mask after eating skeleton end points that are off the ridge, until none is left.
 
@@ -301,21 +315,16 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
 
     # scales in samples on every axis (see the module docstring, step 1)
     resp = tube_response(img, sigmas=sigmas)
-    if threshold is None:
-        from skimage.filters import threshold_triangle
-
-        pos = resp[resp > 0]
-        if pos.size < 2 or float(pos.max()) == float(pos.min()):
-            return EMPTY_SWC.copy()
-        high = max(noise_sigma(img), _background_level(resp, sigmas, np.ones(ndim)), float(threshold_triangle(pos)))
-    else:
-        high = float(threshold) * max(noise_sigma(img), np.finfo(np.float32).tiny)
+    levels = _hysteresis_levels(img, resp, sigmas, threshold)
+    if levels is None:
+        return EMPTY_SWC.copy()
+    low, high = levels
     if not np.any(resp > high):
         return EMPTY_SWC.copy()
     from skimage.filters import apply_hysteresis_threshold
     from skimage.morphology import skeletonize
 
-    mask = apply_hysteresis_threshold(resp, _LOW_FRACTION * high, high)
+    mask = apply_hysteresis_threshold(resp, low, high)
     skel = skeletonize(mask)
     if not skel.any():
         return EMPTY_SWC.copy()
