@@ -72,6 +72,7 @@ _BRIDGE_PENALTY = 3.0
 # usual extent of a blurred line, so beyond it a voxel is on the neurite's flank, not its centre.
 _RIDGE_FRACTION = 0.5
 _RIDGE_REACH = 3.0
+_EVIDENCE_REACH = 3.0
 
 
 def noise_sigma(image) -> float:
@@ -156,6 +157,11 @@ def _hysteresis_levels(img, resp, sigmas, threshold):
     return _LOW_FRACTION * high, high
 
 
+def _noise_floor(img, resp, sigmas):
+    """The response level that noise alone reaches on 1 voxel in 10^3 (the low hysteresis level of noise)."""
+    return _LOW_FRACTION * max(noise_sigma(img), _background_level(resp, sigmas, np.ones(resp.ndim)))
+
+
 def _trim_tips(graph, core):
     """Alive mask after eating skeleton end points that are off the ridge, until none is left.
 
@@ -194,6 +200,49 @@ def _bridge_gaps(coords, graph, sp, max_gap):
     src = ends[has]
     dst = idx[has, first]
     w = dist[has, first] * _BRIDGE_PENALTY
+    b = sparse.coo_matrix((w, (src, dst)), shape=graph.shape).tocsr()
+    return graph + b + b.T
+
+
+def _bridge_on_evidence(coords, graph, sp, reach, resp, floor):
+    """Edges from end points to other pieces within ``reach`` whose straight path stays above ``floor``.
+
+    A stretch of neurite dimmer than the foreground threshold but above the noise floor everywhere
+    between two pieces is evidence of a connection, whatever the gap's length; on raw data the floor is
+    the threshold's own noise level, so little changes there, while a restored stack (whose residual
+    noise is far below its foreground threshold) keeps the dim stretches that restoration recovered.
+    """
+    n_comp, label = csgraph.connected_components(graph, directed=False)
+    if n_comp < 2 or reach <= 0:
+        return graph
+    degree = np.diff(graph.indptr)
+    ends = np.flatnonzero(degree <= 1)
+    pts = coords * sp
+    tree = cKDTree(pts)
+    k = min(len(coords), 256)
+    dist, idx = tree.query(pts[ends], k=k, distance_upper_bound=reach)
+    dist, idx = np.atleast_2d(dist), np.atleast_2d(idx)
+    # a neurite is a curve, not a line: allow the path one voxel of slack in the plane
+    local = ndi.maximum_filter(resp, size=(1,) * (resp.ndim - 2) + (3, 3))
+    shape = np.array(resp.shape)
+    src, dst, w = [], [], []
+    for row, e in enumerate(ends):
+        seen = {label[e]}
+        for d, j in zip(dist[row], idx[row]):
+            if not np.isfinite(d):
+                break
+            if label[j] in seen:
+                continue
+            seen.add(label[j])
+            n = max(int(np.ceil(d)), 1)
+            t = np.linspace(0.0, 1.0, n + 1)[:, None]
+            vox = np.clip(np.rint(coords[e] + t * (coords[j] - coords[e])).astype(int), 0, shape - 1)
+            if float(local[tuple(vox.T)].min()) > floor:
+                src.append(e)
+                dst.append(j)
+                w.append(d * _BRIDGE_PENALTY)
+    if not src:
+        return graph
     b = sparse.coo_matrix((w, (src, dst)), shape=graph.shape).tocsr()
     return graph + b + b.T
 
@@ -338,6 +387,8 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
         return EMPTY_SWC.copy()
     coords, graph = coords[keep], graph[keep][:, keep]
     graph = _bridge_gaps(coords, graph, sp, max_gap)
+    if _EVIDENCE_REACH > 0:
+        graph = _bridge_on_evidence(coords, graph, sp, _EVIDENCE_REACH * max_gap, resp, _noise_floor(img, resp, sigmas))
     forest = csgraph.minimum_spanning_tree(graph)
     forest = (forest + forest.T).tocsr()
     # branch ends must stand on evidence: eat terminal voxels that are off the ridge or below the sure
