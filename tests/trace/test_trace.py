@@ -270,3 +270,37 @@ def test_trace_is_invariant_to_intensity_scale_and_offset(noise_fraction):
         # the same tree up to float rounding at a threshold: every node of one within 1 px of the other
         r = distance_score(other, ref, tolerance=1.0, spacing=AXON_SPACING)
         assert r["f1"] >= 0.99 and abs(len(other) - len(ref)) <= 0.02 * len(ref)
+
+
+def _dim_stretch(dim, noise_sd, seed=0):
+    """A straight neurite at x 8..110 whose middle (x 40..62, 22 px > max_gap) is ``dim`` times as bright."""
+    img = np.zeros((12, 48, 128), np.float32)
+    img[6, 24, 8:40] = 1.0
+    img[6, 24, 40:62] = dim
+    img[6, 24, 62:110] = 1.0
+    img = ndi.gaussian_filter(img, 1.2) * 100
+    return img + np.random.default_rng(seed).normal(0, noise_sd, img.shape).astype(np.float32)
+
+
+@pytest.mark.parametrize("dim, noise_sd, spans", [
+    (0.05, 0.1, True),   # dim stretch below the foreground threshold, 6x above the noise floor: bridged
+    (0.05, 1.0, False),  # the same stretch under 10x the noise is not evidence: not bridged
+    (0.0, 0.1, False),   # a real 22 px gap, longer than max_gap: not bridged
+])
+def test_gap_bridged_on_evidence_above_the_noise_floor(dim, noise_sd, spans, monkeypatch):
+    # Restored stacks have a residual noise far below their foreground threshold; a stretch of neurite
+    # between the two (dim_stretch: response ~0.5 against a high threshold 1.0 and a floor 0.08) is
+    # what restoration recovered, and the tree runs through it. The threshold is fixed in units of the
+    # image's own noise SD (1.0 / sd), so both noise levels see the same foreground threshold.
+    from mire.trace import tracer
+
+    img = _dim_stretch(dim, noise_sd)
+    thr = 1.0 / noise_sigma(img)
+    swc = trace(img, single_tree=True, threshold=thr)
+    assert swc[:, 2].max() >= 105
+    assert (swc[:, 2].min() <= 12) == spans
+    # the trace does not depend on the intensity scale or offset (threshold and floor are in noise units)
+    np.testing.assert_array_equal(trace(5.0 * img + 300.0, single_tree=True, threshold=thr)[:, 2:5], swc[:, 2:5])
+    if spans:  # without the evidence bridges (the tracer before them) the tree stops at the gap
+        monkeypatch.setattr(tracer, "_EVIDENCE_REACH", 0.0)
+        assert trace(img, single_tree=True, threshold=thr)[:, 2].min() > 55
