@@ -25,8 +25,8 @@ whole-Z crop; this keeps TV deconvolution and the U-Net on a loaded 2-core CPU w
 
 Run (about 10 min on 2 busy cores)::
 
-    OMP_NUM_THREADS=1 nice -n 10 python experiments/trace_defaults.py                 # held-out OP_4..6
-    OMP_NUM_THREADS=1 nice -n 10 python experiments/trace_defaults.py --stacks 1,2,3 --tag design
+    OMP_NUM_THREADS=1 nice -n 10 python experiments/trace_defaults.py --methods tv,rl,wiener,rltv,unet   # held-out OP_4..6
+    OMP_NUM_THREADS=1 nice -n 10 python experiments/trace_defaults.py --methods tv,rl,wiener,rltv,unet --stacks 1,2,3 --tag design
 
 writes experiments/results/trace_defaults[_<tag>].{md,json}.
 """
@@ -177,6 +177,12 @@ def write(rows, args, elapsed):
         ok = gain >= GOAL_GAIN and prec >= GOAL_PRECISION
         lines.append(f"- Goal, {im} F1 >= noisy F1 + {GOAL_GAIN} at precision >= {GOAL_PRECISION}: "
                      f"{'met' if ok else 'NOT met'} ({gain:+.3f} at precision {prec:.3f}).")
+    held = [st for st in stacks if st not in ("OP_1", "OP_2", "OP_3")]
+    lines += ["", "Design stacks (the tracer's rules were chosen on them): OP_1..OP_3; these: "
+              + ("held-out, not looked at while designing." if held == stacks else "design." if not held
+                 else "mixed.")
+              + f" The {MODEL} U-Net was trained on OP_1..OP_4 (its metadata): of the held-out stacks it has "
+              "seen OP_4."]
     lines += ["", f"Total time {elapsed:.0f} s (restore and trace seconds per row in the JSON)."]
     text = "\n".join(lines) + "\n"
     print(text)
