@@ -56,3 +56,22 @@ def test_demo_runs_and_writes_table_and_figure(tmp_path):
     psnrs = {r[1].strip(): float(r[2]) for r in rows if len(r) > 3}
     # every restoration improves on the degraded input
     assert all(v > psnrs["degraded input"] for k, v in psnrs.items() if k != "degraded input"), psnrs
+
+
+def test_nan_pixels_error_names_the_input_file(tmp_path):
+    """An error about the pixel values names the file: the library's own message can only say "image"."""
+    import tifffile
+
+    v = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
+    v[1, 2, 3] = np.nan
+    bad = tmp_path / "bad_stack.tif"
+    tifffile.imwrite(bad, v, metadata={"axes": "ZYX"})
+    for args in (["restore", str(bad), str(tmp_path / "r.tif"), "--method", "wiener"],
+                 ["restore", str(bad), str(tmp_path / "r.ome.zarr"), "--method", "wiener", "--block-size", "8"],
+                 ["segment", str(bad), str(tmp_path / "s.tif"), "--model", "fibsem3d-affinity"],
+                 ["adapt-segment", str(bad), "-o", str(tmp_path / "a")],
+                 ["simulate", str(bad), str(tmp_path / "x.tif")],
+                 ["trace", str(bad), str(tmp_path / "t.swc")]):
+        r = runner.invoke(app, args)
+        assert r.exit_code == 2, (args, r.output)
+        assert f"{bad}: " in r.output and "NaN" in r.output, (args, r.output)

@@ -7,6 +7,10 @@ import numpy as np
 AXES_LETTERS = "TCZYX"
 
 
+
+class DataError(ValueError):
+    """The pixel values themselves are unusable (empty, NaN or infinite): the CLI names the file."""
+
 def check_dtype(dtype, *, name: str = "image", allow_bool: bool = True) -> None:
     """Refuse pixels that cannot be intensities: complex (say how to make them real), non-numeric,
     and bool where ``allow_bool`` is False (say how to convert a mask)."""
@@ -35,7 +39,7 @@ def check_image(image, *, name: str = "image", ndim=None, allow_nan: bool = Fals
     arr = np.asarray(image)
     check_dtype(arr.dtype, name=name, allow_bool=allow_bool)
     if arr.size == 0 or min(arr.shape, default=0) < min_size:
-        raise ValueError(f"{name} is empty (shape {arr.shape})")
+        raise DataError(f"{name} is empty (shape {arr.shape})")
     if ndim is not None:
         allowed = (ndim,) if isinstance(ndim, int) else tuple(ndim)
         if arr.ndim not in allowed:
@@ -43,7 +47,7 @@ def check_image(image, *, name: str = "image", ndim=None, allow_nan: bool = Fals
             raise ValueError(f"{name} must be {want}, got {arr.ndim}D array of shape {arr.shape}")
     if not allow_nan and np.issubdtype(arr.dtype, np.floating) and not np.all(np.isfinite(arr)):
         n_bad = int(np.size(arr) - np.count_nonzero(np.isfinite(arr)))
-        raise ValueError(f"{name} contains {n_bad} NaN or infinite values")
+        raise DataError(f"{name} contains {n_bad} NaN or infinite values")
     return arr
 
 

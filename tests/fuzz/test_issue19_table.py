@@ -49,6 +49,28 @@ def test_corrupt_chunk_names_file_and_chunk(tmp_path):
     _fails(["info", p], "bad.ome.zarr", "chunk 0/0/0")
 
 
+def test_corrupt_hdf5_chunk_names_file_dataset_and_chunk(tmp_path):
+    import h5py
+
+    p = tmp_path / "bad.h5"
+    with h5py.File(p, "w") as f:
+        f.create_dataset("raw", data=np.random.default_rng(0).random((8, 64, 64)).astype(np.float32),
+                         chunks=(4, 32, 32), compression="gzip")
+    with h5py.File(p, "r") as f:
+        info = f["raw"].id.get_chunk_info(3)  # storage order: chunk (0, 1, 1) of the 2 x 2 x 2 grid
+    raw = bytearray(p.read_bytes())
+    raw[info.byte_offset + 10:info.byte_offset + 200] = bytes(190)
+    p.write_bytes(bytes(raw))
+    src = f"{p}:/raw"
+    for argv in (["restore", src, tmp_path / "out.tif", "--method", "wiener"], ["info", src],
+                 ["restore", src, tmp_path / "out.ome.zarr", "--method", "wiener", "--block-size", "4,32,32"]):
+        _fails(argv, "bad.h5", "chunk 0/1/1", "'/raw'")
+    from mire.io import CorruptFileError, imread
+
+    with pytest.raises(CorruptFileError, match="chunk 0/1/1"):
+        imread(src)
+
+
 def test_scale_with_five_entries_names_the_field(tmp_path):
     p = K.make_ngff_scale_len(tmp_path)
     _fails(["restore", p, tmp_path / "out.tif", "--method", "wiener"], "scale5.ome.zarr",

@@ -31,11 +31,27 @@ def print_error(exc: BaseException) -> None:
 
 
 @contextlib.contextmanager
-def friendly_errors():
+def friendly_errors(data=None):
     """Turn errors into one line on stderr and exit code 2 (see :func:`_one_line_errors`); warnings
-    raised meanwhile are printed one line each after a success, and dropped after a failure."""
-    with _held_warnings(), _one_line_errors():
+    raised meanwhile are printed one line each after a success, and dropped after a failure.
+
+    ``data``: the command's one input file; an error about its pixel values (NaN, empty) names it,
+    since the library's message can only say "image".
+    """
+    with _held_warnings(), _one_line_errors(), _naming_data(data):
         yield
+
+
+@contextlib.contextmanager
+def _naming_data(path):
+    from mire._validate import DataError
+
+    try:
+        yield
+    except DataError as exc:
+        if path is None or str(path) in str(exc):
+            raise
+        raise DataError(f"{path}: {exc}") from exc
 
 
 @contextlib.contextmanager

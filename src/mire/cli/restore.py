@@ -187,7 +187,7 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = typer.Option(None, "--model", help="Trained restorer name or path (replaces --method)"),
     ):
         """Deconvolve an image (TV, Richardson-Lucy, Wiener) or restore it with a trained model."""
-        with friendly_errors():
+        with friendly_errors(data=inp):
             from mire._torch import default_device
 
             if bregman is not None and (method != "tv" or model is not None):

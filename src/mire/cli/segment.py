@@ -266,7 +266,7 @@ def segment_cmd(
     progress: bool = typer.Option(False, "--progress", help="Show a progress bar per pass (blockwise)."),
 ):
     """Segment raw EM with a model, or a boundary map / affinities: watershed, agglomeration, cleanup."""
-    with friendly_errors():
+    with friendly_errors(data=image):
         import numpy as np
 
         from mire.io import imread, imwrite
@@ -461,7 +461,7 @@ def adapt_segment_cmd(
                                     "cells are over 1.67x larger or smaller."),
 ):
     """Adapt a segmentation model to a new volume without labels (Segmenter.adapt), and save it."""
-    with friendly_errors():
+    with friendly_errors(data=image):
         from mire.io import imread
         from mire.segment import Segmenter
 

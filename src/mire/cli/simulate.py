@@ -62,7 +62,7 @@ def simulate(
     from mire.optics import simulate as run
     from mire.optics.simulate import parse_condition
 
-    with friendly_errors():
+    with friendly_errors(data=src):
         check_output(dst)
         if dtype not in _DTYPES:
             raise ValueError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")

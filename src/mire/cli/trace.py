@@ -74,7 +74,7 @@ def trace_cmd(
     from mire.io import imread, write_swc
     from mire.trace import topology, trace
 
-    with friendly_errors():
+    with friendly_errors(data=image):
         if not out.lower().endswith(".swc"):
             raise ValueError(f"output must be a .swc file, got {out!r}")
         data = np.asarray(imread(image))

@@ -134,9 +134,18 @@ def read_hdf5(path, *, lazy: bool = False) -> Image:
 
             from mire.io.gate import dask_chunks
 
-            data = da.from_array(ds, chunks=dask_chunks(ds.shape, ds.chunks, ds.dtype) if ds.chunks else "auto")
+            from mire.io.omezarr import ZarrBlocks
+
+            # the view names the file and the chunk when one cannot be decoded (h5py's message names neither)
+            data = da.from_array(ZarrBlocks(ds, filename), chunks=dask_chunks(ds.shape, ds.chunks, ds.dtype)
+                                 if ds.chunks else "auto", asarray=True, fancy=False)
         else:
-            data = ds[()]
+            try:
+                data = ds[()]
+            except OSError as exc:  # a chunk h5py cannot decode: name it
+                from mire.io.omezarr import chunk_error
+
+                raise CorruptFileError(f"{filename}: {chunk_error(ds, (), exc)}") from None
     except Exception as exc:
         f.close()
         if isinstance(exc, (DatasetNotFoundError, CorruptFileError, TypeError, InsufficientMemoryError)):

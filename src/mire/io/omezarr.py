@@ -376,7 +376,8 @@ class ZarrBlocks:
     def __init__(self, arr, source):
         self.arr, self.source = arr, str(source)
         self.shape, self.dtype, self.ndim = tuple(arr.shape), arr.dtype, arr.ndim
-        self.chunks = tuple(arr.chunks)
+        # an HDF5 dataset (the same view serves it) may be contiguous: one chunk
+        self.chunks = tuple(arr.chunks) if arr.chunks else self.shape
 
     def __getitem__(self, key):
         try:
@@ -392,8 +393,13 @@ class ZarrBlocks:
             stamp = os.stat(self.source).st_mtime_ns
         except OSError:
             stamp = None
-        return ("mire.ZarrBlocks", os.path.abspath(self.source), str(self.arr.path), self.shape, str(self.dtype),
+        return ("mire.ZarrBlocks", os.path.abspath(self.source), _array_name(self.arr), self.shape, str(self.dtype),
                 self.chunks, stamp)
+
+
+def _array_name(arr) -> str:
+    """The array's path inside its store (zarr ``path``, HDF5 ``name``)."""
+    return str(getattr(arr, "path", None) or getattr(arr, "name", None) or "")
 
 
 def chunk_error(arr, key, exc) -> str:
@@ -404,7 +410,7 @@ def chunk_error(arr, key, exc) -> str:
         key = (key,)
     key = key + (slice(None),) * (arr.ndim - len(key))
     ranges = []
-    for k, n, c in zip(key, arr.shape, arr.chunks):
+    for k, n, c in zip(key, arr.shape, arr.chunks or arr.shape):
         if isinstance(k, slice):
             start, stop, _ = k.indices(n)
         elif k is Ellipsis:
@@ -414,14 +420,14 @@ def chunk_error(arr, key, exc) -> str:
         ranges.append(range(start // c, max(start // c + 1, -(-stop // c))))
     bad = None
     for idx in itertools.islice(itertools.product(*ranges), 4096):
-        sl = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, arr.chunks, arr.shape))
+        sl = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(idx, arr.chunks or arr.shape, arr.shape))
         try:
             arr[sl]
         except Exception:
             bad = idx
             break
     msg = " ".join(f"{type(exc).__name__}: {exc}".split())[:200]
-    name = f"array {arr.path!r} " if arr.path else ""
+    name = f"array {_array_name(arr)!r} " if _array_name(arr) else ""
     where = f"chunk {'/'.join(map(str, bad))} of {name}" if bad is not None else f"a chunk of {name}"
     return f"cannot decode {where.rstrip()} ({msg})"
 

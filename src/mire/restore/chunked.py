@@ -105,7 +105,9 @@ def restore_blockwise(image, method: str = "tv", *, psf=None, weight=None, bregm
     block = tuple(int(b) for b in np.broadcast_to(np.asarray(block_shape), (ndim,)))
     crop = central_crop(image, tuple(crop_shape)[-ndim:])
     if not np.isfinite(crop).all():
-        raise ValueError("image contains NaN or infinite values (found in its central crop)")
+        from mire._validate import DataError
+
+        raise DataError("image contains NaN or infinite values (found in its central crop)")
     settings = {"method": method, "weight": weight, "n_iter": n_iter}
 
     if method == "model":
