@@ -326,7 +326,8 @@ def choose_tv_bregman(image, psf, *, weight, spacing=None, positivity: bool = Tr
     sample = _Sample(img, psf, spacing=normalize_spacing(spacing, img.ndim), positivity=positivity, seed=seed,
                      device=device, noise=noise, max_voxels=max_voxels)
     curve: list[tuple[float, int, float]] = []
-    opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
+    opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT, objective_every=0,
+                log_change=False)
     try:
         for m in (1.0, *multipliers):
             w = float(weight) * m
@@ -427,7 +428,9 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
         sample = _Sample(img, psf, spacing=sp, positivity=positivity, seed=seed, device=device, noise=noise,
                          max_voxels=max_voxels)
         states = [None] * len(sample.tiles)
-        opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT)
+        # the score reads only the states: no objective or change logs (a tenth of the search's time)
+        opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT, objective_every=0,
+                    log_change=False)
 
         def sure_score(w: float) -> float:
             xs, xps = [], []
