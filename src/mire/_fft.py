@@ -31,9 +31,14 @@ def _dims(x: torch.Tensor, dim) -> tuple:
     return tuple(range(x.ndim)) if dim is None else tuple(int(d) for d in dim)
 
 
-def rfftn(x: torch.Tensor, *, dim=None) -> torch.Tensor:
-    """``torch.fft.rfftn(x, dim=dim)`` (last axis of ``dim`` halved)."""
-    if not _scipy_ok(x) or x.shape[_dims(x, dim)[-1]] % 2 == 0:
+def rfftn(x: torch.Tensor, *, dim=None, exact: bool = False) -> torch.Tensor:
+    """``torch.fft.rfftn(x, dim=dim)`` (last axis of ``dim`` halved).
+
+    ``exact=True`` keeps a CPU tensor on pocketfft whatever its shape: MKL's result depends on the
+    buffer's alignment and the thread count in the last bits, pocketfft's on neither (each 1D
+    transform is computed the same way on whichever worker), so a run repeats bit for bit.
+    """
+    if not _scipy_ok(x) or (not exact and x.shape[_dims(x, dim)[-1]] % 2 == 0):
         return torch.fft.rfftn(x, dim=dim)
     arr = x.detach().contiguous().numpy()
     return torch.from_numpy(scipy.fft.rfftn(arr, axes=_dims(x, dim), workers=torch.get_num_threads()))
