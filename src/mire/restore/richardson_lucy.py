@@ -434,17 +434,16 @@ def _choose_tv_weight(img, kernel, model, **kw) -> tuple[float, dict]:
 def _biggs_factor(g1: torch.Tensor, g2: torch.Tensor) -> float:
     """Biggs-Andrews ``<g1, g2> / <g2, g2>`` clipped to [0, 1).
 
-    The dot products are float64 sums in a fixed (pairwise) order, numpy's on the CPU: a float32
-    or threaded reduction rounds differently with the thread count, and a factor that moves in its
-    last bits moves every later iterate (the extrapolation amplifies it), so runs would not repeat.
+    The dot products are float64 sums in a fixed (pairwise) order of the float32 products, numpy's on
+    the CPU: a threaded reduction rounds differently with the thread count, and a factor that moves in
+    its last bits moves every later iterate (the extrapolation amplifies it), so runs would not repeat.
     """
     if g1.device.type == "cpu":
-        a, c = g1.detach().contiguous().numpy().astype(np.float64).ravel(), g2.detach().contiguous().numpy()
-        c = c.astype(np.float64).ravel()
-        den, num = float(np.sum(c * c)), float(np.sum(a * c))
+        a, c = g1.detach().contiguous().numpy().ravel(), g2.detach().contiguous().numpy().ravel()
+        den, num = float(np.sum(c * c, dtype=np.float64)), float(np.sum(a * c, dtype=np.float64))
     else:
-        a, c = g1.double().reshape(-1), g2.double().reshape(-1)
-        den, num = float(torch.sum(c * c)), float(torch.sum(a * c))
+        a, c = g1.reshape(-1), g2.reshape(-1)
+        den, num = float(torch.sum(c * c, dtype=torch.float64)), float(torch.sum(a * c, dtype=torch.float64))
     alpha = num / den if den > 0 else 0.0
     return min(max(alpha, 0.0), 1.0 - 1e-6)
 
