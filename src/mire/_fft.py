@@ -12,7 +12,9 @@ c2r (irfftn)              23.2 / 27.5 / 18.2    21.2 / 18.7 / 14.2
 
 So on the CPU the inverse always goes through SciPy's pocketfft, and the forward too when the
 last axis is odd (a pair 1.3-1.4x faster than torch alone at these sizes), on zero-copy numpy
-views with as many workers as torch has threads. GPU tensors and tensors in an autograd graph (the
+views with as many workers as torch has threads. ``rfftn(..., exact=True)`` keeps the forward on pocketfft too
+(Richardson-Lucy uses it: MKL's last bits vary with buffer alignment and threads, which the Biggs
+extrapolation amplified to 0.09-0.37 between runs; pocketfft repeats bit for bit). GPU tensors and tensors in an autograd graph (the
 super-resolution registration differentiates through the blur) use ``torch.fft``.
 """
 
