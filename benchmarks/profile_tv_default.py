@@ -64,7 +64,7 @@ def main(argv=None) -> None:
     t0 = time.perf_counter()
     out, info = T.tv_deconvolve(y, psf, return_info=True)
     total = time.perf_counter() - t0
-    print(f"shape {y.shape}, weight {info['weight']:.5g}, trials {info['search_trials']}, total {total:.2f} s")
+    print(f"shape {y.shape}, weight {info['weight']!r}, trials {info['search_trials']}, total {total:.2f} s")
     for k, v in times.items():
         print(f"  {k}: {v:.2f} s")
     per_w: dict[float, float] = {}
