@@ -1,7 +1,14 @@
 """Stage timings of the default ``tv_deconvolve(y, psf)`` call on the benchmark stack (1 thread).
 
 Stages: noise model, tile sample (problems and probes), each SURE trial (two solves per tile), the
-final solve. Usage: ``PYTHONPATH=src python benchmarks/profile_tv_default.py [--stack OP_5] [--size 128]``
+final solve.
+
+Measured 2026-12-07 (OP_5 128², N2-B2, 1 thread, 2-core machine under load): total 16.0-17.8 s,
+noise model + tile sample 0.07 s, search 12.5-14.1 s (8 trials of ~1.7 s: 6 tiles, grids 35..45 x 56
+x 48..56, two 40-iteration solves each), final solve 3.2-3.4 s. One ADMM iteration costs the same
+per voxel on a 35x56x48 grid as on a 70x72x64 one (28.6 vs 29.4 ns), so batching the tiles or the
+data/probe pair into one solve would not pay: the search costs voxels x iterations x trials, and
+only fewer of one of those (which changes the estimate and needs the design-stack check) cuts it. Usage: ``PYTHONPATH=src python benchmarks/profile_tv_default.py [--stack OP_5] [--size 128]``
 """
 
 from __future__ import annotations
