@@ -437,9 +437,10 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
             for i, t in enumerate(sample.tiles):
                 # both solves start from the same state and run the same iterations, so their
                 # truncation errors largely cancel in the divergence difference
+                # (the data solve takes the stored state over: one copy per tile, not two)
                 start = states[i]
-                st, _ = _admm(t["prob"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
                 st_p, _ = _admm(t["prob_p"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
+                st, _ = _admm(t["prob"], w, state=start, **opts)
                 states[i] = st
                 xs.append(st.x)
                 xps.append(st_p.x)
