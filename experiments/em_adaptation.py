@@ -254,9 +254,11 @@ def neuroproof(log):
     r = {"volume": "neuroproof", "shape": list(raw.shape), "seconds_default_pipeline": round(seconds, 1),
          "threshold": float(m.last_settings["threshold"]), "segments": int(np.count_nonzero(np.unique(seg))),
          "correlation_length": correlation_length(raw), "reference_length": ref,
-         "measured_zoom": ref / correlation_length(raw)}
+         "measured_zoom": ref / correlation_length(raw),
+         # a label-free merge alarm: one body holding a large share of the cube
+         "largest_segment_fraction": float(np.bincount(seg.ravel().astype(np.int64))[1:].max() / seg.size)}
     log(f"neuroproof 250^3: {seconds:.0f} s, threshold {r['threshold']:.3f}, {r['segments']} segments, "
-        f"scale ratio {r['measured_zoom']:.2f}")
+        f"scale ratio {r['measured_zoom']:.2f}, largest segment {r['largest_segment_fraction']:.3f} of the voxels")
     return r
 
 
