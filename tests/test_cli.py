@@ -65,7 +65,7 @@ def test_nan_pixels_error_names_the_input_file(tmp_path):
     v = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
     v[1, 2, 3] = np.nan
     bad = tmp_path / "bad_stack.tif"
-    tifffile.imwrite(bad, v, metadata={"axes": "ZYX"})
+    tifffile.imwrite(bad, v, photometric="minisblack", metadata={"axes": "ZYX"})
     for args in (["restore", str(bad), str(tmp_path / "r.tif"), "--method", "wiener"],
                  ["restore", str(bad), str(tmp_path / "r.ome.zarr"), "--method", "wiener", "--block-size", "8"],
                  ["segment", str(bad), str(tmp_path / "s.tif"), "--model", "fibsem3d-affinity"],

@@ -12,7 +12,9 @@ c2r (irfftn)              23.2 / 27.5 / 18.2    21.2 / 18.7 / 14.2
 
 So on the CPU the inverse always goes through SciPy's pocketfft, and the forward too when the
 last axis is odd (a pair 1.3-1.4x faster than torch alone at these sizes), on zero-copy numpy
-views with as many workers as torch has threads. GPU tensors and tensors in an autograd graph (the
+views with as many workers as torch has threads. ``rfftn(..., exact=True)`` keeps the forward on pocketfft too
+(Richardson-Lucy uses it: MKL's last bits vary with buffer alignment and threads, which the Biggs
+extrapolation amplified to 0.09-0.37 between runs; pocketfft repeats bit for bit). GPU tensors and tensors in an autograd graph (the
 super-resolution registration differentiates through the blur) use ``torch.fft``.
 """
 
@@ -31,9 +33,14 @@ def _dims(x: torch.Tensor, dim) -> tuple:
     return tuple(range(x.ndim)) if dim is None else tuple(int(d) for d in dim)
 
 
-def rfftn(x: torch.Tensor, *, dim=None) -> torch.Tensor:
-    """``torch.fft.rfftn(x, dim=dim)`` (last axis of ``dim`` halved)."""
-    if not _scipy_ok(x) or x.shape[_dims(x, dim)[-1]] % 2 == 0:
+def rfftn(x: torch.Tensor, *, dim=None, exact: bool = False) -> torch.Tensor:
+    """``torch.fft.rfftn(x, dim=dim)`` (last axis of ``dim`` halved).
+
+    ``exact=True`` keeps a CPU tensor on pocketfft whatever its shape: MKL's result depends on the
+    buffer's alignment and the thread count in the last bits, pocketfft's on neither (each 1D
+    transform is computed the same way on whichever worker), so a run repeats bit for bit.
+    """
+    if not _scipy_ok(x) or (not exact and x.shape[_dims(x, dim)[-1]] % 2 == 0):
         return torch.fft.rfftn(x, dim=dim)
     arr = x.detach().contiguous().numpy()
     return torch.from_numpy(scipy.fft.rfftn(arr, axes=_dims(x, dim), workers=torch.get_num_threads()))

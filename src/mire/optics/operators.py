@@ -163,7 +163,8 @@ class Blur(LinearOperator):
         dims = tuple(range(-len(shape), 0))
         self._dims = dims
         ctype = torch.complex128 if dtype == torch.float64 else torch.complex64
-        self.otf = rfftn(torch.as_tensor(kernel, dtype=dtype, device=self.device), dim=dims).to(ctype)
+        # pocketfft on the CPU (exact=True): the same OTF bits in every process and at any thread count
+        self.otf = rfftn(torch.as_tensor(kernel, dtype=dtype, device=self.device), dim=dims, exact=True).to(ctype)
 
     @property
     def x_region(self):

@@ -297,14 +297,21 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     if boundary == "valid" or auto:
         # H^T w: how much of each unknown voxel's light reaches the fitted detector voxels (Bertero
         # & Boccacci; w = 1 on the image, or on its fitted voxels)
-        r_full[y_region] = 1 if fit is None else fit
-        norm = irfftn(rfftn(r_full, dim=dims) * otf_conj, s=grid, dim=dims)[x_region]
+        if fit is None and boundary == "valid":
+            norm = _box_adjoint(kernel, img.shape, dtype, device)
+        else:
+            r_full[y_region] = 1 if fit is None else fit
+            norm = irfftn(rfftn(r_full, dim=dims, exact=True) * otf_conj, s=grid, dim=dims)[x_region]
         inv_norm = torch.where(norm > 1e-6, 1.0 / norm.clamp_min(1e-6), torch.zeros_like(norm))
     else:
         norm = inv_norm = None
+    flat_hx = None  # H x of the flat start on the valid outputs, known without a transform
     if boundary == "valid":
         start = float(y.mean()) - shift if start_value is None else float(start_value)
-        x.fill_(start if start > 0 else (0.5 if not (b or shift) else 1e-3 * max(shift, 1e-12)))
+        start = start if start > 0 else (0.5 if not (b or shift) else 1e-3 * max(shift, 1e-12))
+        x.fill_(start)
+        # every valid output sees the whole kernel (sum 1) over a constant unknown
+        flat_hx = float(torch.tensor(start, dtype=dtype)) * float(kernel.sum())
     else:
         x.fill_(0.5)  # scikit-image's start
     sp = normalize_spacing(spacing, img.ndim)
@@ -327,9 +334,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 if acceleration_factors is not None:
                     alpha = float(acceleration_factors[it]) if it < len(acceleration_factors) else 0.0
                 elif g_prev2 is not None:
-                    den = float(torch.dot(g_prev2.view(-1), g_prev2.view(-1)))
-                    alpha = float(torch.dot(g_prev.view(-1), g_prev2.view(-1))) / den if den > 0 else 0.0
-                    alpha = min(max(alpha, 0.0), 1.0 - 1e-6)
+                    alpha = _biggs_factor(g_prev, g_prev2)
                 alphas.append(alpha)
                 if alpha > 0:
                     torch.sub(cur, prev, out=x).mul_(alpha).add_(cur).clamp_(min=0)
@@ -337,8 +342,11 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                     x.copy_(cur)
             if _point and it == total:
                 break
-            hx = irfftn(rfftn(x_full, dim=dims).mul_(otf), s=grid, dim=dims, overwrite=True)[y_region]
-            hx.add_(shift + eps)
+            if it == 0 and flat_hx is not None:
+                hx = torch.full(y.shape, flat_hx + shift + eps, dtype=dtype, device=device)
+            else:
+                hx = irfftn(rfftn(x_full, dim=dims, exact=True).mul_(otf), s=grid, dim=dims, overwrite=True)[y_region]
+                hx.add_(shift + eps)
             if auto:
                 loss = _deviance(z_hold, hx[hold]) / n_hold
                 losses.append(loss)
@@ -353,7 +361,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
             torch.div(y, hx, out=ratio)
             if fit is not None:
                 ratio.mul_(fit)
-            corr = irfftn(rfftn(r_full, dim=dims).mul_(otf_conj), s=grid, dim=dims, overwrite=True)[x_region]
+            corr = irfftn(rfftn(r_full, dim=dims, exact=True).mul_(otf_conj), s=grid, dim=dims, overwrite=True)[x_region]
             if biggs:
                 point = buf_point.copy_(x)
             if tv_weight > 0:
@@ -421,6 +429,40 @@ def _choose_tv_weight(img, kernel, model, **kw) -> tuple[float, dict]:
         score(w)
     best = min(scores, key=scores.get)
     return best, {f"{w:.4g}": v for w, v in sorted(scores.items())}
+
+
+def _biggs_factor(g1: torch.Tensor, g2: torch.Tensor) -> float:
+    """Biggs-Andrews ``<g1, g2> / <g2, g2>`` clipped to [0, 1).
+
+    The dot products are float64 sums in a fixed (pairwise) order of the float32 products, numpy's on
+    the CPU: a threaded reduction rounds differently with the thread count, and a factor that moves in
+    its last bits moves every later iterate (the extrapolation amplifies it), so runs would not repeat.
+    """
+    if g1.device.type == "cpu":
+        a, c = g1.detach().contiguous().numpy().ravel(), g2.detach().contiguous().numpy().ravel()
+        den, num = float(np.sum(c * c, dtype=np.float64)), float(np.sum(a * c, dtype=np.float64))
+    else:
+        a, c = g1.reshape(-1), g2.reshape(-1)
+        den, num = float(torch.sum(c * c, dtype=torch.float64)), float(torch.sum(a * c, dtype=torch.float64))
+    alpha = num / den if den > 0 else 0.0
+    return min(max(alpha, 0.0), 1.0 - 1e-6)
+
+
+def _box_adjoint(kernel: np.ndarray, shape, dtype, device) -> torch.Tensor:
+    """``H^T 1`` on the valid boundary's unknown (``shape + kernel.shape - 1``), exactly and without FFTs.
+
+    The image's indicator is a product of 1D boxes, so ``H^T 1`` is the kernel contracted with one
+    0/1 matrix per axis (``A[m, p] = 1`` when unknown voxel ``m`` reaches image voxel ``m + p - (K - 1)``):
+    a few small tensor products, in float64.
+    """
+    out = torch.as_tensor(np.asarray(kernel, dtype=np.float64))
+    for ax, (n, kk) in enumerate(zip(shape, kernel.shape)):
+        m = np.arange(n + kk - 1)[:, None]
+        p = np.arange(kk)[None, :]
+        t = m + p - (kk - 1)  # image index that kernel tap p of unknown voxel m lands on
+        a = torch.as_tensor(((t >= 0) & (t < n)).astype(np.float64))
+        out = torch.movedim(torch.tensordot(a, out, dims=([1], [ax])), 0, ax)
+    return out.to(dtype=dtype, device=device).contiguous()
 
 
 def _result(x, offset, b, dtype) -> np.ndarray:

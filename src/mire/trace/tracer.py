@@ -191,18 +191,23 @@ def _trim_tips(graph, core):
         degree -= np.asarray(g[:, ends].sum(axis=1)).ravel()
 
 
+def _end_neighbours(coords, graph, sp, reach, *, k):
+    """Piece labels, end points (degree <= 1) and their ``k`` nearest nodes within ``reach`` (None: nothing to bridge)."""
+    n_comp, label = csgraph.connected_components(graph, directed=False)
+    if n_comp < 2 or reach <= 0:
+        return None
+    ends = np.flatnonzero(np.diff(graph.indptr) <= 1)
+    pts = coords * sp
+    dist, idx = cKDTree(pts).query(pts[ends], k=min(len(coords), k), distance_upper_bound=reach)
+    return label, ends, np.atleast_2d(dist), np.atleast_2d(idx)
+
+
 def _bridge_gaps(coords, graph, sp, max_gap):
     """Edges from every end point to the nearest node of another connected piece within max_gap."""
-    n_comp, label = csgraph.connected_components(graph, directed=False)
-    if n_comp < 2 or max_gap <= 0:
+    near = _end_neighbours(coords, graph, sp, max_gap, k=128)
+    if near is None:
         return graph
-    degree = np.diff(graph.indptr)
-    ends = np.flatnonzero(degree <= 1)
-    pts = coords * sp
-    tree = cKDTree(pts)
-    k = min(len(coords), 128)
-    dist, idx = tree.query(pts[ends], k=k, distance_upper_bound=max_gap)
-    dist, idx = np.atleast_2d(dist), np.atleast_2d(idx)
+    label, ends, dist, idx = near
     valid = np.isfinite(dist)
     other = valid & (label[np.where(valid, idx, 0)] != label[ends][:, None])
     has = other.any(axis=1)
@@ -222,16 +227,10 @@ def _bridge_on_evidence(coords, graph, sp, reach, resp, floor):
     the threshold's own noise level, so little changes there, while a restored stack (whose residual
     noise is far below its foreground threshold) keeps the dim stretches that restoration recovered.
     """
-    n_comp, label = csgraph.connected_components(graph, directed=False)
-    if n_comp < 2 or reach <= 0:
+    near = _end_neighbours(coords, graph, sp, reach, k=256)
+    if near is None:
         return graph
-    degree = np.diff(graph.indptr)
-    ends = np.flatnonzero(degree <= 1)
-    pts = coords * sp
-    tree = cKDTree(pts)
-    k = min(len(coords), 256)
-    dist, idx = tree.query(pts[ends], k=k, distance_upper_bound=reach)
-    dist, idx = np.atleast_2d(dist), np.atleast_2d(idx)
+    label, ends, dist, idx = near
     # a neurite is a curve, not a line: allow the path one voxel of slack in the plane
     local = ndi.maximum_filter(resp, size=(1,) * (resp.ndim - 2) + (3, 3))
     shape = np.array(resp.shape)
