@@ -141,10 +141,14 @@ def painted(gt, n):
 
 
 # --------------------------------------------------------------- models
+#: the model the "shipped" rows run (``--model`` replaces it, e.g. a candidate before it ships)
+SHIPPED = ["fibsem3d-affinity"]
+
+
 def shipped(old=False):
     from mire.segment import Segmenter
 
-    m = Segmenter.load("fibsem3d-affinity")
+    m = Segmenter.load(SHIPPED[0])
     if old:  # what the model did before issue 17
         m.metadata["normalization"]["method"] = "percentile"
         m.metadata["postprocess"].update(threshold=0.4, seed_threshold=0.5)
@@ -250,9 +254,11 @@ def neuroproof(log):
     r = {"volume": "neuroproof", "shape": list(raw.shape), "seconds_default_pipeline": round(seconds, 1),
          "threshold": float(m.last_settings["threshold"]), "segments": int(np.count_nonzero(np.unique(seg))),
          "correlation_length": correlation_length(raw), "reference_length": ref,
-         "measured_zoom": ref / correlation_length(raw)}
+         "measured_zoom": ref / correlation_length(raw),
+         # a label-free merge alarm: one body holding a large share of the cube
+         "largest_segment_fraction": float(np.bincount(seg.ravel().astype(np.int64))[1:].max() / seg.size)}
     log(f"neuroproof 250^3: {seconds:.0f} s, threshold {r['threshold']:.3f}, {r['segments']} segments, "
-        f"scale ratio {r['measured_zoom']:.2f}")
+        f"scale ratio {r['measured_zoom']:.2f}, largest segment {r['largest_segment_fraction']:.3f} of the voxels")
     return r
 
 
@@ -396,11 +402,14 @@ def main() -> int:
     p.add_argument("--rows", default=None, help="only (a) and these (b) rows, e.g. '(b) +scale' (no fine-tunes, "
                    "no baseline)")
     p.add_argument("--render", action="store_true", help="rewrite OUT.md from OUT.json")
+    p.add_argument("--model", default=None, help="run the 'shipped' rows with this model (name or path stem)")
     p.add_argument("--mws", action="store_true", help="only the mutex-watershed comparison (em_adaptation_mws.md)")
     args = p.parse_args()
     import torch
 
     torch.set_num_threads(1)
+    if args.model:
+        SHIPPED[0] = args.model
     if args.train_loo:
         train_loo(args.train_loo)
         return 0

@@ -97,6 +97,10 @@ def main() -> int:
     p.add_argument("--epochs", type=int, default=40)
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--evaluate-only", action="store_true")
+    p.add_argument("--from", dest="start", default=None, help="fine-tune this model (name or path stem)")
+    p.add_argument("--augment", choices=("em", "microscope"), default="em",
+                   help="'microscope': also whole-volume blur, lost resolution and noise")
+    p.add_argument("--lr", type=float, default=1e-3)
     p.add_argument("--export", default=None, help="model path stem (default: the shipped name in src/mire/models)")
     args = p.parse_args()
     if not SHARED.exists():
@@ -110,7 +114,7 @@ def main() -> int:
 
     ds = load_dataset(args.dataset)
     export = args.export or str(ROOT / "src" / "mire" / "models" / ds["export"])
-    model = Segmenter("fast", ndim=ds["ndim"], target=ds["target"])
+    model = Segmenter.load(args.start) if args.start else Segmenter("fast", ndim=ds["ndim"], target=ds["target"])
     run = Path(args.run_dir or Path.home() / ".cache" / "mire" / "runs" / args.dataset)
     t0 = time.time()
     if not args.evaluate_only:
@@ -119,7 +123,8 @@ def main() -> int:
         timer.daemon = True
         timer.start()
         hist = model.train(*ds["train"], patch=ds["patch"], epochs=args.epochs, steps_per_epoch=args.steps,
-                           batch_size=4, lr=1e-3, lr_decay=ds["lr_decay"], checkpoint_dir=run, resume=True, seed=0,
+                           batch_size=4, lr=args.lr, lr_decay=ds["lr_decay"], checkpoint_dir=run, resume=True, seed=0,
+                           em_augment="microscope" if args.augment == "microscope" else True,
                            progress=False, stop_event=stop)
         print(f"trained to step {hist['step']} in {time.time() - t0:.0f} s (stopped early: {hist['stopped']})")
     else:

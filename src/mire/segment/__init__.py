@@ -20,6 +20,7 @@ from mire.segment.affinity_blocks import affinities_to_boundaries_blockwise, seg
 from mire.segment.augment import (
     augment_em,
     blur_sections,
+    microscope_change,
     contrast_jitter,
     elastic_deform,
     flip_transpose,
@@ -47,7 +48,7 @@ __all__ = [
     "agglomerate_graph", "merge_small_graph",
     "Proofreader", "merge", "split", "replay", "save_log", "load_log",
     "segment_boundaries", "segment_affinities", "baseline_boundary_map", "baseline_segmentation",
-    "augment_em", "flip_transpose", "missing_sections", "contrast_jitter", "blur_sections", "misalign",
+    "augment_em", "microscope_change", "flip_transpose", "missing_sections", "contrast_jitter", "blur_sections", "misalign",
     "elastic_deform", "Segmenter", "segment_blockwise", "match_labels", "face_splits",
     "affinities_to_boundaries_blockwise", "segment_affinities_blockwise", "FloodFiller",
     "auto_threshold", "auto_seed_threshold", "weighted_otsu", "correlation_length", "reestimate_batchnorm",

@@ -16,7 +16,7 @@ from scipy import ndimage as ndi
 from mire._validate import check_image
 
 __all__ = ["flip_transpose", "missing_sections", "contrast_jitter", "blur_sections", "misalign",
-           "elastic_deform", "augment_em"]
+           "elastic_deform", "microscope_change", "augment_em"]
 
 
 def _check(image, labels, *, ndim=(2, 3), need_stack=False):
@@ -169,6 +169,39 @@ def elastic_deform(image, labels=None, *, rng, alpha: float = 4.0, sigma: float 
     if img.ndim == 2:
         return out_img[0], None if out_lab is None else out_lab[0]
     return out_img, out_lab
+
+
+def microscope_change(image, labels=None, *, rng, p_blur: float = 0.3, blur=(0.3, 1.5),
+                      p_resample: float = 0.2, resample=(1.25, 2.0), p_noise: float = 0.3,
+                      noise=(0.01, 0.08)):
+    """What another microscope (or another setting of the same one) changes in the whole volume.
+
+    With probability ``p_blur`` an isotropic Gaussian blur of SD ``U(*blur)`` voxels (a wider
+    beam or probe); with ``p_resample`` a round trip through a coarser grid (voxels ``U(*resample)``
+    times larger, linear down and up: lost resolution at the same voxel size); with ``p_noise``
+    additive Gaussian noise of SD ``U(*noise)`` (shorter dwell time). Labels are untouched: the
+    change is optical, the geometry stays. Unlike :func:`blur_sections` (single out-of-focus
+    sections), every voxel is changed, since a new microscope changes the whole volume.
+
+    Examples
+    --------
+    >>> img = np.zeros((8, 16, 16)); img[:, :, 8:] = 1.0
+    >>> out, _ = microscope_change(img, rng=np.random.default_rng(0), p_blur=1.0, p_resample=0.0, p_noise=0.0)
+    >>> bool(0.0 < out[4, 8, 7] < 0.5 < out[4, 8, 8] < 1.0)
+    True
+    """
+    rng = _rng(rng)
+    img, labels = _check(image, labels)
+    if rng.random() < p_blur:
+        img = ndi.gaussian_filter(img, rng.uniform(*blur), mode="reflect")
+    if rng.random() < p_resample:
+        f = rng.uniform(*resample)
+        small = ndi.zoom(img, 1.0 / f, order=1, mode="nearest", grid_mode=True)
+        back = ndi.zoom(small, np.divide(img.shape, small.shape), order=1, mode="nearest", grid_mode=True)
+        img = back[tuple(slice(0, n) for n in img.shape)].astype(np.float32)
+    if rng.random() < p_noise:
+        img = img + rng.normal(0.0, rng.uniform(*noise), img.shape).astype(np.float32)
+    return img.astype(np.float32, copy=False), labels
 
 
 def augment_em(image, labels=None, *, rng, p_missing: float = 0.05, p_blur: float = 0.05,

@@ -100,7 +100,10 @@ class Segmenter:
 
     # ------------------------------------------------------------------ training
     def _make_example(self, ignore_label, em_augment):
-        from mire.segment.augment import blur_sections, contrast_jitter, misalign, missing_sections
+        from mire.segment.augment import blur_sections, contrast_jitter, microscope_change, misalign, missing_sections
+
+        if em_augment not in (True, False, "microscope"):
+            raise ValueError(f"em_augment must be True, False or 'microscope', got {em_augment!r}")
 
         width = self.metadata["boundary_width"]
 
@@ -114,6 +117,8 @@ class Segmenter:
                     img, _ = blur_sections(img, rng=rng, p=0.03)
                     if rng.random() < 0.1:
                         img, lab = misalign(img, lab, rng=rng, max_shift=4)
+                if em_augment == "microscope":  # whole-volume blur, lost resolution, noise
+                    img, _ = microscope_change(img, rng=rng)
             if self.target == "boundaries":
                 y = boundaries(lab, width=width, ignore_label=ignore_label)[None]
                 mask = None if ignore_label is None else ignore_mask(lab, ignore_label=ignore_label)[None]
@@ -147,9 +152,10 @@ class Segmenter:
         freeze_norm : bool, optional
             Keep the batch-norm statistics (see :func:`mire.learn.train`); default: with ``sparse``
             (a few-shot fine-tune's small batches would overwrite them).
-        em_augment : bool
+        em_augment : bool or "microscope"
             Contrast jitter (and for 3D: missing / blurred sections, misalignment) on top of the
-            sampler's flips and rotations (:mod:`mire.segment.augment`).
+            sampler's flips and rotations (:mod:`mire.segment.augment`); ``"microscope"`` adds
+            whole-volume blur, lost resolution and noise (:func:`~mire.segment.augment.microscope_change`).
         other parameters
             See :func:`mire.learn.train`; the loss is binary cross-entropy on logits, masked.
 
