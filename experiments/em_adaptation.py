@@ -365,7 +365,7 @@ def render(rows, record, *, total, argv, steps, out="em_adaptation"):
             "(its GT is 2D). `(seen)`: the shipped model was trained on that volume (not a held-out result). "
             f"Fine-tunes: painted slices left out of the score, {steps} steps of batch 2 (16x64x64), lr 3e-4, "
             "batch norm frozen, from the model of the row.", "",
-            "Models: `shipped` = fibsem3d-affinity (gala train, 2000 steps); "
+            "Models: `shipped` = fibsem3d-affinity (gala train; since this stop 2000 steps + 4000 fine-tuned with microscope-change augmentation; em_adaptation.md itself is from the 2000-step model); "
             + (f"`loo (gala-test)` = the same recipe on gala test, {loo.metadata['training']['steps']} steps "
                "(scores gala train)." if loo is not None else "no leave-one-out model for gala train was trained."),
             "", "## Held-out volumes", "", summary(rows), "## All rows", "", table(rows), ""]
