@@ -153,7 +153,12 @@ def _background_level(resp: np.ndarray, sigmas, sp) -> float:
     return float(np.quantile(flat, _BACKGROUND_QUANTILE)) * ratio
 
 
-def _hysteresis_levels(img, resp, sigmas, threshold):
+def _noise_level(img, resp, sigmas) -> float:
+    """The response's noise level: the larger of the pixel-difference estimate and the background level."""
+    return max(noise_sigma(img), _background_level(resp, sigmas, np.ones(resp.ndim)))
+
+
+def _hysteresis_levels(img, resp, threshold, noise):
     """(low, high) hysteresis thresholds on the tube response; None when nothing can be traced."""
     if threshold is not None:
         high = float(threshold) * max(noise_sigma(img), np.finfo(np.float32).tiny)
@@ -163,13 +168,8 @@ def _hysteresis_levels(img, resp, sigmas, threshold):
     pos = resp[resp > 0]
     if pos.size < 2 or float(pos.max()) == float(pos.min()):
         return None
-    high = max(noise_sigma(img), _background_level(resp, sigmas, np.ones(resp.ndim)), float(threshold_triangle(pos)))
+    high = max(noise, float(threshold_triangle(pos)))
     return _LOW_FRACTION * high, high
-
-
-def _noise_floor(img, resp, sigmas):
-    """The response level that noise alone reaches on 1 voxel in 10^3 (the low hysteresis level of noise)."""
-    return _LOW_FRACTION * max(noise_sigma(img), _background_level(resp, sigmas, np.ones(resp.ndim)))
 
 
 def _trim_tips(graph, core):
@@ -373,7 +373,8 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
 
     # scales in samples on every axis (see the module docstring, step 1)
     resp = tube_response(img, sigmas=sigmas)
-    levels = _hysteresis_levels(img, resp, sigmas, threshold)
+    noise = _noise_level(img, resp, sigmas)  # read once: the thresholds and the evidence floor share it
+    levels = _hysteresis_levels(img, resp, threshold, noise)
     if levels is None:
         return EMPTY_SWC.copy()
     low, high = levels
@@ -397,7 +398,8 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
     coords, graph = coords[keep], graph[keep][:, keep]
     graph = _bridge_gaps(coords, graph, sp, max_gap)
     if _EVIDENCE_REACH > 0:
-        graph = _bridge_on_evidence(coords, graph, sp, _EVIDENCE_REACH * max_gap, resp, _noise_floor(img, resp, sigmas))
+        graph = _bridge_on_evidence(coords, graph, sp, _EVIDENCE_REACH * max_gap, resp,
+                                    _LOW_FRACTION * noise)  # the low hysteresis level of noise alone
     forest = csgraph.minimum_spanning_tree(graph)
     forest = (forest + forest.T).tocsr()
     # branch ends must stand on evidence: eat terminal voxels that are off the ridge or below the sure
