@@ -112,7 +112,19 @@ def _tile_shape(shape, voxels: int) -> list[int]:
 def _margin(psf_shape) -> tuple:
     """Context solved around a tile but not scored: two PSF radii (at least 4 voxels), so that the
     estimate inside the tile is close to the whole-image estimate."""
-    return tuple(max(4, 2 * (int(k) // 2)) for k in psf_shape)
+    if _MARGIN_RULE == "2r":
+        return tuple(max(4, 2 * (int(k) // 2)) for k in psf_shape)
+    if _MARGIN_RULE == "r":
+        return tuple(max(2, int(k) // 2) for k in psf_shape)
+    if _MARGIN_RULE == "r+2":
+        return tuple(int(k) // 2 + 2 for k in psf_shape)
+    return tuple(int(_MARGIN_RULE) for k in psf_shape)
+
+
+_MARGIN_RULE = "2r"
+_RISES = 2
+_HALF_STEPS = True
+_SOLVER = "search"
 
 
 def sample_tiles(image, *, max_voxels: int = SEARCH_VOXELS, n_tiles: int = 6, n_certain: int = 3,
@@ -240,7 +252,7 @@ def _minimize_log_weight(score, *, start: float = 0.3, lo: float = 1e-5, hi: flo
         ev(w)
         ws = sorted(pts)
         k = int(np.argmin([pts[v] for v in ws]))
-        if k >= 2:  # two rises below the minimum (ws ascending: indices below k are weaker weights)
+        if k >= _RISES:  # rises below the minimum (ws ascending: indices below k are weaker weights)
             break
     w = start
     while min(pts, key=pts.get) == max(pts) and w * factor <= hi:
@@ -249,7 +261,7 @@ def _minimize_log_weight(score, *, start: float = 0.3, lo: float = 1e-5, hi: flo
     # refine: half steps (factor sqrt 2) either side of the minimum, then a parabola through the
     # minimum and its two neighbours
     wk = min(pts, key=pts.get)
-    for f in (math.sqrt(factor), 1 / math.sqrt(factor)):
+    for f in ((math.sqrt(factor), 1 / math.sqrt(factor)) if _HALF_STEPS else ()):
         if lo <= wk * f <= hi and (wk * f) not in pts:
             ev(wk * f)
     ws = sorted(pts)
@@ -431,6 +443,8 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
         # the score reads only the states: no objective or change logs (a tenth of the search's time)
         opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT, objective_every=0,
                     log_change=False)
+        if _SOLVER == "final":
+            opts.update(rho0=(0.3, 5.0, 1.0), adapt_every=5)
 
         def sure_score(w: float) -> float:
             xs, xps = [], []
