@@ -47,6 +47,8 @@ def main():
     ap.add_argument("--rises", type=int, default=2)
     ap.add_argument("--no-half", action="store_true")
     ap.add_argument("--solver", default="search")
+    ap.add_argument("--tol", type=float, default=0.0)
+    ap.add_argument("--core", type=float, default=0.0)
     ap.add_argument("--ref-rule", default="tiles-sure-v1")
     ap.add_argument("--half", default="design")
     ap.add_argument("--tag", default="")
@@ -61,6 +63,8 @@ def main():
     W._RISES = a.rises
     W._HALF_STEPS = not a.no_half
     W._SOLVER = a.solver
+    W._TRIAL_TOL = a.tol
+    W._CORE_PSF = a.core
     refs = {}
     for line in S.RECORDS.read_text().splitlines():
         r = json.loads(line)
@@ -78,6 +82,10 @@ def main():
         t0 = time.perf_counter()
         w, curve = W.choose_tv_weight(img_n, kernel, n_iter=a.n_iter, return_curve=True)
         sec = time.perf_counter() - t0
+        its = W._ITERS[:]
+        W._ITERS.clear()
+        if its:
+            print("   iterations per tile solve: mean", round(float(np.mean(its)), 1), "min", min(its), "max", max(its))
         ref = refs[name]
         p, s = at_weight(ref, w)
         rows.append((name, w, ref["default_weight"], p - ref["best_psnr"], s - ref["best_ssim"], sec, len(curve)))
@@ -85,7 +93,7 @@ def main():
               f" ssim {s - ref['best_ssim']:+.3f}  {sec:.1f} s {len(curve)} trials", flush=True)
     d = np.array([r[3] for r in rows])
     ss = np.array([r[4] for r in rows])
-    print(f"{a.tag} n_iter {a.n_iter} margin {a.margin} rises {a.rises} half {not a.no_half} solver {a.solver}: mean {d.mean():+.3f} worst {d.min():+.2f} ssim worst "
+    print(f"{a.tag} n_iter {a.n_iter} margin {a.margin} rises {a.rises} half {not a.no_half} solver {a.solver} tol {a.tol} core {a.core}: mean {d.mean():+.3f} worst {d.min():+.2f} ssim worst "
           f"{ss.min():+.3f} search s total {sum(r[5] for r in rows):.1f}, weight ratio to ref: "
           + " ".join(f"{r[1] / r[2]:.2f}" for r in rows))
 

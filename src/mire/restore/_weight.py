@@ -125,6 +125,34 @@ _MARGIN_RULE = "2r"
 _RISES = 2
 _HALF_STEPS = True
 _SOLVER = "search"
+_TRIAL_TOL = 0.0
+_CORE_PSF = 0.0
+_ITERS = []
+
+
+def _core_psf(psf, light: float = 0.999) -> np.ndarray:
+    """The smallest box around the PSF's centre voxel that holds ``light`` of its light (at least 3 voxels
+    per axis), renormalized."""
+    k = np.asarray(psf, dtype=np.float64)
+    k = k / k.sum()
+    c = [n // 2 for n in k.shape]
+    r = [n // 2 for n in k.shape]
+    # shrink the axis whose outer slabs hold the least light while the box keeps enough
+    while True:
+        best = None
+        for ax in range(k.ndim):
+            if r[ax] <= 1:  # keep a voxel either side: see the one-voxel PSF note in tv_deconvolve
+                continue
+            rr = list(r)
+            rr[ax] -= 1
+            box = k[tuple(slice(ci - ri, ci + ri + 1) for ci, ri in zip(c, rr))]
+            if box.sum() >= light and (best is None or box.sum() > best[1]):
+                best = (rr, box.sum())
+        if best is None:
+            break
+        r = best[0]
+    out = k[tuple(slice(ci - ri, ci + ri + 1) for ci, ri in zip(c, r))]
+    return out / out.sum()
 
 
 def sample_tiles(image, *, max_voxels: int = SEARCH_VOXELS, n_tiles: int = 6, n_certain: int = 3,
@@ -192,6 +220,8 @@ class _Sample:
         from mire.restore.tv import _make_problem
 
         img = np.asarray(image, dtype=np.float32)
+        if _CORE_PSF:
+            psf = _core_psf(psf, _CORE_PSF)
         self.noise = estimate_noise_model(img) if noise is None else noise
         opts = dict(spacing=spacing, data_term="l2", positivity=positivity, dtype=torch.float32, device=device)
         rng = np.random.default_rng(seed)
@@ -453,8 +483,16 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
                 # truncation errors largely cancel in the divergence difference
                 # (the data solve takes the stored state over: one copy per tile, not two)
                 start = states[i]
-                st_p, _ = _admm(t["prob_p"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
-                st, _ = _admm(t["prob"], w, state=start, **opts)
+                if _TRIAL_TOL:
+                    # the data solve stops at the final solve's tolerance; the probe solve runs the same
+                    # number of iterations from the same start
+                    st_p = copy.deepcopy(start) if start is not None else None
+                    st, info = _admm(t["prob"], w, state=start, **{**opts, "tol": _TRIAL_TOL})
+                    st_p, _ = _admm(t["prob_p"], w, state=st_p, **{**opts, "n_iter": info["n_iter"]})
+                    _ITERS.append(info["n_iter"])
+                else:
+                    st_p, _ = _admm(t["prob_p"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
+                    st, _ = _admm(t["prob"], w, state=start, **opts)
                 states[i] = st
                 xs.append(st.x)
                 xps.append(st_p.x)
