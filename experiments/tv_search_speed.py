@@ -41,14 +41,9 @@ def at_weight(ref, w):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n-iter", type=int, default=40)
-    ap.add_argument("--margin", default="2r", help="margin rule passed to _weight._MARGIN_RULE")
+    ap.add_argument("--n-iter", type=int, default=None, help="ADMM iterations per trial solve (SEARCH_ITER)")
+    ap.add_argument("--margin-radii", type=float, default=None, help="tile margin in PSF radii (MARGIN_RADII)")
     ap.add_argument("--only", default=None)
-    ap.add_argument("--rises", type=int, default=2)
-    ap.add_argument("--no-half", action="store_true")
-    ap.add_argument("--solver", default="search")
-    ap.add_argument("--tol", type=float, default=0.0)
-    ap.add_argument("--core", type=float, default=0.0)
     ap.add_argument("--ref-rule", default="tiles-sure-v1")
     ap.add_argument("--half", default="design")
     ap.add_argument("--tag", default="")
@@ -59,12 +54,9 @@ def main():
     from mire.restore._common import check_inputs, intensity_scale
 
     torch.set_num_threads(1)
-    W._MARGIN_RULE = a.margin
-    W._RISES = a.rises
-    W._HALF_STEPS = not a.no_half
-    W._SOLVER = a.solver
-    W._TRIAL_TOL = a.tol
-    W._CORE_PSF = a.core
+    if a.margin_radii is not None:
+        W.MARGIN_RADII = a.margin_radii
+    n_iter = W.SEARCH_ITER if a.n_iter is None else a.n_iter
     refs = {}
     for line in S.RECORDS.read_text().splitlines():
         r = json.loads(line)
@@ -80,12 +72,8 @@ def main():
             kernel = np.pad(kernel, [(1, 1) if n == 1 else (0, 0) for n in kernel.shape])
         img_n = img / intensity_scale(img)
         t0 = time.perf_counter()
-        w, curve = W.choose_tv_weight(img_n, kernel, n_iter=a.n_iter, return_curve=True)
+        w, curve = W.choose_tv_weight(img_n, kernel, n_iter=n_iter, return_curve=True)
         sec = time.perf_counter() - t0
-        its = W._ITERS[:]
-        W._ITERS.clear()
-        if its:
-            print("   iterations per tile solve: mean", round(float(np.mean(its)), 1), "min", min(its), "max", max(its))
         ref = refs[name]
         p, s = at_weight(ref, w)
         rows.append((name, w, ref["default_weight"], p - ref["best_psnr"], s - ref["best_ssim"], sec, len(curve)))
@@ -93,7 +81,7 @@ def main():
               f" ssim {s - ref['best_ssim']:+.3f}  {sec:.1f} s {len(curve)} trials", flush=True)
     d = np.array([r[3] for r in rows])
     ss = np.array([r[4] for r in rows])
-    print(f"{a.tag} n_iter {a.n_iter} margin {a.margin} rises {a.rises} half {not a.no_half} solver {a.solver} tol {a.tol} core {a.core}: mean {d.mean():+.3f} worst {d.min():+.2f} ssim worst "
+    print(f"{a.tag} n_iter {n_iter} margin radii {W.MARGIN_RADII}: mean {d.mean():+.3f} worst {d.min():+.2f} ssim worst "
           f"{ss.min():+.3f} search s total {sum(r[5] for r in rows):.1f}, weight ratio to ref: "
           + " ".join(f"{r[1] / r[2]:.2f}" for r in rows))
 

@@ -36,7 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
 OUT = ROOT / "experiments" / "results"
 RECORDS = OUT / "tv_weight_stress.jsonl"
-RULE_VERSION = "tiles-sure-v1"
+RULE_VERSION = "tiles-sure-v2-margin1r"
 
 HALVES = {"design": {"op": ["OP_1", "OP_2", "OP_3"], "w2s": [0, 1]},
           "report": {"op": ["OP_4", "OP_5", "OP_6"], "w2s": [24, 25], "flowdec": True}}

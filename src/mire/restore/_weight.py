@@ -63,6 +63,10 @@ NEAR_DELTA_PEAK = 0.5
 _SURE_EPS = 0.1
 #: Total voxels of the tile sample the default search solves.
 SEARCH_VOXELS = 240_000
+#: Width of the tiles' scoring margin in PSF radii (:func:`_margin`).
+MARGIN_RADII = 1.0
+#: ADMM iterations per solve of a SURE trial (fixed: data and probe solves truncate alike).
+SEARCH_ITER = 40
 
 
 def is_near_delta(psf) -> bool:
@@ -110,49 +114,13 @@ def _tile_shape(shape, voxels: int) -> list[int]:
 
 
 def _margin(psf_shape) -> tuple:
-    """Context solved around a tile but not scored: two PSF radii (at least 4 voxels), so that the
-    estimate inside the tile is close to the whole-image estimate."""
-    if _MARGIN_RULE == "2r":
-        return tuple(max(4, 2 * (int(k) // 2)) for k in psf_shape)
-    if _MARGIN_RULE == "r":
-        return tuple(max(2, int(k) // 2) for k in psf_shape)
-    if _MARGIN_RULE == "r+2":
-        return tuple(int(k) // 2 + 2 for k in psf_shape)
-    return tuple(int(_MARGIN_RULE) for k in psf_shape)
-
-
-_MARGIN_RULE = "2r"
-_RISES = 2
-_HALF_STEPS = True
-_SOLVER = "search"
-_TRIAL_TOL = 0.0
-_CORE_PSF = 0.0
-_ITERS = []
-
-
-def _core_psf(psf, light: float = 0.999) -> np.ndarray:
-    """The smallest box around the PSF's centre voxel that holds ``light`` of its light (at least 3 voxels
-    per axis), renormalized."""
-    k = np.asarray(psf, dtype=np.float64)
-    k = k / k.sum()
-    c = [n // 2 for n in k.shape]
-    r = [n // 2 for n in k.shape]
-    # shrink the axis whose outer slabs hold the least light while the box keeps enough
-    while True:
-        best = None
-        for ax in range(k.ndim):
-            if r[ax] <= 1:  # keep a voxel either side: see the one-voxel PSF note in tv_deconvolve
-                continue
-            rr = list(r)
-            rr[ax] -= 1
-            box = k[tuple(slice(ci - ri, ci + ri + 1) for ci, ri in zip(c, rr))]
-            if box.sum() >= light and (best is None or box.sum() > best[1]):
-                best = (rr, box.sum())
-        if best is None:
-            break
-        r = best[0]
-    out = k[tuple(slice(ci - ri, ci + ri + 1) for ci, ri in zip(c, r))]
-    return out / out.sum()
+    """Context solved around a tile but not scored: one PSF radius per axis, at least
+    2 voxels. ``H x`` inside the tile reads ``x`` up to one PSF radius outside it, and that ``x`` is
+    held by the data of the margin; the unknown-boundary extension of the tile's problem adds
+    another radius beyond. (Two radii, the previous rule, chose the same weights to within the
+    search's own scatter on the design stacks at 1.7x the cost; no margin biased the weight low by
+    up to 1.6x: experiments/results/tv_search_speed.md.)"""
+    return tuple(max(2, int(round(MARGIN_RADII * (int(k) // 2)))) for k in psf_shape)
 
 
 def sample_tiles(image, *, max_voxels: int = SEARCH_VOXELS, n_tiles: int = 6, n_certain: int = 3,
@@ -220,8 +188,6 @@ class _Sample:
         from mire.restore.tv import _make_problem
 
         img = np.asarray(image, dtype=np.float32)
-        if _CORE_PSF:
-            psf = _core_psf(psf, _CORE_PSF)
         self.noise = estimate_noise_model(img) if noise is None else noise
         opts = dict(spacing=spacing, data_term="l2", positivity=positivity, dtype=torch.float32, device=device)
         rng = np.random.default_rng(seed)
@@ -282,7 +248,7 @@ def _minimize_log_weight(score, *, start: float = 0.3, lo: float = 1e-5, hi: flo
         ev(w)
         ws = sorted(pts)
         k = int(np.argmin([pts[v] for v in ws]))
-        if k >= _RISES:  # rises below the minimum (ws ascending: indices below k are weaker weights)
+        if k >= 2:  # two rises below the minimum (ws ascending: indices below k are weaker weights)
             break
     w = start
     while min(pts, key=pts.get) == max(pts) and w * factor <= hi:
@@ -291,7 +257,7 @@ def _minimize_log_weight(score, *, start: float = 0.3, lo: float = 1e-5, hi: flo
     # refine: half steps (factor sqrt 2) either side of the minimum, then a parabola through the
     # minimum and its two neighbours
     wk = min(pts, key=pts.get)
-    for f in ((math.sqrt(factor), 1 / math.sqrt(factor)) if _HALF_STEPS else ()):
+    for f in (math.sqrt(factor), 1 / math.sqrt(factor)):
         if lo <= wk * f <= hi and (wk * f) not in pts:
             ev(wk * f)
     ws = sorted(pts)
@@ -394,7 +360,7 @@ def choose_tv_bregman(image, psf, *, weight, spacing=None, positivity: bool = Tr
 
 
 def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_term: str = "l2",
-                     positivity: bool = True, bounds=(1e-4, 0.3), n_iter: int = 40,
+                     positivity: bool = True, bounds=(1e-4, 0.3), n_iter: int = SEARCH_ITER,
                      max_voxels: int = SEARCH_VOXELS, holdout: float = 0.1, seed: int = 0,
                      return_curve: bool = False, device=None, noise: NoiseModel | None = None):
     """Choose the TV deconvolution weight from the data (no ground truth, no noise level needed).
@@ -473,8 +439,6 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
         # the score reads only the states: no objective or change logs (a tenth of the search's time)
         opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT, objective_every=0,
                     log_change=False)
-        if _SOLVER == "final":
-            opts.update(rho0=(0.3, 5.0, 1.0), adapt_every=5)
 
         def sure_score(w: float) -> float:
             xs, xps = [], []
@@ -483,16 +447,8 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
                 # truncation errors largely cancel in the divergence difference
                 # (the data solve takes the stored state over: one copy per tile, not two)
                 start = states[i]
-                if _TRIAL_TOL:
-                    # the data solve stops at the final solve's tolerance; the probe solve runs the same
-                    # number of iterations from the same start
-                    st_p = copy.deepcopy(start) if start is not None else None
-                    st, info = _admm(t["prob"], w, state=start, **{**opts, "tol": _TRIAL_TOL})
-                    st_p, _ = _admm(t["prob_p"], w, state=st_p, **{**opts, "n_iter": info["n_iter"]})
-                    _ITERS.append(info["n_iter"])
-                else:
-                    st_p, _ = _admm(t["prob_p"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
-                    st, _ = _admm(t["prob"], w, state=start, **opts)
+                st_p, _ = _admm(t["prob_p"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
+                st, _ = _admm(t["prob"], w, state=start, **opts)
                 states[i] = st
                 xs.append(st.x)
                 xps.append(st_p.x)
