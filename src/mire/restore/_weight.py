@@ -114,12 +114,15 @@ def _tile_shape(shape, voxels: int) -> list[int]:
 
 
 def _margin(psf_shape) -> tuple:
-    """Context solved around a tile but not scored: one PSF radius per axis, at least
-    2 voxels. ``H x`` inside the tile reads ``x`` up to one PSF radius outside it, and that ``x`` is
-    held by the data of the margin; the unknown-boundary extension of the tile's problem adds
-    another radius beyond. (Two radii, the previous rule, chose the same weights to within the
-    search's own scatter on the design stacks at 1.7x the cost; no margin biased the weight low by
-    up to 1.6x: experiments/results/tv_search_speed.md.)"""
+    """Context solved around a tile but not scored: one PSF radius per axis, at least 2 voxels (the
+    reach of TV's finite differences beyond a near-delta PSF's).
+
+    ``H x`` inside the tile reads ``x`` up to one PSF radius outside it, and that ``x`` is held by the
+    data of the margin; the unknown-boundary extension of the tile's problem adds another radius
+    beyond. Converged, the tile's ``H x`` is then within about 1 % of the noise SD of the whole
+    image's (tests/restore/test_tv.py). Two radii, the previous rule, chose the same weights to
+    within the search's own scatter on the design stacks at 1.7x the cost; no margin biased them
+    low (to 0.63x): experiments/results/tv_search_speed.md."""
     return tuple(max(2, int(round(MARGIN_RADII * (int(k) // 2)))) for k in psf_shape)
 
 
