@@ -39,6 +39,40 @@ def at_weight(ref, w):
     return out[0], out[1]
 
 
+def nearest_start_search(img, psf, *, n_iter, bounds=(1e-4, 0.3)):
+    """The default SURE search, except that every trial starts from the state of the nearest weight
+    solved so far (in log weight) instead of the last one (an option under test, not the default)."""
+    import copy
+    import math
+
+    import mire.restore._weight as W
+    from mire.restore.tv import SEARCH_ADAPT, SEARCH_RHO, _admm
+
+    sample = W._Sample(img.astype(np.float32), psf, spacing=(1.0,) * img.ndim, positivity=True, seed=0,
+                       device="cpu")
+    states: dict[float, list] = {}
+    opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT, objective_every=0, log_change=False)
+    curve = []
+
+    def score(w):
+        near = min(states, key=lambda v: abs(math.log(v / w))) if states else None
+        xs, xps, new = [], [], []
+        for i, t in enumerate(sample.tiles):
+            start = states[near][i] if near is not None else None
+            st_p, _ = _admm(t["prob_p"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
+            st, _ = _admm(t["prob"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
+            new.append(st)
+            xs.append(st.x)
+            xps.append(st_p.x)
+        states[w] = new
+        s = sample.risk(xs, xps)
+        curve.append((w, s))
+        return s
+
+    w = W._minimize_log_weight(score, start=bounds[1], lo=bounds[0], hi=100 * bounds[1])
+    return w, curve
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--n-iter", type=int, default=None, help="ADMM iterations per trial solve (SEARCH_ITER)")
@@ -47,6 +81,7 @@ def main():
     ap.add_argument("--ref-rule", default="tiles-sure-v1")
     ap.add_argument("--half", default="design")
     ap.add_argument("--tag", default="")
+    ap.add_argument("--nearest", action="store_true", help="start each trial from the nearest weight's state")
     a = ap.parse_args()
     import torch
 
@@ -72,7 +107,10 @@ def main():
             kernel = np.pad(kernel, [(1, 1) if n == 1 else (0, 0) for n in kernel.shape])
         img_n = img / intensity_scale(img)
         t0 = time.perf_counter()
-        w, curve = W.choose_tv_weight(img_n, kernel, n_iter=n_iter, return_curve=True)
+        if a.nearest:
+            w, curve = nearest_start_search(img_n, kernel, n_iter=n_iter)
+        else:
+            w, curve = W.choose_tv_weight(img_n, kernel, n_iter=n_iter, return_curve=True)
         sec = time.perf_counter() - t0
         ref = refs[name]
         p, s = at_weight(ref, w)
