@@ -124,10 +124,9 @@ def main() -> int:
     if args.long_range:
         if ds["target"] != "affinities":
             p.error("--long-range needs an affinity model (--dataset gala)")
-        nd = ds["ndim"]
-        offsets = [tuple(-1 if i == ax else 0 for i in range(nd)) for ax in range(nd)]
-        offsets += [tuple(-int(d) if i == ax else 0 for i in range(nd))
-                    for d in args.long_range.split(",") for ax in range(nd)]
+        from mire.segment import long_range_offsets
+
+        offsets = long_range_offsets(ds["ndim"], [int(d) for d in args.long_range.split(",")])
     if args.start:
         model = Segmenter.load(args.start)
         if offsets is not None:
