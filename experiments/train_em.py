@@ -169,8 +169,9 @@ def main() -> int:
     if args.export is None:
         print(text)
     # a candidate exported elsewhere (--export) keeps its tables beside it, not over the shipped model's
+    # (<export>-scores: <export>.json is the model's own metadata)
     out, stem = (ROOT / "experiments" / "results", ds["results"]) if args.export is None else \
-        (Path(args.export).parent, Path(args.export).name)
+        (Path(args.export).parent, Path(args.export).name + "-scores")
     out.mkdir(parents=True, exist_ok=True)
     (out / f"{stem}.md").write_text(text)
     (out / f"{stem}.json").write_text(json.dumps({"val": val, "test": test, "threshold": best_t}, indent=1))
