@@ -2,6 +2,9 @@
 
     nice -n 10 nohup python experiments/train_em.py --dataset isbi --minutes 40 > train_em2d.log &
     nice -n 10 nohup python experiments/train_em.py --dataset gala --minutes 25 > train_em3d.log &
+    # long-range affinities: fine-tune the shipped model into one with offsets -3, -9 on every axis
+    nice -n 10 nohup python experiments/train_em.py --dataset gala --from fibsem3d-affinity --long-range 3,9 \
+        --augment microscope --lr 3e-4 --run-dir /tmp/emlr/run --export /tmp/emlr/fibsem3d-affinity-lr > lr.log &
     python experiments/train_em.py --dataset isbi --evaluate-only   # score the last checkpoint, export it
 
 ``isbi``: the 2D ssTEM membrane (boundary) model ``em2d-membrane`` on ISBI 2012 slices 0-19. The instance
@@ -101,6 +104,9 @@ def main() -> int:
     p.add_argument("--augment", choices=("em", "microscope"), default="em",
                    help="'microscope': also whole-volume blur, lost resolution and noise")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--long-range", default=None,
+                   help="affinity models: extra offsets -d along every axis, e.g. '3,9' (Lee et al. 2017); "
+                        "with --from, the source's channels keep their weights and new ones start as copies")
     p.add_argument("--export", default=None, help="model path stem (default: the shipped name in src/mire/models)")
     args = p.parse_args()
     if not SHARED.exists():
@@ -114,7 +120,19 @@ def main() -> int:
 
     ds = load_dataset(args.dataset)
     export = args.export or str(ROOT / "src" / "mire" / "models" / ds["export"])
-    model = Segmenter.load(args.start) if args.start else Segmenter("fast", ndim=ds["ndim"], target=ds["target"])
+    offsets = None
+    if args.long_range:
+        if ds["target"] != "affinities":
+            p.error("--long-range needs an affinity model (--dataset gala)")
+        from mire.segment import long_range_offsets
+
+        offsets = long_range_offsets(ds["ndim"], [int(d) for d in args.long_range.split(",")])
+    if args.start:
+        model = Segmenter.load(args.start)
+        if offsets is not None:
+            model = model.with_offsets(offsets)
+    else:
+        model = Segmenter("fast", ndim=ds["ndim"], target=ds["target"], offsets=offsets)
     run = Path(args.run_dir or Path.home() / ".cache" / "mire" / "runs" / args.dataset)
     t0 = time.time()
     if not args.evaluate_only:
@@ -148,11 +166,15 @@ def main() -> int:
         lines.append(f"| {t}{mark} | {r['arand_error']:.4f} | {r['arand_precision']:.3f} | {r['arand_recall']:.3f} "
                      f"| {r['voi_split']:.3f} | {r['voi_merge']:.3f} |")
     text = "\n".join(lines) + "\n"
-    print(text)
-    out = ROOT / "experiments" / "results"
+    if args.export is None:
+        print(text)
+    # a candidate exported elsewhere (--export) keeps its tables beside it, not over the shipped model's
+    # (<export>-scores: <export>.json is the model's own metadata)
+    out, stem = (ROOT / "experiments" / "results", ds["results"]) if args.export is None else \
+        (Path(args.export).parent, Path(args.export).name + "-scores")
     out.mkdir(parents=True, exist_ok=True)
-    (out / f"{ds['results']}.md").write_text(text)
-    (out / f"{ds['results']}.json").write_text(json.dumps({"val": val, "test": test, "threshold": best_t}, indent=1))
+    (out / f"{stem}.md").write_text(text)
+    (out / f"{stem}.json").write_text(json.dumps({"val": val, "test": test, "threshold": best_t}, indent=1))
     return 0
 
 

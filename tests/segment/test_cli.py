@@ -87,3 +87,30 @@ def test_train_segment_then_segment_with_model(tmp_path):
     assert "threshold 0.4" in res.output and tifffile.imread(out).shape == image.shape
     res = runner.invoke(app, ["train-segment", "-i", str(ip), "-l", str(lp), "-l", str(lp), "-o", str(stem)])
     assert res.exit_code == 2 and "one labels file per image" in res.output
+
+
+def test_train_segment_long_range_from_a_model(tmp_path):
+    import json
+
+    from mire.data import em_cells
+
+    image, lab = em_cells((48, 48), seed=1)
+    ip, lp = tmp_path / "img.tif", tmp_path / "lab.tif"
+    tifffile.imwrite(ip, image)
+    tifffile.imwrite(lp, lab)
+    common = ["-i", str(ip), "-l", str(lp), "--epochs", "1", "--steps", "1", "--batch-size", "1", "--patch", "32,32"]
+    res = runner.invoke(app, ["train-segment", *common, "-o", str(tmp_path / "nn"), "--ndim", "2", "--preset",
+                              "tiny", "--target", "affinities"])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["train-segment", *common, "-o", str(tmp_path / "lr"), "--from", str(tmp_path / "nn"),
+                              "--long-range", "3", "--dense"])
+    assert res.exit_code == 0, res.output
+    meta = json.loads((tmp_path / "lr.json").read_text())
+    assert meta["offsets"] == [[-1, 0], [0, -1], [-3, 0], [0, -3]] and meta["network"]["out_channels"] == 4
+    assert meta["offsets_from"]["channel_map"] == [0, 1, 0, 1]
+    res = runner.invoke(app, ["train-segment", *common, "-o", str(tmp_path / "b"), "--ndim", "2", "--preset", "tiny",
+                              "--long-range", "3"])
+    assert res.exit_code == 2 and "--target affinities" in res.output
+    res = runner.invoke(app, ["train-segment", *common, "-o", str(tmp_path / "b"), "--from", str(tmp_path / "nn"),
+                              "--long-range", "1"])
+    assert res.exit_code == 2 and ">= 2" in res.output

@@ -75,3 +75,65 @@ def test_segmenter_errors(cells2d, tmp_path):
     (tmp_path / "m.safetensors").write_bytes(b"garbage")
     with pytest.raises(ValueError, match="corrupted|truncated"):
         Segmenter.load(stem)
+
+
+# a stem folds 2x2x2 voxels into channels, so the head has 8 rows per output channel: the copy must move them all
+STEM_NET = {"arch": "unet", "depth": 2, "base_channels": 4, "convs_per_block": 1, "norm": "none", "stem": 2}
+LONG = [(-1, 0, 0), (0, -1, 0), (0, 0, -1), (-3, 0, 0), (0, -3, 0), (0, 0, -3), (-2, -2, 0)]
+
+
+def test_with_offsets_keeps_the_source_channels():
+    image, labels = em_cells((8, 32, 32), seed=2)
+    src = Segmenter(STEM_NET, ndim=3, target="affinities")
+    src.train(image, labels, patch=(8, 16, 16), epochs=1, steps_per_epoch=2, batch_size=1, progress=False)
+    src.metadata["postprocess"]["threshold"] = 0.35
+    new = src.with_offsets(LONG)
+    assert new.offsets == LONG and new.model.config["out_channels"] == 7
+    assert new.metadata["postprocess"]["threshold"] == 0.35
+    assert new.metadata["offsets_from"]["channel_map"] == [0, 1, 2, 0, 1, 2, None]
+    a, b = src.predict(image), new.predict(image)
+    np.testing.assert_array_equal(b[:3], a)  # the nearest channels: the source's outputs, bit for bit
+    np.testing.assert_array_equal(b[3:6], a)  # "copy": a long-range channel starts as its axis's nearest one
+    assert np.abs(b[6] - 0.5).max() < 0.05 and np.abs(b[6] - a[0]).max() > 0.05  # diagonal: small random
+    # segmentation reads the nearest channels only: the same labels
+    np.testing.assert_array_equal(new.segment(image), src.segment(image))
+    rnd = src.with_offsets(LONG, init="random")
+    assert rnd.metadata["offsets_from"]["channel_map"] == [0, 1, 2, None, None, None, None]
+    np.testing.assert_array_equal(rnd.predict(image)[:3], a)
+    assert np.abs(rnd.predict(image)[3:] - 0.5).max() < 0.05
+    # the source is left as it was, and the new model trains on its 7 targets
+    assert src.offsets == LONG[:3] and src.model.config["out_channels"] == 3
+    hist = new.train(image, labels, patch=(8, 16, 16), epochs=1, steps_per_epoch=1, batch_size=1, progress=False)
+    assert np.isfinite(hist["loss"][-1]) and new.predict(image).shape == (7, 8, 32, 32)
+
+
+def test_with_offsets_errors():
+    import torch
+
+    from mire.nets import build_model, transfer_output_channels
+
+    src = Segmenter(STEM_NET, ndim=3, target="affinities")
+    with pytest.raises(ValueError, match="nearest neighbours"):
+        src.with_offsets([(0, -1, 0), (-1, 0, 0), (0, 0, -1), (-3, 0, 0)])
+    with pytest.raises(ValueError, match="repeat"):
+        src.with_offsets(LONG[:3] + [(-3, 0, 0), (-3, 0, 0)])
+    with pytest.raises(ValueError, match="components"):
+        src.with_offsets([(-1, 0), (0, -1)])
+    with pytest.raises(ValueError, match="affinity model"):
+        Segmenter(STEM_NET, ndim=3).with_offsets(LONG)
+    with pytest.raises(ValueError, match="init"):
+        src.with_offsets(LONG, init="zeros")
+    other = build_model({**STEM_NET, "base_channels": 8}, ndim=3, out_channels=4)
+    with pytest.raises(ValueError, match=r"more than their output channels: \['base_channels'\]"):
+        transfer_output_channels(src.model, other, [0, 1, 2, None])
+    wider = build_model({**src.model.config, "out_channels": 4})
+    with pytest.raises(ValueError, match="not channels of the source"):
+        transfer_output_channels(src.model, wider, [0, 1, 2, 3])
+    with pytest.raises(ValueError, match="4 output channels"):
+        transfer_output_channels(src.model, wider, [0, 1, 2])
+    before = {k: v.clone() for k, v in wider.state_dict().items()}
+    transfer_output_channels(src.model, wider, [2, 1, 0, None])
+    per = 8
+    assert torch.equal(wider.head.weight[:per], src.model.head.weight[2 * per:3 * per])
+    assert torch.equal(wider.head.bias[2 * per:3 * per], src.model.head.bias[:per])
+    assert not torch.equal(before["head.weight"], wider.head.weight)

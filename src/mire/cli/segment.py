@@ -394,6 +394,10 @@ def train_segment_cmd(
     adapt: bool = typer.Option(True, "--adapt/--no-adapt",
                                help="With --from: adapt the model to the first --image before fine-tuning "
                                     "(Segmenter.adapt: histogram matching)."),
+    long_range: str = typer.Option(None, "--long-range",
+                                   help="Affinity models: also learn offsets -d along every axis, e.g. 3,9 "
+                                        "(Lee et al. 2017); with --from, the model's channels are kept and "
+                                        "new ones start as copies of their axis's nearest channel."),
 ):
     """Train a boundary or affinity network on raw EM + instance labels, or fine-tune one (--from)."""
     with friendly_errors():
@@ -432,13 +436,26 @@ def train_segment_cmd(
                           f"{history['loss'][-1]:.4f}; wrote {stem}.safetensors and {stem}.json")
             return
         raws = [imread(p) for p in images]
+        offsets = None
+        if long_range:
+            from mire.segment import long_range_offsets
+
+            try:
+                distances = [int(v) for v in long_range.split(",")]
+            except ValueError:
+                raise ValueError(f"--long-range must be comma-separated integers, got {long_range!r}") from None
+        source = Segmenter.load(base) if base is not None else None
+        if long_range:
+            offsets = long_range_offsets(ndim if source is None else source.ndim, distances)
         if base is not None:
-            segmenter = Segmenter.load(base)
+            segmenter = source if offsets is None else source.with_offsets(offsets)
             if adapt:
                 segmenter.adapt(raws[0])
             sparse = True if sparse is None else sparse
         else:
-            segmenter = Segmenter(preset or "fast", ndim=ndim, target=target)
+            if offsets is not None and target != "affinities":
+                raise ValueError("--long-range needs --target affinities")
+            segmenter = Segmenter(preset or "fast", ndim=ndim, target=target, offsets=offsets)
             segmenter.metadata["postprocess"]["threshold"] = threshold
         history = segmenter.train(raws, [imread(p) for p in labels], patch=patch_t, sparse=bool(sparse),
                                   epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr,

@@ -164,3 +164,58 @@ class EncoderDecoder(UNet):
     def __init__(self, **kwargs):
         kwargs.pop("skips", None)
         super().__init__(skips=False, **kwargs)
+
+
+def transfer_output_channels(source: UNet, target: UNet, channel_map, *, init_std: float = 1e-3,
+                             seed: int = 0) -> UNet:
+    """Copy ``source``'s weights into ``target``, a copy of the same network with other output channels.
+
+    Every weight but the 1x1 head's is copied unchanged. Output channel ``c`` of ``target`` takes
+    the head weights of ``source``'s channel ``channel_map[c]`` (an int), or, where that is
+    ``None``, small normal weights (``init_std``) and a zero bias, so that a new channel starts
+    near probability 0.5 without disturbing the trunk.
+
+    Parameters
+    ----------
+    source, target : UNet
+        Same config except ``out_channels``.
+    channel_map : sequence of int or None
+        One entry per output channel of ``target``.
+    init_std : float
+        Standard deviation of a new channel's weights.
+    seed : int
+        Seed of the new channels' weights.
+
+    Returns
+    -------
+    target : UNet
+        The same object, weights replaced.
+    """
+    a = {k: v for k, v in source.config.items() if k != "out_channels"}
+    b = {k: v for k, v in target.config.items() if k != "out_channels"}
+    if a != b:
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise ValueError(f"the networks differ in more than their output channels: {diff}")
+    channel_map = list(channel_map)
+    if len(channel_map) != target.out_channels:
+        raise ValueError(f"channel_map has {len(channel_map)} entries for {target.out_channels} output channels")
+    bad = [c for c in channel_map if c is not None and not 0 <= int(c) < source.out_channels]
+    if bad:
+        raise ValueError(f"channel_map entries {bad} are not channels of the source (0..{source.out_channels - 1})")
+    state = {k: v.clone() for k, v in source.state_dict().items() if not k.startswith("head.")}
+    # the head has out_channels * prod(stem) rows; DepthToSpace gives channel c the rows c*P .. (c+1)*P
+    per = source.head.out_channels // source.out_channels
+    w_src, b_src = source.head.weight.detach(), source.head.bias.detach()
+    gen = torch.Generator().manual_seed(int(seed))
+    w = torch.empty((target.head.out_channels,) + tuple(w_src.shape[1:]), dtype=w_src.dtype)
+    bias = torch.zeros(target.head.out_channels, dtype=b_src.dtype)
+    for c, s in enumerate(channel_map):
+        rows = slice(c * per, (c + 1) * per)
+        if s is None:
+            w[rows] = torch.randn(w[rows].shape, generator=gen, dtype=w.dtype) * init_std
+        else:
+            src_rows = slice(int(s) * per, (int(s) + 1) * per)
+            w[rows], bias[rows] = w_src[src_rows], b_src[src_rows]
+    state["head.weight"], state["head.bias"] = w, bias
+    target.load_state_dict(state)
+    return target

@@ -38,11 +38,11 @@ from mire.segment.pipeline import (
     segment_boundaries,
 )
 from mire.segment.proofread import Proofreader, load_log, merge, replay, save_log, split
-from mire.segment.targets import affinities, boundaries, ignore_mask, nearest_offsets
+from mire.segment.targets import affinities, boundaries, ignore_mask, long_range_offsets, nearest_offsets
 from mire.segment.watershed import affinities_to_boundaries, distance_seeds, seeded_watershed
 
 __all__ = [
-    "boundaries", "affinities", "ignore_mask", "nearest_offsets",
+    "boundaries", "affinities", "ignore_mask", "nearest_offsets", "long_range_offsets",
     "seeded_watershed", "distance_seeds", "affinities_to_boundaries",
     "RegionGraph", "Agglomeration", "region_graph", "agglomerate", "segmentation_at", "merge_small",
     "agglomerate_graph", "merge_small_graph",

@@ -10,6 +10,7 @@ tile by tile (:func:`mire.learn.predict_tiled`), and segments them with the post
 
 from __future__ import annotations
 
+import copy
 from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
@@ -97,6 +98,67 @@ class Segmenter:
     def offsets(self):
         o = self.metadata["offsets"]
         return None if o is None else [tuple(x) for x in o]
+
+    def with_offsets(self, offsets, *, init: str = "copy", seed: int = 0) -> "Segmenter":
+        """A copy of this affinity model that predicts other offsets, to fine-tune from.
+
+        The trunk, the normalization and the post-processing are kept. A channel whose offset this
+        model already predicts keeps its weights, so its output is unchanged until training; a new
+        channel (e.g. a long-range offset, Lee et al. 2017) starts, with ``init="copy"``, as a
+        copy of the channel of the nearest offset on the same axis and side (a long-range
+        affinity is low wherever the nearest one is, a useful start), else as small random
+        weights (near 0.5 everywhere). ``init="random"``: every new channel random.
+
+        Parameters
+        ----------
+        offsets : sequence of int tuples
+            The new model's offsets, nearest neighbours first (segmentation uses the first
+            ``ndim`` channels).
+        init : {"copy", "random"}
+        seed : int
+            Seed of the random channels.
+
+        Returns
+        -------
+        Segmenter
+        """
+        from mire.nets import build_model, transfer_output_channels
+
+        if self.target != "affinities":
+            raise ValueError(f"with_offsets needs an affinity model, this one predicts {self.target}")
+        if init not in ("copy", "random"):
+            raise ValueError(f"init must be 'copy' or 'random', got {init!r}")
+        new = _check_offsets(offsets, self.ndim)
+        nearest = _check_offsets(None, self.ndim)
+        if new[: self.ndim] != nearest:
+            raise ValueError(f"the first {self.ndim} offsets must be the nearest neighbours {nearest} "
+                             f"(segmentation reads them), got {new[: self.ndim]}")
+        if len(set(new)) != len(new):
+            raise ValueError(f"offsets repeat: {new}")
+        old = self.offsets
+        mapping = []
+        for o in new:
+            if o in old:
+                mapping.append(old.index(o))
+                continue
+            match = None
+            axes = [i for i, v in enumerate(o) if v]
+            if init == "copy" and len(axes) == 1:
+                ax, sign = axes[0], np.sign(o[axes[0]])
+                same = [(abs(p[ax]), k) for k, p in enumerate(old)
+                        if [i for i, v in enumerate(p) if v] == [ax] and np.sign(p[ax]) == sign]
+                if same:
+                    match = min(same)[1]
+            mapping.append(match)
+        seg = Segmenter.__new__(Segmenter)
+        seg.ndim = self.ndim
+        config = {**self.model.config, "out_channels": len(new)}
+        seg.model = transfer_output_channels(self.model, build_model(config), mapping, seed=seed)
+        seg.model.eval()
+        seg.metadata = {**copy.deepcopy(self.metadata), "offsets": [list(o) for o in new],
+                        "network": seg.model.config}
+        seg.metadata["offsets_from"] = {"offsets": [list(o) for o in old], "channel_map": mapping, "init": init}
+        return seg
 
     # ------------------------------------------------------------------ training
     def _make_example(self, ignore_label, em_augment):

@@ -48,6 +48,23 @@ def nearest_offsets(ndim: int) -> list[tuple[int, ...]]:
     return [tuple(-1 if i == j else 0 for j in range(ndim)) for i in range(ndim)]
 
 
+def long_range_offsets(ndim: int, distances) -> list[tuple[int, ...]]:
+    """The nearest-neighbour offsets, then ``-d`` along each axis for each distance (Lee et al. 2017).
+
+    Examples
+    --------
+    >>> long_range_offsets(2, (3, 9))
+    [(-1, 0), (0, -1), (-3, 0), (0, -3), (-9, 0), (0, -9)]
+    """
+    out = nearest_offsets(ndim)
+    for d in distances:
+        d = int(d)
+        if d < 2:
+            raise ValueError(f"long-range distances must be >= 2 (1 is the nearest neighbour), got {d}")
+        out += [tuple(-d if i == j else 0 for j in range(ndim)) for i in range(ndim)]
+    return out
+
+
 def _check_offsets(offsets, ndim: int) -> list[tuple[int, ...]]:
     if offsets is None:
         return nearest_offsets(ndim)
