@@ -104,6 +104,8 @@ def main() -> int:
     p.add_argument("--augment", choices=("em", "microscope"), default="em",
                    help="'microscope': also whole-volume blur, lost resolution and noise")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--long-range-weight", type=float, default=None,
+                   help="loss = nearest channels' BCE + this x the long-range channels' (default: one mean)")
     p.add_argument("--long-range", default=None,
                    help="affinity models: extra offsets -d along every axis, e.g. '3,9' (Lee et al. 2017); "
                         "with --from, the source's channels keep their weights and new ones start as copies")
@@ -143,7 +145,7 @@ def main() -> int:
         hist = model.train(*ds["train"], patch=ds["patch"], epochs=args.epochs, steps_per_epoch=args.steps,
                            batch_size=4, lr=args.lr, lr_decay=ds["lr_decay"], checkpoint_dir=run, resume=True, seed=0,
                            em_augment="microscope" if args.augment == "microscope" else True,
-                           progress=False, stop_event=stop)
+                           progress=False, stop_event=stop, long_range_weight=args.long_range_weight)
         print(f"trained to step {hist['step']} in {time.time() - t0:.0f} s (stopped early: {hist['stopped']})")
     else:
         model.model.load_state_dict(load_tensors(run / "last.safetensors"))

@@ -137,3 +137,22 @@ def test_with_offsets_errors():
     assert torch.equal(wider.head.weight[:per], src.model.head.weight[2 * per:3 * per])
     assert torch.equal(wider.head.bias[2 * per:3 * per], src.model.head.bias[:per])
     assert not torch.equal(before["head.weight"], wider.head.weight)
+
+
+def test_long_range_weight_loss_is_the_split_mean():
+    import torch
+
+    from mire.segment.learned import _split_bce
+
+    rng = np.random.default_rng(0)
+    pred = torch.tensor(rng.normal(size=(2, 5, 4, 4)), dtype=torch.float32)
+    target = torch.tensor(rng.random((2, 5, 4, 4)) > 0.5, dtype=torch.float32)
+    mask = torch.tensor(rng.random((2, 5, 4, 4)) > 0.3, dtype=torch.float32)
+    e = torch.nn.functional.binary_cross_entropy_with_logits(pred, target, reduction="none")
+    want = (e[:, :2] * mask[:, :2]).sum() / mask[:, :2].sum() + 0.25 * (e[:, 2:] * mask[:, 2:]).sum() / mask[:, 2:].sum()
+    assert torch.allclose(_split_bce(2, 0.25)(pred, target, mask), want)
+    assert torch.allclose(_split_bce(2, 0.0)(pred, target, None), e[:, :2].mean())
+    with pytest.raises(ValueError, match="long-range offsets"):
+        Segmenter(STEM_NET, ndim=3, target="affinities").train(
+            np.zeros((8, 16, 16)), np.ones((8, 16, 16), int), patch=(8, 16, 16), epochs=1, steps_per_epoch=1,
+            progress=False, long_range_weight=0.5)

@@ -194,7 +194,8 @@ class Segmenter:
     def train(self, images, labels, *, patch=None, epochs: int = 10, steps_per_epoch: int = 100,
               batch_size: int = 4, lr: float = 1e-3, lr_decay: float = 0.9, ignore_label: int | None = None,
               em_augment: bool = True, sparse: bool = False, freeze_norm=None, val=None, checkpoint_dir=None, resume: bool = True,
-              seed: int = 0, device=None, progress: bool = True, callback=None, stop_event=None) -> dict:
+              seed: int = 0, device=None, progress: bool = True, callback=None, stop_event=None,
+              long_range_weight=None) -> dict:
         """Train (or fine-tune) on images and their instance labels.
 
         Parameters
@@ -218,6 +219,10 @@ class Segmenter:
             Contrast jitter (and for 3D: missing / blurred sections, misalignment) on top of the
             sampler's flips and rotations (:mod:`mire.segment.augment`); ``"microscope"`` adds
             whole-volume blur, lost resolution and noise (:func:`~mire.segment.augment.microscope_change`).
+        long_range_weight : float, optional
+            Affinity models with long-range channels: the loss is the nearest channels' mean
+            cross-entropy plus this weight times the long-range channels' (auxiliary targets that
+            leave the segmentation channels' own term as it is); default one mean over all channels.
         other parameters
             See :func:`mire.learn.train`; the loss is binary cross-entropy on logits, masked.
 
@@ -274,7 +279,12 @@ class Segmenter:
         sampler = PatchSampler(groups, patch=patch, make_example=self._make_example(ignore_label, em_augment),
                                normalize=ranges, seed=seed, foreground=1.0 if sparse else 0.0,
                                foreground_level=1.0)
-        history = train_loop(self.model, sampler, loss="bce", lr=lr, lr_decay=lr_decay, epochs=epochs,
+        loss = "bce"
+        if long_range_weight is not None:
+            if self.target != "affinities" or len(self.offsets) <= self.ndim:
+                raise ValueError("long_range_weight needs an affinity model with long-range offsets")
+            loss = _split_bce(self.ndim, float(long_range_weight))
+        history = train_loop(self.model, sampler, loss=loss, lr=lr, lr_decay=lr_decay, epochs=epochs,
                              steps_per_epoch=steps_per_epoch, batch_size=batch_size, val=val,
                              checkpoint_dir=checkpoint_dir, resume=resume, seed=seed, device=device,
                              progress=progress, callback=callback, stop_event=stop_event,
@@ -286,6 +296,7 @@ class Segmenter:
             "painted_voxels": int(sum(np.count_nonzero(g[1]) for g in groups)) if sparse
             else None,
             "steps": history["step"], "final_loss": history["loss"][-1] if history["loss"] else None,
+            "long_range_weight": long_range_weight,
             "fine_tuned_from": self.metadata.get("training"),
         }
         self.model.eval()
@@ -792,6 +803,23 @@ class Segmenter:
 
         return (f"Segmenter({self.metadata.get('name') or 'unnamed'!r}, target={self.target!r}, ndim={self.ndim}, "
                 f"parameters={count_parameters(self.model)})")
+
+
+def _split_bce(n_nearest, weight):
+    """Masked BCE of the first ``n_nearest`` channels plus ``weight`` times that of the others."""
+    from mire.learn.losses import pixel_loss
+
+    bce = pixel_loss("bce")
+
+    def part(mask, sl):  # a one-channel mask is shared by every channel
+        return None if mask is None else (mask if mask.shape[1] == 1 else mask[:, sl])
+
+    def loss(pred, target, mask=None):
+        near, far = slice(0, n_nearest), slice(n_nearest, None)
+        return (bce(pred[:, near], target[:, near], part(mask, near))
+                + weight * bce(pred[:, far], target[:, far], part(mask, far)))
+
+    return loss
 
 
 def _affinity_block(piece, *, segmenter, normalization, intensity_map=None):
