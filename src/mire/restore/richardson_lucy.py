@@ -16,7 +16,17 @@ Three things make the default call need no tuning:
 - **Acceleration.** Biggs & Andrews (1997, "Acceleration of iterative image restoration algorithms",
   Appl. Opt. 36) vector extrapolation: each RL step starts from ``x_k + alpha (x_k - x_{k-1})``,
   ``alpha = <g_{k-1}, g_{k-2}> / <g_{k-2}, g_{k-2}>`` clipped to [0, 1), ``g`` the change the
-  RL step made; the same PSNR in several times fewer iterations.
+  RL step made; the same PSNR in several times fewer iterations. Biggs needs two steps before it
+  can extrapolate, so the first step is over-relaxed instead (Lewitt & Muehllehner 1986,
+  "Accelerated iterative reconstruction for positron emission tomography based on the EM
+  algorithm for maximum likelihood estimation", IEEE TMI 5): ``x <- x c^2`` (``c`` the RL
+  correction), rescaled to the plain step's flux. Why 2, for any stack: near the flat start RL
+  is a Landweber step in the relative contrast, which multiplies the error along each
+  eigenvector of ``H^T H`` (eigenvalue ``a`` in [0, 1] for any normalized non-negative PSF) by
+  ``1 - a``; steps of length 2 then 1 multiply it by ``(1 - 2a)(1 - a)``, which stays within
+  [-1/8, 1] on [0, 1] (no component grows) and equals three plain steps, ``1 - 3a``, to first
+  order in the small eigenvalues that deblurring is slow on. So two iterations do what three did
+  (the flux rescaling keeps ``a = 1``, the total intensity, exact).
 - **Stop.** RL fits the noise as it converges, so it must be stopped. The automatic stop is
   cross-validation on held-back voxels: a fixed random tenth of the voxels is left out of the
   fit (the update is normalized by ``H^T w`` of the fitted voxels, as the valid boundary is), and
@@ -46,6 +56,7 @@ BOUNDARIES = ("valid", "zero", "circular")
 ACCELERATIONS = (None, "biggs")
 HOLDOUT = 0.1  # fraction of the voxels the automatic stop holds out
 PATIENCE = 3  # iterations past the hold-out loss's minimum before the automatic stop ends
+FIRST_STEP = 2.0  # exponent of the accelerated run's first RL step (module docstring)
 
 
 def poisson_model(image: np.ndarray, *, background=None, read_noise=None, gain=None) -> dict:
@@ -129,7 +140,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         hold-out prediction error (module docstring; at most ``max_iter`` iterations). The
         estimate is then fitted to 90 % of the voxels.
     acceleration : {"biggs", None}
-        Biggs-Andrews vector extrapolation (default), or plain RL.
+        Biggs-Andrews vector extrapolation after an over-relaxed first step (default; module
+        docstring), or plain RL.
     tv_weight : float or "auto"
         RL-TV regularization (0: plain RL). It is relative to ``H^T 1 = 1`` and so does not depend
         on the intensity scale; 0.005-0.04 is typical. ``"auto"``: chosen by the same hold-out
@@ -362,7 +374,9 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
             if fit is not None:
                 ratio.mul_(fit)
             corr = irfftn(rfftn(r_full, dim=dims, exact=True).mul_(otf_conj), s=grid, dim=dims, overwrite=True)[x_region]
-            if biggs:
+            # the last step of a fixed count needs no extrapolation buffers (nothing follows it)
+            track = biggs and (auto or _point or it < total - 1)
+            if track:
                 point = buf_point.copy_(x)
             if tv_weight > 0:
                 g = grad(x.contiguous(), sp)
@@ -374,11 +388,21 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 x.mul_(corr).div_(denom)
                 if norm is not None:
                     x.mul_(norm > 1e-6)
+            elif biggs and it == 0 and FIRST_STEP != 1:
+                # over-relaxed first step x c^p, rescaled to the plain step's flux sum(H^T1 x c)
+                # (float64 sums in numpy's fixed order: the run stays bit-reproducible across threads)
+                flux = float(np.sum((x * corr).numpy(), dtype=np.float64))
+                if inv_norm is not None:
+                    corr = corr * inv_norm
+                x.mul_(corr.clamp_min_(0).pow_(FIRST_STEP))
+                mass = float(np.sum((x if norm is None else x * norm).numpy(), dtype=np.float64))
+                if mass > 0:
+                    x.mul_(flux / mass)
             else:
                 x.mul_(corr)
                 if inv_norm is not None:
                     x.mul_(inv_norm)
-            if biggs:  # rotate the buffers: no allocation per iteration
+            if track:  # rotate the buffers: no allocation per iteration
                 g_new = torch.sub(x, point, out=g_prev2 if g_prev2 is not None else torch.empty_like(point))
                 g_prev2, g_prev = g_prev, g_new
                 spare = prev if prev is not None else torch.empty_like(point)
