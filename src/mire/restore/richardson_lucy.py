@@ -244,7 +244,11 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     else:
         model = poisson_model(img, background=background, read_noise=read_noise, gain=gain)
     b, shift, a_eff = model["background"], model["shift"], model["gain"]
-    z_np = img - b + shift if (b or shift) else img
+    if b or shift:
+        z_np = np.subtract(img, b)  # (img - b) + shift, in place: one array, not two
+        z_np += shift
+    else:
+        z_np = img
     n_neg = int(np.count_nonzero(z_np < 0))
     if n_neg > 0.25 * img.size and plain_model:
         # the model's data must be non-negative; say so rather than return garbage
@@ -254,7 +258,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     if n_neg:
         # a few negatives are read noise around a dark background; with an estimated model, more are
         # data already clipped at 0 (a zero is then the model's floor, not an error)
-        z_np = np.clip(z_np, 0, None)
+        z_np = np.clip(z_np, 0, None) if z_np is img else np.maximum(z_np, 0, out=z_np)
     tv_search = None
     if auto_tv:
         tv_weight, tv_search = _choose_tv_weight(img, kernel, model, acceleration=acceleration, boundary=boundary,
@@ -314,7 +318,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         else:
             r_full[y_region] = 1 if fit is None else fit
             norm = irfftn(rfftn(r_full, dim=dims, exact=True) * otf_conj, s=grid, dim=dims)[x_region]
-        inv_norm = torch.where(norm > 1e-6, 1.0 / norm.clamp_min(1e-6), torch.zeros_like(norm))
+        inv_norm = norm.clamp_min(1e-6).reciprocal_().masked_fill_(norm <= 1e-6, 0)
     else:
         norm = inv_norm = None
     flat_hx = None  # H x of the flat start on the valid outputs, known without a transform
@@ -389,15 +393,15 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 if norm is not None:
                     x.mul_(norm > 1e-6)
             elif biggs and it == 0 and FIRST_STEP != 1:
-                # over-relaxed first step x c^p, rescaled to the plain step's flux sum(H^T1 x c)
+                # over-relaxed first step from the flat start x0: x0 u^p with u = c / H^T1, rescaled
+                # to the plain step's flux sum(H^T1 x0 u) = x0 sum(c): x = x0 u^p sum(c) / sum(H^T1 u^p)
                 # (float64 sums in numpy's fixed order: the run stays bit-reproducible across threads)
-                flux = float(np.sum((x * corr).numpy(), dtype=np.float64))
-                if inv_norm is not None:
-                    corr = corr * inv_norm
-                x.mul_(corr.clamp_min_(0).pow_(FIRST_STEP))
-                mass = float(np.sum((x if norm is None else x * norm).numpy(), dtype=np.float64))
-                if mass > 0:
-                    x.mul_(flux / mass)
+                x0 = float(x[(0,) * x.ndim])
+                flux = float(np.sum(corr.numpy(), dtype=np.float64))
+                u = corr if inv_norm is None else corr.mul_(inv_norm)
+                u.clamp_min_(0).pow_(FIRST_STEP)
+                mass = float(np.sum((u if norm is None else u * norm).numpy(), dtype=np.float64))
+                torch.mul(u, x0 * flux / mass if mass > 0 else x0, out=x)
             else:
                 x.mul_(corr)
                 if inv_norm is not None:
@@ -480,7 +484,9 @@ def _box_adjoint(kernel: np.ndarray, shape, dtype, device) -> torch.Tensor:
     a few small tensor products, in float64.
     """
     out = torch.as_tensor(np.asarray(kernel, dtype=np.float64))
-    for ax, (n, kk) in enumerate(zip(shape, kernel.shape)):
+    # last axis first: the final contraction, over axis 0, writes the full-size result in order
+    for ax in reversed(range(len(shape))):
+        n, kk = shape[ax], kernel.shape[ax]
         m = np.arange(n + kk - 1)[:, None]
         p = np.arange(kk)[None, :]
         t = m + p - (kk - 1)  # image index that kernel tap p of unknown voxel m lands on
@@ -490,10 +496,13 @@ def _box_adjoint(kernel: np.ndarray, shape, dtype, device) -> torch.Tensor:
 
 
 def _result(x, offset, b, dtype) -> np.ndarray:
-    out = x[offset]
+    view = to_numpy(x[offset])
+    out = np.empty(view.shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
     if b:
-        out = out + b  # the restored intensity on the input's scale
-    return to_numpy(out).astype(np.float64 if dtype == torch.float64 else np.float32, copy=True)
+        np.add(view, b, out=out)  # the restored intensity on the input's scale
+    else:
+        np.copyto(out, view)
+    return out
 
 
 def _deviance(z: torch.Tensor, mu: torch.Tensor) -> float:
