@@ -20,13 +20,14 @@ Three things make the default call need no tuning:
   can extrapolate, so the first step is over-relaxed instead (Lewitt & Muehllehner 1986,
   "Accelerated iterative reconstruction for positron emission tomography based on the EM
   algorithm for maximum likelihood estimation", IEEE TMI 5): ``x <- x c^2`` (``c`` the RL
-  correction), rescaled to the plain step's flux. Why 2, for any stack: near the flat start RL
+  correction). Why 2, for any stack: near the flat start RL
   is a Landweber step in the relative contrast, which multiplies the error along each
   eigenvector of ``H^T H`` (eigenvalue ``a`` in [0, 1] for any normalized non-negative PSF) by
   ``1 - a``; steps of length 2 then 1 multiply it by ``(1 - 2a)(1 - a)``, which stays within
   [-1/8, 1] on [0, 1] (no component grows) and equals three plain steps, ``1 - 3a``, to first
-  order in the small eigenvalues that deblurring is slow on. So two iterations do what three did
-  (the flux rescaling keeps ``a = 1``, the total intensity, exact).
+  order in the small eigenvalues that deblurring is slow on. So two iterations do what three did.
+  The step is voxel by voxel (blocks of a volume take the same one); the total intensity
+  (``a = 1``) is off after it and exact again after the next, plain step.
 - **Stop.** RL fits the noise as it converges, so it must be stopped. The automatic stop is
   cross-validation on held-back voxels: a fixed random tenth of the voxels is left out of the
   fit (the update is normalized by ``H^T w`` of the fitted voxels, as the valid boundary is), and
@@ -393,15 +394,11 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 if norm is not None:
                     x.mul_(norm > 1e-6)
             elif biggs and it == 0 and FIRST_STEP != 1:
-                # over-relaxed first step from the flat start x0: x0 u^p with u = c / H^T1, rescaled
-                # to the plain step's flux sum(H^T1 x0 u) = x0 sum(c): x = x0 u^p sum(c) / sum(H^T1 u^p)
-                # (float64 sums in numpy's fixed order: the run stays bit-reproducible across threads)
-                x0 = float(x[(0,) * x.ndim])
-                flux = float(np.sum(corr.numpy(), dtype=np.float64))
+                # over-relaxed first step from the flat start: x u^p, u = c / H^T1 the RL factor.
+                # Voxel by voxel (no global rescaling), so blocks of a volume take the same step; the
+                # next, plain step restores the flux (its factor 1 - a vanishes at a = 1)
                 u = corr if inv_norm is None else corr.mul_(inv_norm)
-                u.clamp_min_(0).pow_(FIRST_STEP)
-                mass = float(np.sum((u if norm is None else u * norm).numpy(), dtype=np.float64))
-                torch.mul(u, x0 * flux / mass if mass > 0 else x0, out=x)
+                x.mul_(u.clamp_min_(0).pow_(FIRST_STEP))
             else:
                 x.mul_(corr)
                 if inv_norm is not None:
