@@ -183,13 +183,15 @@ class Blur(LinearOperator):
         dims = tuple(range(-len(shape), 0))
         self._dims = dims
         ctype = torch.complex128 if dtype == torch.float64 else torch.complex64
-        if torch.device(self.device).type == "cpu":
-            self.otf = torch.from_numpy(_sparse_otf(psf.astype(np.float64 if dtype == torch.float64 else np.float32),
-                                                    where, self.fft_shape))
+        if torch.device(self.device).type == "cpu" and dtype == torch.float32:
+            self.otf = torch.from_numpy(_sparse_otf(psf.astype(np.float32), where, self.fft_shape))
         else:
+            # float64 (the simulator): the full transform, so simulated data keep their recorded bits
+            # (a last-bit change of the blurred image moves numpy's Poisson sampler onto another stream)
             kernel = np.zeros(self.fft_shape)
             kernel[np.ix_(*where)] = psf
-            self.otf = rfftn(torch.as_tensor(kernel, dtype=dtype, device=self.device), dim=dims).to(ctype)
+            # pocketfft on the CPU (exact=True): the same OTF bits in every process and at any thread count
+            self.otf = rfftn(torch.as_tensor(kernel, dtype=dtype, device=self.device), dim=dims, exact=True).to(ctype)
 
     @property
     def x_region(self):
