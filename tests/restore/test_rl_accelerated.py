@@ -40,6 +40,29 @@ def test_biggs_reaches_plain_psnr_in_fewer_iterations():
     assert out.min() >= 0
 
 
+def test_over_relaxed_first_step_does_in_two_iterations_what_three_did(monkeypatch):
+    import importlib
+
+    rl_module = importlib.import_module("mire.restore.richardson_lucy")
+    truth = _beads()
+    psf = gaussian_psf(2.0, ndim=2)
+    y = np.random.default_rng(1).poisson(ndimage.gaussian_filter(truth, 2.0, mode="reflect")).astype(float)
+    model = dict(background=0, read_noise=0)
+    plain = _curve(y, psf, truth, 3, acceleration=None, **model)
+    fast = _curve(y, psf, truth, 3, acceleration="biggs", **model)
+    # the step x c^2 changes the total intensity, the next (plain) step restores it: on the periodic
+    # boundary (H^T 1 = 1) RL keeps the data's sum
+    x1, x2 = (richardson_lucy(y, psf, n_iter=k, boundary="circular", **model) for k in (1, 2))
+    assert abs(x1.sum() / y.sum() - 1) > 1e-3
+    np.testing.assert_allclose(x2.sum(), y.sum(), rtol=1e-6)
+    monkeypatch.setattr(rl_module, "FIRST_STEP", 1.0)
+    slow = _curve(y, psf, truth, 3, acceleration="biggs", **model)
+    # without it Biggs's first two steps are plain RL's, bit for bit
+    np.testing.assert_array_equal(slow[:2], plain[:2])
+    # measured: 18.94 dB at 2 iterations against 18.79 (plain, 3) and 18.87 (Biggs alone, 3)
+    assert fast[1] > plain[2] and fast[1] > slow[2] and fast[1] > slow[1] + 0.5
+
+
 def test_auto_stop_near_best_iteration_and_scale_offset_invariant():
     truth = _beads(seed=2, peak=60.0)
     psf = gaussian_psf(1.5, ndim=2)

@@ -104,6 +104,27 @@ class Compose(LinearOperator):
         return y
 
 
+def _sparse_otf(psf: np.ndarray, where, fft_shape) -> np.ndarray:
+    """``rfftn`` of ``psf`` placed at the indices ``where`` of a zero grid ``fft_shape``, pruned.
+
+    The grid is zero but for the PSF's lines, so each axis is transformed only along the lines that
+    can be non-zero (those of the axes not yet transformed): about a third of a full transform and no
+    full-size real grid. pocketfft (scipy.fft), one line at a time: the same bits in every process
+    and at any thread count.
+    """
+    import scipy.fft
+
+    workers = torch.get_num_threads()
+    line = np.zeros(psf.shape[:-1] + (fft_shape[-1],), dtype=psf.dtype)
+    line[..., where[-1]] = psf
+    out = scipy.fft.rfft(line, axis=-1, workers=workers)
+    for ax in reversed(range(psf.ndim - 1)):
+        full = np.zeros(out.shape[:ax] + (fft_shape[ax],) + out.shape[ax + 1:], dtype=out.dtype)
+        full[(slice(None),) * ax + (where[ax],)] = out
+        out = scipy.fft.fft(full, axis=ax, overwrite_x=True, workers=workers)
+    return np.ascontiguousarray(out)
+
+
 class Blur(LinearOperator):
     """Convolution with a PSF by FFT.
 
@@ -158,13 +179,19 @@ class Blur(LinearOperator):
             self._y_slice = tuple(slice(int(kk - 1 - cc), int(kk - 1 - cc + n)) for n, kk, cc in zip(shape, k, c))
         self.fft_shape = tuple(int(n) for n in fft_shape)
         # PSF centre at index 0, its other pixels wrapped to the far ends (no full-size np.roll)
-        kernel = np.zeros(self.fft_shape)
-        kernel[np.ix_(*[(np.arange(kk) - cc) % n for kk, cc, n in zip(k, c, self.fft_shape)])] = psf
+        where = [(np.arange(kk) - cc) % n for kk, cc, n in zip(k, c, self.fft_shape)]
         dims = tuple(range(-len(shape), 0))
         self._dims = dims
         ctype = torch.complex128 if dtype == torch.float64 else torch.complex64
-        # pocketfft on the CPU (exact=True): the same OTF bits in every process and at any thread count
-        self.otf = rfftn(torch.as_tensor(kernel, dtype=dtype, device=self.device), dim=dims, exact=True).to(ctype)
+        if torch.device(self.device).type == "cpu" and dtype == torch.float32:
+            self.otf = torch.from_numpy(_sparse_otf(psf.astype(np.float32), where, self.fft_shape))
+        else:
+            # float64 (the simulator): the full transform, so simulated data keep their recorded bits
+            # (a last-bit change of the blurred image moves numpy's Poisson sampler onto another stream)
+            kernel = np.zeros(self.fft_shape)
+            kernel[np.ix_(*where)] = psf
+            # pocketfft on the CPU (exact=True): the same OTF bits in every process and at any thread count
+            self.otf = rfftn(torch.as_tensor(kernel, dtype=dtype, device=self.device), dim=dims, exact=True).to(ctype)
 
     @property
     def x_region(self):

@@ -169,14 +169,21 @@ def estimate_noise_sigma(image: np.ndarray) -> float:
 
 def _haar_mean_detail(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Block means over 2x2(x2) blocks and the finest all-axes Haar detail of the same blocks."""
-    x = np.asarray(image, dtype=np.float64)
+    x = np.asarray(image)
+    if not (np.issubdtype(x.dtype, np.floating) and x.dtype.itemsize <= 8):
+        x = x.astype(np.float64)
     x = x[tuple(slice(0, n - n % 2) for n in x.shape)]
     mean = detail = x
+    r2 = np.sqrt(2.0)
     for axis in range(x.ndim):
-        ev = lambda a: a[(slice(None),) * axis + (slice(0, None, 2),)]  # noqa: E731  (strided views, no copies)
-        od = lambda a: a[(slice(None),) * axis + (slice(1, None, 2),)]  # noqa: E731
-        mean = (ev(mean) + od(mean)) / 2.0
-        detail = (ev(detail) - od(detail)) / np.sqrt(2.0)
+        ev = (slice(None),) * axis + (slice(0, None, 2),)  # strided views, no copies
+        od = (slice(None),) * axis + (slice(1, None, 2),)
+        # float64 sums of the (exactly widened) inputs, in place: no float64 copy of the whole image
+        m = np.add(mean[ev], mean[od], dtype=np.float64)
+        m /= 2.0
+        d = np.subtract(detail[ev], detail[od], dtype=np.float64)
+        d /= r2
+        mean, detail = m, d
     return mean, detail
 
 

@@ -16,7 +16,18 @@ Three things make the default call need no tuning:
 - **Acceleration.** Biggs & Andrews (1997, "Acceleration of iterative image restoration algorithms",
   Appl. Opt. 36) vector extrapolation: each RL step starts from ``x_k + alpha (x_k - x_{k-1})``,
   ``alpha = <g_{k-1}, g_{k-2}> / <g_{k-2}, g_{k-2}>`` clipped to [0, 1), ``g`` the change the
-  RL step made; the same PSNR in several times fewer iterations.
+  RL step made; the same PSNR in several times fewer iterations. Biggs needs two steps before it
+  can extrapolate, so the first step is over-relaxed instead (Lewitt & Muehllehner 1986,
+  "Accelerated iterative reconstruction for positron emission tomography based on the EM
+  algorithm for maximum likelihood estimation", IEEE TMI 5): ``x <- x c^2`` (``c`` the RL
+  correction). Why 2, for any stack: near the flat start RL
+  is a Landweber step in the relative contrast, which multiplies the error along each
+  eigenvector of ``H^T H`` (eigenvalue ``a`` in [0, 1] for any normalized non-negative PSF) by
+  ``1 - a``; steps of length 2 then 1 multiply it by ``(1 - 2a)(1 - a)``, which stays within
+  [-1/8, 1] on [0, 1] (no component grows) and equals three plain steps, ``1 - 3a``, to first
+  order in the small eigenvalues that deblurring is slow on. So two iterations do what three did.
+  The step is voxel by voxel (blocks of a volume take the same one); the total intensity
+  (``a = 1``) is off after it and exact again after the next, plain step.
 - **Stop.** RL fits the noise as it converges, so it must be stopped. The automatic stop is
   cross-validation on held-back voxels: a fixed random tenth of the voxels is left out of the
   fit (the update is normalized by ``H^T w`` of the fitted voxels, as the valid boundary is), and
@@ -46,6 +57,7 @@ BOUNDARIES = ("valid", "zero", "circular")
 ACCELERATIONS = (None, "biggs")
 HOLDOUT = 0.1  # fraction of the voxels the automatic stop holds out
 PATIENCE = 3  # iterations past the hold-out loss's minimum before the automatic stop ends
+FIRST_STEP = 2.0  # exponent of the accelerated run's first RL step (module docstring)
 
 
 def poisson_model(image: np.ndarray, *, background=None, read_noise=None, gain=None) -> dict:
@@ -129,7 +141,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         hold-out prediction error (module docstring; at most ``max_iter`` iterations). The
         estimate is then fitted to 90 % of the voxels.
     acceleration : {"biggs", None}
-        Biggs-Andrews vector extrapolation (default), or plain RL.
+        Biggs-Andrews vector extrapolation after an over-relaxed first step (default; module
+        docstring), or plain RL.
     tv_weight : float or "auto"
         RL-TV regularization (0: plain RL). It is relative to ``H^T 1 = 1`` and so does not depend
         on the intensity scale; 0.005-0.04 is typical. ``"auto"``: chosen by the same hold-out
@@ -232,7 +245,11 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     else:
         model = poisson_model(img, background=background, read_noise=read_noise, gain=gain)
     b, shift, a_eff = model["background"], model["shift"], model["gain"]
-    z_np = img - b + shift if (b or shift) else img
+    if b or shift:
+        z_np = np.subtract(img, b)  # (img - b) + shift, in place: one array, not two
+        z_np += shift
+    else:
+        z_np = img
     n_neg = int(np.count_nonzero(z_np < 0))
     if n_neg > 0.25 * img.size and plain_model:
         # the model's data must be non-negative; say so rather than return garbage
@@ -242,7 +259,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     if n_neg:
         # a few negatives are read noise around a dark background; with an estimated model, more are
         # data already clipped at 0 (a zero is then the model's floor, not an error)
-        z_np = np.clip(z_np, 0, None)
+        z_np = np.clip(z_np, 0, None) if z_np is img else np.maximum(z_np, 0, out=z_np)
     tv_search = None
     if auto_tv:
         tv_weight, tv_search = _choose_tv_weight(img, kernel, model, acceleration=acceleration, boundary=boundary,
@@ -302,7 +319,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         else:
             r_full[y_region] = 1 if fit is None else fit
             norm = irfftn(rfftn(r_full, dim=dims, exact=True) * otf_conj, s=grid, dim=dims)[x_region]
-        inv_norm = torch.where(norm > 1e-6, 1.0 / norm.clamp_min(1e-6), torch.zeros_like(norm))
+        inv_norm = norm.clamp_min(1e-6).reciprocal_().masked_fill_(norm <= 1e-6, 0)
     else:
         norm = inv_norm = None
     flat_hx = None  # H x of the flat start on the valid outputs, known without a transform
@@ -362,7 +379,9 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
             if fit is not None:
                 ratio.mul_(fit)
             corr = irfftn(rfftn(r_full, dim=dims, exact=True).mul_(otf_conj), s=grid, dim=dims, overwrite=True)[x_region]
-            if biggs:
+            # the last step of a fixed count needs no extrapolation buffers (nothing follows it)
+            track = biggs and (auto or _point or it < total - 1)
+            if track:
                 point = buf_point.copy_(x)
             if tv_weight > 0:
                 g = grad(x.contiguous(), sp)
@@ -374,11 +393,17 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 x.mul_(corr).div_(denom)
                 if norm is not None:
                     x.mul_(norm > 1e-6)
+            elif biggs and it == 0 and FIRST_STEP != 1:
+                # over-relaxed first step from the flat start: x u^p, u = c / H^T1 the RL factor.
+                # Voxel by voxel (no global rescaling), so blocks of a volume take the same step; the
+                # next, plain step restores the flux (its factor 1 - a vanishes at a = 1)
+                u = corr if inv_norm is None else corr.mul_(inv_norm)
+                x.mul_(u.clamp_min_(0).pow_(FIRST_STEP))
             else:
                 x.mul_(corr)
                 if inv_norm is not None:
                     x.mul_(inv_norm)
-            if biggs:  # rotate the buffers: no allocation per iteration
+            if track:  # rotate the buffers: no allocation per iteration
                 g_new = torch.sub(x, point, out=g_prev2 if g_prev2 is not None else torch.empty_like(point))
                 g_prev2, g_prev = g_prev, g_new
                 spare = prev if prev is not None else torch.empty_like(point)
@@ -456,7 +481,9 @@ def _box_adjoint(kernel: np.ndarray, shape, dtype, device) -> torch.Tensor:
     a few small tensor products, in float64.
     """
     out = torch.as_tensor(np.asarray(kernel, dtype=np.float64))
-    for ax, (n, kk) in enumerate(zip(shape, kernel.shape)):
+    # last axis first: the final contraction, over axis 0, writes the full-size result in order
+    for ax in reversed(range(len(shape))):
+        n, kk = shape[ax], kernel.shape[ax]
         m = np.arange(n + kk - 1)[:, None]
         p = np.arange(kk)[None, :]
         t = m + p - (kk - 1)  # image index that kernel tap p of unknown voxel m lands on
@@ -466,10 +493,13 @@ def _box_adjoint(kernel: np.ndarray, shape, dtype, device) -> torch.Tensor:
 
 
 def _result(x, offset, b, dtype) -> np.ndarray:
-    out = x[offset]
+    view = to_numpy(x[offset])
+    out = np.empty(view.shape, dtype=np.float64 if dtype == torch.float64 else np.float32)
     if b:
-        out = out + b  # the restored intensity on the input's scale
-    return to_numpy(out).astype(np.float64 if dtype == torch.float64 else np.float32, copy=True)
+        np.add(view, b, out=out)  # the restored intensity on the input's scale
+    else:
+        np.copyto(out, view)
+    return out
 
 
 def _deviance(z: torch.Tensor, mu: torch.Tensor) -> float:
