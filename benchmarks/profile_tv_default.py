@@ -8,7 +8,12 @@ noise model + tile sample 0.07 s, search 12.5-14.1 s (8 trials of ~1.7 s: 6 tile
 x 48..56, two 40-iteration solves each), final solve 3.2-3.4 s. One ADMM iteration costs the same
 per voxel on a 35x56x48 grid as on a 70x72x64 one (28.6 vs 29.4 ns), so batching the tiles or the
 data/probe pair into one solve would not pay: the search costs voxels x iterations x trials, and
-only fewer of one of those (which changes the estimate and needs the design-stack check) cuts it. Usage: ``PYTHONPATH=src python benchmarks/profile_tv_default.py [--stack OP_5] [--size 128]``
+only fewer of one of those (which changes the estimate and needs the design-stack check) cuts it.
+
+After the tile margins went from two PSF radii to one (issue #20, experiments/results/tv_search_speed.md),
+measured 2026-12-07 under heavier load (load average 4): total 12.2 s, search 8.8 s (8 trials of ~1.05 s,
+tile grids 32..35 x 48 x 45..48), final solve 3.2 s. Fewer iterations per trial moved the chosen weight
+on the design stacks (up to -0.5 dB), so the final solve is now about a quarter of the call. Usage: ``PYTHONPATH=src python benchmarks/profile_tv_default.py [--stack OP_5] [--size 128]``
 """
 
 from __future__ import annotations
