@@ -161,7 +161,7 @@ def loo_model():
     return Segmenter.load(LOO) if Path(f"{LOO}.json").exists() else None
 
 
-def train_loo(minutes):
+def train_loo(minutes, microscope_minutes=0.0):
     import threading
 
     from mire.io import imread
@@ -176,6 +176,14 @@ def train_loo(minutes):
     h = m.train(imread(g / "test-image.tif"), imread(g / "test-gt.tif"), patch=(16, 64, 64), epochs=20,
                 steps_per_epoch=100, batch_size=4, lr=1e-3, lr_decay=0.95, seed=0, progress=False, stop_event=stop,
                 checkpoint_dir=LOO.parent / "run-galatest")
+    if microscope_minutes:  # the shipped recipe's second stage: fine-tune with microscope-change augmentation
+        stop = threading.Event()
+        timer = threading.Timer(microscope_minutes * 60, stop.set)
+        timer.daemon = True
+        timer.start()
+        h = m.train(imread(g / "test-image.tif"), imread(g / "test-gt.tif"), patch=(16, 64, 64), epochs=40,
+                    steps_per_epoch=100, batch_size=4, lr=3e-4, lr_decay=0.95, seed=1, progress=False,
+                    stop_event=stop, em_augment="microscope", checkpoint_dir=LOO.parent / "run-galatest-microscope")
     m.metadata["normalization"]["method"] = "quantile"
     m.metadata["postprocess"].update(threshold="auto", seed_threshold="auto")
     m.metadata["name"] = "fibsem3d-affinity-galatest"
@@ -398,6 +406,8 @@ def main() -> int:
     p.add_argument("--fine-tune-shifts", default="none,blur",
                    help="changes on which the 1/3/10-slice fine-tunes run (they dominate the run time)")
     p.add_argument("--train-loo", type=float, default=None, help="train the gala-test model for this many minutes")
+    p.add_argument("--loo-microscope", type=float, default=0.0,
+                   help="then fine-tune it this many minutes with microscope-change augmentation (shipped recipe)")
     p.add_argument("--out", default="em_adaptation")
     p.add_argument("--rows", default=None, help="only (a) and these (b) rows, e.g. '(b) +scale' (no fine-tunes, "
                    "no baseline)")
@@ -411,7 +421,7 @@ def main() -> int:
     if args.model:
         SHIPPED[0] = args.model
     if args.train_loo:
-        train_loo(args.train_loo)
+        train_loo(args.train_loo, args.loo_microscope)
         return 0
     if args.render:  # tables again from the JSON of an earlier run
         rec = json.loads((RESULTS / f"{args.out}.json").read_text())
