@@ -366,6 +366,13 @@ def summary(rows):
     return "\n".join(lines)
 
 
+def _steps(training):
+    """'2000 + 3106 (microscope)' for a fine-tuned model, '2000' for one trained once."""
+    parent = training.get("fine_tuned_from")
+    tail = f"{training['steps']}" + (" (microscope)" if training.get("em_augment") == "microscope" else "")
+    return f"{_steps(parent)} + {tail}" if parent else tail
+
+
 def render(rows, record, *, total, argv, steps, out="em_adaptation"):
     loo = loo_model()
     text = ["# EM segmentation on unseen volumes: label-free settings, adaptation, few-shot fine-tuning (issue #17)", "",
@@ -374,7 +381,7 @@ def render(rows, record, *, total, argv, steps, out="em_adaptation"):
             f"Fine-tunes: painted slices left out of the score, {steps} steps of batch 2 (16x64x64), lr 3e-4, "
             "batch norm frozen, from the model of the row.", "",
             "Models: `shipped` = fibsem3d-affinity (gala train; since this stop 2000 steps + 4000 fine-tuned with microscope-change augmentation; em_adaptation.md itself is from the 2000-step model); "
-            + (f"`loo (gala-test)` = the same recipe on gala test, {loo.metadata['training']['steps']} steps "
+            + (f"`loo (gala-test)` = the same recipe on gala test, {_steps(loo.metadata['training'])} steps "
                "(scores gala train)." if loo is not None else "no leave-one-out model for gala train was trained."),
             "", "## Held-out volumes", "", summary(rows), "## All rows", "", table(rows), ""]
     if "neuroproof" in record:
