@@ -271,10 +271,10 @@ def neuroproof(log):
 
 
 # ----------------------------------------------------- mutex watershed
-def mutex_watershed_graph(edges, score, bias, n_nodes):
-    """Mutex watershed (Wolf et al. 2018) on a fragment graph: edges by decreasing ``|score - bias|``;
-    ``score < bias`` merges the two clusters unless a mutex separates them, else adds a mutex.
-    Union-find with mutex sets merged small-into-large. Returns each node's cluster root."""
+def mutex_watershed(uv, weight, is_mutex, n_nodes):
+    """Mutex watershed (Wolf et al. 2018) on a graph: edges by decreasing ``weight``; an attractive edge
+    merges its two clusters unless a mutex edge joins them, a mutex edge records one. Union-find with
+    mutex sets merged small-into-large. Returns each node's cluster root."""
     parent = np.arange(n_nodes)
 
     def find(x):
@@ -284,11 +284,11 @@ def mutex_watershed_graph(edges, score, bias, n_nodes):
         return x
 
     mutex = [set() for _ in range(n_nodes)]
-    for k in np.argsort(-np.abs(score - bias), kind="stable"):
-        u, v = find(edges[k, 0]), find(edges[k, 1])
+    for k in np.argsort(-weight, kind="stable"):
+        u, v = find(uv[k, 0]), find(uv[k, 1])
         if u == v:
             continue
-        if score[k] < bias:
+        if not is_mutex[k]:
             if v in mutex[u]:
                 continue
             if len(mutex[u]) < len(mutex[v]):
@@ -303,6 +303,12 @@ def mutex_watershed_graph(edges, score, bias, n_nodes):
             mutex[u].add(v)
             mutex[v].add(u)
     return np.array([find(i) for i in range(n_nodes)])
+
+
+def mutex_watershed_graph(edges, score, bias, n_nodes):
+    """Mutex watershed on a fragment graph with one boundary score per edge: ``score < bias`` is
+    attractive, else repulsive, both with weight ``|score - bias|``."""
+    return mutex_watershed(edges, np.abs(score - bias), score >= bias, n_nodes)
 
 
 def mws_comparison(log):

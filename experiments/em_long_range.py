@@ -57,41 +57,8 @@ def long_range_edges(frag, affs, offsets):
     return np.stack([uniq // n, uniq % n], 1), total / count
 
 
-def mutex_watershed(uv, weight, is_mutex, n_nodes):
-    """Mutex watershed on a graph: edges by decreasing ``weight``; an attractive edge merges its two
-    clusters unless a mutex edge joins them, a mutex edge records one. Returns each node's cluster root."""
-    parent = np.arange(n_nodes)
-
-    def find(x):
-        while parent[x] != x:
-            parent[x] = parent[parent[x]]
-            x = parent[x]
-        return x
-
-    mutex = [set() for _ in range(n_nodes)]
-    for k in np.argsort(-weight, kind="stable"):
-        u, v = find(uv[k, 0]), find(uv[k, 1])
-        if u == v:
-            continue
-        if not is_mutex[k]:
-            if v in mutex[u]:
-                continue
-            if len(mutex[u]) < len(mutex[v]):
-                u, v = v, u
-            parent[v] = u
-            for w in mutex[v]:
-                mutex[w].discard(v)
-                mutex[w].add(u)
-            mutex[u] |= mutex[v]
-            mutex[v] = set()
-        else:
-            mutex[u].add(v)
-            mutex[v].add(u)
-    return np.array([find(i) for i in range(n_nodes)])
-
-
 def run_model(name, shifts, log):
-    from em_adaptation import load_volumes, microscope, scores
+    from em_adaptation import load_volumes, microscope, mutex_watershed, scores
 
     from mire.segment import Segmenter, region_graph, segment_affinities
 
