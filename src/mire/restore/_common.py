@@ -237,7 +237,8 @@ def _noise_curve(mean, d, *, n_bins, min_count, return_bins, m_loc=None):
     if not hi > lo:
         return _out(0.0, _trimmed_var(d), [], [], [])
     idx = np.clip(((m - lo) / (hi - lo) * n_bins).astype(np.int64), 0, n_bins - 1)
-    order = np.argsort(idx, kind="stable")
+    # a stable sort of small keys is numpy's radix sort: the same order as on int64, in a fraction of the time
+    order = np.argsort(idx.astype(np.int16) if n_bins <= 32767 else idx, kind="stable")
     counts = np.bincount(idx, minlength=n_bins)
     starts = np.concatenate([[0], np.cumsum(counts)])
     ms, vs, ns = [], [], []

@@ -345,7 +345,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     with progress_bar(progress, total, "Richardson-Lucy") as bar:
         # the automatic stop scores the point each step starts from, and `_point` (its refit)
         # returns that point: one more pass through the loop's head
-        for it in range(total + 1 if auto or _point else total):
+        n_heads = total + 1 if auto or _point else total
+        for it in range(n_heads):
             if biggs and it > 0:
                 alpha = 0.0
                 if acceleration_factors is not None:
@@ -355,8 +356,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 alphas.append(alpha)
                 if alpha > 0:
                     torch.sub(cur, prev, out=x).mul_(alpha).add_(cur).clamp_(min=0)
-                else:
-                    x.copy_(cur)
+                # else x is already the last RL result (cur is its copy): nothing to write
             if _point and it == total:
                 break
             if it == 0 and flat_hx is not None:
@@ -379,8 +379,9 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
             if fit is not None:
                 ratio.mul_(fit)
             corr = irfftn(rfftn(r_full, dim=dims, exact=True).mul_(otf_conj), s=grid, dim=dims, overwrite=True)[x_region]
-            # the last step of a fixed count needs no extrapolation buffers (nothing follows it)
-            track = biggs and (auto or _point or it < total - 1)
+            # the buffers serve the next heads: none after the last step, and none after the first
+            # when only one head follows (its factor needs two changes, so it is 0 unless given)
+            track = biggs and it + 1 < n_heads and (it > 0 or n_heads > 2 or acceleration_factors is not None)
             if track:
                 point = buf_point.copy_(x)
             if tv_weight > 0:
