@@ -1,0 +1,22 @@
+"""CPU time of one RL call on the time-to-quality bench stack: scikit-image 3 iterations vs mire n_iter=2.
+
+Run it alternately with two source trees (PYTHONPATH=<tree>/src) to compare library versions back to back::
+
+    OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/time_rl_call.py
+"""
+import numpy as np, torch, time
+torch.set_num_threads(1)
+from skimage.restoration import richardson_lucy as sk_rl
+from mire.data import neurites
+from mire.optics import gaussian_psf, simulate
+from mire.restore import richardson_lucy
+truth = neurites((128,) * 3, seed=0).astype(np.float64) * 100 + 2
+psf = gaussian_psf((2.0, 1.2, 1.2), ndim=3).astype(np.float32)
+y = simulate(truth, condition=None, psf=psf, noise="poisson", gain=1.0, seed=0).astype(np.float32)
+def med(f, n=5):
+    ts=[]
+    for _ in range(n):
+        t=time.process_time(); f(); ts.append(time.process_time()-t)
+    return 1000*np.median(ts)
+sk = med(lambda: sk_rl(y, psf, num_iter=3, clip=False)); mi = med(lambda: richardson_lucy(y, psf, n_iter=2))
+print(f"sk3 {sk:.1f} mire2 {mi:.1f} ratio {sk/mi:.3f}")
