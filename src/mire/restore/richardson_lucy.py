@@ -394,7 +394,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 x.mul_(corr).div_(denom)
                 if norm is not None:
                     x.mul_(norm > 1e-6)
-            elif biggs and it == 0 and FIRST_STEP != 1:
+            elif biggs and it == 0 and FIRST_STEP != 1 and (auto or _point or total > 1):
+                # (a one-iteration run takes the plain step: the long step is only right with a second after it)
                 # over-relaxed first step from the flat start: x u^p, u = c / H^T1 the RL factor.
                 # Voxel by voxel (no global rescaling), so blocks of a volume take the same step; the
                 # next, plain step restores the flux (its factor 1 - a vanishes at a = 1)
