@@ -19,6 +19,13 @@ def _beads(seed=0, shape=(72, 72), n=30, peak=200.0, base=2.0):
     return truth
 
 
+def _bead_case():
+    """Beads blurred by a Gaussian (sigma 2), Poisson noise, no background or read noise."""
+    truth = _beads()
+    y = np.random.default_rng(1).poisson(ndimage.gaussian_filter(truth, 2.0, mode="reflect")).astype(float)
+    return truth, gaussian_psf(2.0, ndim=2), y, dict(background=0, read_noise=0)
+
+
 def _curve(y, psf, truth, n, **kw):
     out = []
     richardson_lucy(y, psf, n_iter=n, callback=lambda k, x: out.append(psnr(truth, x, data_range=truth.max())), **kw)
@@ -26,10 +33,7 @@ def _curve(y, psf, truth, n, **kw):
 
 
 def test_biggs_reaches_plain_psnr_in_fewer_iterations():
-    truth = _beads()
-    psf = gaussian_psf(2.0, ndim=2)
-    y = np.random.default_rng(1).poisson(ndimage.gaussian_filter(truth, 2.0, mode="reflect")).astype(float)
-    model = dict(background=0, read_noise=0)
+    truth, psf, y, model = _bead_case()
     plain = _curve(y, psf, truth, 40, acceleration=None, **model)
     fast = _curve(y, psf, truth, 40, acceleration="biggs", **model)
     target = plain[-1]  # plain RL after 40 iterations
@@ -44,10 +48,7 @@ def test_over_relaxed_first_step_does_in_two_iterations_what_three_did(monkeypat
     import importlib
 
     rl_module = importlib.import_module("mire.restore.richardson_lucy")
-    truth = _beads()
-    psf = gaussian_psf(2.0, ndim=2)
-    y = np.random.default_rng(1).poisson(ndimage.gaussian_filter(truth, 2.0, mode="reflect")).astype(float)
-    model = dict(background=0, read_noise=0)
+    truth, psf, y, model = _bead_case()
     plain = _curve(y, psf, truth, 3, acceleration=None, **model)
     fast = _curve(y, psf, truth, 3, acceleration="biggs", **model)
     # the step x c^2 changes the total intensity, the next (plain) step restores it: on the periodic
