@@ -142,11 +142,11 @@ class Segmenter:
                 mapping.append(old.index(o))
                 continue
             match = None
-            axes = [i for i, v in enumerate(o) if v]
+            axes = np.flatnonzero(o).tolist()
             if init == "copy" and len(axes) == 1:
                 ax, sign = axes[0], np.sign(o[axes[0]])
                 same = [(abs(p[ax]), k) for k, p in enumerate(old)
-                        if [i for i, v in enumerate(p) if v] == [ax] and np.sign(p[ax]) == sign]
+                        if np.flatnonzero(p).tolist() == [ax] and np.sign(p[ax]) == sign]
                 if same:
                     match = min(same)[1]
             mapping.append(match)

@@ -45,7 +45,12 @@ def nearest_offsets(ndim: int) -> list[tuple[int, ...]]:
     >>> nearest_offsets(3)
     [(-1, 0, 0), (0, -1, 0), (0, 0, -1)]
     """
-    return [tuple(-1 if i == j else 0 for j in range(ndim)) for i in range(ndim)]
+    return _axis_offsets(ndim, 1)
+
+
+def _axis_offsets(ndim: int, d: int) -> list[tuple[int, ...]]:
+    """``-d`` along each axis in turn."""
+    return [tuple(-d if i == j else 0 for j in range(ndim)) for i in range(ndim)]
 
 
 def long_range_offsets(ndim: int, distances) -> list[tuple[int, ...]]:
@@ -61,7 +66,7 @@ def long_range_offsets(ndim: int, distances) -> list[tuple[int, ...]]:
         d = int(d)
         if d < 2:
             raise ValueError(f"long-range distances must be >= 2 (1 is the nearest neighbour), got {d}")
-        out += [tuple(-d if i == j else 0 for j in range(ndim)) for i in range(ndim)]
+        out += _axis_offsets(ndim, d)
     return out
 
 
