@@ -109,6 +109,8 @@ def main() -> int:
     p.add_argument("--long-range", default=None,
                    help="affinity models: extra offsets -d along every axis, e.g. '3,9' (Lee et al. 2017); "
                         "with --from, the source's channels keep their weights and new ones start as copies")
+    p.add_argument("--block", choices=("plain", "residual"), default="plain",
+                   help="new models: U-Net levels of plain conv blocks or residual modules (Lee et al. 2017)")
     p.add_argument("--export", default=None, help="model path stem (default: the shipped name in src/mire/models)")
     args = p.parse_args()
     if not SHARED.exists():
@@ -130,11 +132,16 @@ def main() -> int:
 
         offsets = long_range_offsets(ds["ndim"], [int(d) for d in args.long_range.split(",")])
     if args.start:
+        if args.block != "plain":
+            p.error("--block builds a new network; --from keeps the source's")
         model = Segmenter.load(args.start)
         if offsets is not None:
             model = model.with_offsets(offsets)
     else:
-        model = Segmenter("fast", ndim=ds["ndim"], target=ds["target"], offsets=offsets)
+        from mire.nets import PRESETS
+
+        model = Segmenter({**PRESETS["fast"], "block": args.block}, ndim=ds["ndim"], target=ds["target"],
+                          offsets=offsets)
     run = Path(args.run_dir or Path.home() / ".cache" / "mire" / "runs" / args.dataset)
     t0 = time.time()
     if not args.evaluate_only:
