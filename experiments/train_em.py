@@ -6,6 +6,9 @@
     nice -n 10 nohup python experiments/train_em.py --dataset gala --from fibsem3d-affinity --long-range 3,9 \
         --augment microscope --lr 3e-4 --run-dir /tmp/emlr/run --export /tmp/emlr/fibsem3d-affinity-lr > lr.log &
     python experiments/train_em.py --dataset isbi --evaluate-only   # score the last checkpoint, export it
+    # a residual U-Net (a residual module in every level, Lee et al. 2017), elsewhere than the shipped file
+    nice -n 19 nohup python experiments/train_em.py --dataset gala --block residual --epochs 20 \
+        --run-dir /tmp/emres/run --export /tmp/emres/fibsem3d-affinity-res > res.log &
 
 ``isbi``: the 2D ssTEM membrane (boundary) model ``em2d-membrane`` on ISBI 2012 slices 0-19. The instance
 ground truth of a slice is the connected components of its non-membrane pixels (labels are 255 inside cells,
