@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from mire.nets import DepthToSpace, EncoderDecoder, PRESETS, SpaceToDepth, UNet, build_model, count_parameters
-from mire.nets.layers import AxialConv3d, PlaneConv3d
+from mire.nets.layers import AxialConv3d, PlaneConv3d, ResidualBlock
+from mire.nets.unet import anisotropic_layout
 
 
 @pytest.mark.parametrize("kw,shape,multiple", [
@@ -188,8 +189,6 @@ def test_ffn_config_errors():
 
 
 # ---------------------------------------------------------------- residual levels, voxel spacing
-from mire.nets.layers import ResidualBlock  # noqa: E402
-from mire.nets.unet import anisotropic_layout  # noqa: E402
 
 
 @pytest.mark.parametrize("kw,shape,multiple", [
