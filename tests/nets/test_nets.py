@@ -242,8 +242,9 @@ def test_anisotropic_layout_by_hand():
     kernels, pools, stem = anisotropic_layout((40, 4, 4), kernel=(3, 3, 3), pools=[(2, 2, 2)] * 2, stem=(2, 2, 2))
     assert stem == (1, 2, 2) and kernels == [(1, 3, 3), (1, 3, 3), (3, 3, 3)] and pools == [(1, 2, 2), (1, 2, 2)]
     # exactly 2x coarser counts as coarse; 1.9x does not
-    assert anisotropic_layout((2, 1, 1), kernel=(3, 3, 3), pools=[(2, 2, 2)], stem=(1, 1, 1))[0] == [(1, 3, 3), (3, 3, 3)]
-    assert anisotropic_layout((1.9, 1, 1), kernel=(3, 3, 3), pools=[(2, 2, 2)], stem=(1, 1, 1))[0] == [(3, 3, 3)] * 2
+    one_pool = dict(kernel=(3, 3, 3), pools=[(2, 2, 2)], stem=(1, 1, 1))
+    assert anisotropic_layout((2, 1, 1), **one_pool)[0] == [(1, 3, 3), (3, 3, 3)]
+    assert anisotropic_layout((1.9, 1, 1), **one_pool)[0] == [(3, 3, 3)] * 2
     # 2D, coarse X (a line-scanned image): the rule is per axis, not "Z"
     assert anisotropic_layout((1, 3), kernel=(3, 3), pools=[(2, 2)], stem=(1, 1))[1] == [(2, 1)]
     with pytest.raises(ValueError, match="positive"):
