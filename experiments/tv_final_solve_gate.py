@@ -27,6 +27,7 @@ def main():
     ap.add_argument("--half", default="design")
     ap.add_argument("--relax", type=float, nargs="+", default=[1.0, 1.8])
     ap.add_argument("--only", default=None)
+    ap.add_argument("--part", default="0/1", help="k/n: every n-th case from the k-th (parallel runs)")
     a = ap.parse_args()
     torch.set_num_threads(1)
     rec = {}
@@ -34,8 +35,9 @@ def main():
         r = json.loads(line)
         if r["rule"] == RULE_VERSION and r["half"] == a.half:
             rec[r["case"]] = r
-    for name, make in cases(a.half):
-        if name not in rec or (a.only and a.only not in name):
+    k, n = map(int, a.part.split("/"))
+    for i, (name, make) in enumerate(cases(a.half)):
+        if name not in rec or (a.only and a.only not in name) or i % n != k:
             continue
         truth, y, psf, kind = make()
         y = y.astype(np.float32)

@@ -144,8 +144,10 @@ class _Coefficients:
         self.inv_den = inv_den.to(p.otf.dtype)
         self.cotf_den = p.otf.conj() * (self.cu * inv_den)
         if p.data_term == "l2":
-            self.my = p.mask * p.y
-            self.inv_mr = 1.0 / (p.mask + r_u)
+            # the L2 prox u = (m y + r v) / (m + r) enters only through a = v - u = m (v - y) / (m + r)
+            # and u - a = v - 2 a: two constants, one pass each (a is exactly 0 off the window)
+            self.ka = p.mask / (p.mask + r_u)
+            self.neg_kay = -self.ka * p.y
 
 
 def _prox_data(p: _Problem, v: torch.Tensor, rho: float) -> torch.Tensor:
@@ -217,7 +219,8 @@ def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State 
         if check or last:
             # splits before this update, for the dual residuals r ||u - u_old|| (and z, s)
             old = (st.tu + st.a, st.tz + st.b, st.ts + st.e)
-            old_duals = (st.a.clone(), st.b.clone(), st.e.clone())
+            # the u-update gives a a new buffer, the old one stays as it is (b and e change in place)
+            old_duals = (st.a, st.b.clone(), st.e.clone())
         # u-split: v = H x + a, then u = prox(v), a = v - u, tu = u - a. Over-relaxed (Boyd et al.
         # 2011, sec. 3.4.3), H x is replaced by relax H x + (1 - relax) u_old, u_old = tu + a.
         if relax == 1.0:
@@ -225,11 +228,11 @@ def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State 
         else:
             v = hx.mul_(relax).add_(st.tu, alpha=1 - relax).add_(st.a, alpha=2 - relax)
         if p.data_term == "l2":
-            u = torch.add(coef.my, v, alpha=r_u, out=st.tu).mul_(coef.inv_mr)
+            # st.tu was read by this iteration's x-update (and the relaxation): its buffer takes the new dual
+            st.a = torch.addcmul(coef.neg_kay, v, coef.ka, out=st.tu)
         else:
-            u = _prox_data(p, v, r_u)
-        st.a = v.sub_(u)
-        st.tu = u.sub_(st.a)
+            st.a = v - _prox_data(p, v, r_u)
+        st.tu = v.sub_(st.a, alpha=2)
         # z-split: v = grad x + b; z = f v (vector shrinkage), b = v - z, tz = z - b = v - 2 b
         if relax == 1.0:
             v = gx.add_(st.b)
