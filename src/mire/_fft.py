@@ -51,8 +51,17 @@ def irfftn(x: torch.Tensor, *, s, dim=None, overwrite: bool = False) -> torch.Te
     if not _scipy_ok(x):
         return torch.fft.irfftn(x, s=s, dim=dim)
     arr = x.detach().resolve_conj().contiguous().numpy()
-    out = scipy.fft.irfftn(arr, s=tuple(int(n) for n in s), axes=_dims(x, dim), overwrite_x=overwrite,
-                           workers=torch.get_num_threads())
+    s, axes, workers = tuple(int(n) for n in s), _dims(x, dim), torch.get_num_threads()
+    if len(axes) > 1 and all(arr.shape[a] == n for a, n in zip(axes[:-1], s[:-1])) \
+            and arr.shape[axes[-1]] == s[-1] // 2 + 1:
+        # pocketfft's n-D c2r copies into a temporary and runs 1.3x slower than its two stages
+        # called apart (c2c over the leading axes in place, then the 1D c2r); the 1/N it applies
+        # in its last pass is applied here as the same single float multiply, so the bits agree
+        tmp = scipy.fft.ifftn(arr, axes=axes[:-1], norm="forward", overwrite_x=overwrite, workers=workers)
+        out = scipy.fft.irfft(tmp, n=s[-1], axis=axes[-1], norm="forward", overwrite_x=True, workers=workers)
+        out *= np.asarray(1 / np.longdouble(np.prod(s, dtype=np.int64)), dtype=out.dtype)
+    else:
+        out = scipy.fft.irfftn(arr, s=s, axes=axes, overwrite_x=overwrite, workers=workers)
     return torch.from_numpy(np.ascontiguousarray(out))
 
 
