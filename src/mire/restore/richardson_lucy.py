@@ -315,11 +315,14 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         # H^T w: how much of each unknown voxel's light reaches the fitted detector voxels (Bertero
         # & Boccacci; w = 1 on the image, or on its fitted voxels)
         if fit is None and boundary == "valid":
-            norm = _box_adjoint(kernel, img.shape, dtype, device)
+            # on the box's few distinct values (unknowns inside the image all take the same), then expanded
+            small, index = _box_adjoint(kernel, img.shape, dtype)
+            inv_norm = _expand(_inverse_norm(small), index, device)
+            norm = _expand(small, index, device) if tv_weight > 0 else None
         else:
             r_full[y_region] = 1 if fit is None else fit
             norm = irfftn(rfftn(r_full, dim=dims, exact=True) * otf_conj, s=grid, dim=dims)[x_region]
-        inv_norm = norm.clamp_min(1e-6).reciprocal_().masked_fill_(norm <= 1e-6, 0)
+            inv_norm = _inverse_norm(norm)
     else:
         norm = inv_norm = None
     flat_hx = None  # H x of the flat start on the valid outputs, known without a transform
@@ -475,23 +478,41 @@ def _biggs_factor(g1: torch.Tensor, g2: torch.Tensor) -> float:
     return min(max(alpha, 0.0), 1.0 - 1e-6)
 
 
-def _box_adjoint(kernel: np.ndarray, shape, dtype, device) -> torch.Tensor:
+def _box_adjoint(kernel: np.ndarray, shape, dtype) -> tuple[torch.Tensor, list]:
     """``H^T 1`` on the valid boundary's unknown (``shape + kernel.shape - 1``), exactly and without FFTs.
 
     The image's indicator is a product of 1D boxes, so ``H^T 1`` is the kernel contracted with one
     0/1 matrix per axis (``A[m, p] = 1`` when unknown voxel ``m`` reaches image voxel ``m + p - (K - 1)``):
-    a few small tensor products, in float64.
+    a few small tensor products, in float64. Unknowns whose row of ``A`` is the same (all those the
+    whole kernel of which lands inside the image) take the same value, so the products run on the
+    distinct rows only; returns those values (a small tensor of ``dtype``) and, per axis, the
+    index of each unknown's row (:func:`_expand` makes the full array).
     """
     out = torch.as_tensor(np.asarray(kernel, dtype=np.float64))
-    # last axis first: the final contraction, over axis 0, writes the full-size result in order
+    index = []
     for ax in reversed(range(len(shape))):
         n, kk = shape[ax], kernel.shape[ax]
         m = np.arange(n + kk - 1)[:, None]
         p = np.arange(kk)[None, :]
         t = m + p - (kk - 1)  # image index that kernel tap p of unknown voxel m lands on
-        a = torch.as_tensor(((t >= 0) & (t < n)).astype(np.float64))
+        rows, inverse = np.unique((t >= 0) & (t < n), axis=0, return_inverse=True)
+        index.insert(0, torch.as_tensor(inverse.ravel(), dtype=torch.int64))
+        a = torch.as_tensor(rows.astype(np.float64))
         out = torch.movedim(torch.tensordot(a, out, dims=([1], [ax])), 0, ax)
-    return out.to(dtype=dtype, device=device).contiguous()
+    return out.to(dtype=dtype).contiguous(), index
+
+
+def _inverse_norm(norm: torch.Tensor) -> torch.Tensor:
+    """``1 / H^T w``, 0 where the unknown reaches (almost) no data."""
+    return norm.clamp_min(1e-6).reciprocal_().masked_fill_(norm <= 1e-6, 0)
+
+
+def _expand(small: torch.Tensor, index: list, device) -> torch.Tensor:
+    """The full array whose voxel ``(m_0, m_1, ...)`` is ``small[index_0[m_0], index_1[m_1], ...]``."""
+    out = small
+    for ax in reversed(range(small.ndim)):  # the largest copy, along axis 0, is of whole planes
+        out = torch.index_select(out, ax, index[ax])
+    return out.to(device=device).contiguous()
 
 
 def _result(x, offset, b, dtype) -> np.ndarray:
