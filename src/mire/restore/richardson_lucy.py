@@ -363,7 +363,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
             if _point and it == total:
                 break
             if it == 0 and flat_hx is not None:
-                hx = torch.full(y.shape, flat_hx + shift + eps, dtype=dtype, device=device)
+                # one value broadcast (stride 0): the ratio's pass reads no full-size array
+                hx = torch.full((), flat_hx + shift + eps, dtype=dtype, device=device).expand(y.shape)
             else:
                 hx = irfftn(rfftn(x_full, dim=dims, exact=True).mul_(otf), s=grid, dim=dims, overwrite=True)[y_region]
                 hx.add_(shift + eps)
