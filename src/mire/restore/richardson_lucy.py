@@ -366,7 +366,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 # one value broadcast (stride 0): the ratio's pass reads no full-size array
                 hx = torch.full((), flat_hx + shift + eps, dtype=dtype, device=device).expand(y.shape)
             else:
-                hx = irfftn(rfftn(x_full, dim=dims, exact=True).mul_(otf), s=grid, dim=dims, overwrite=True)[y_region]
+                hx = irfftn(rfftn(x_full, dim=dims, exact=True).mul_(otf), s=grid, dim=dims, overwrite=True,
+                            crop=y_region)
                 hx.add_(shift + eps)
             if auto:
                 loss = _deviance(z_hold, hx[hold]) / n_hold
