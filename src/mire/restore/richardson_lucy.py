@@ -298,7 +298,9 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     dims = tuple(range(img.ndim))
     otf, otf_conj = op.otf, op.otf.conj().resolve_conj()
     offset = tuple(slice(y.start - x.start, y.stop - x.start) for x, y in zip(x_region, y_region))
-    x_full = torch.zeros(grid, dtype=dtype, device=device)
+    # the start value is written over all of x below: only a grid larger than x needs zeroing
+    covers = all(r.start in (0, None) and r.stop == n for r, n in zip(x_region, grid))
+    x_full = (torch.empty if covers else torch.zeros)(grid, dtype=dtype, device=device)
     r_full = torch.zeros(grid, dtype=dtype, device=device)
     x = x_full[x_region]
     hold = fit = None
