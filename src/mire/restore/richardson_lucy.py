@@ -357,7 +357,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 if acceleration_factors is not None:
                     alpha = float(acceleration_factors[it]) if it < len(acceleration_factors) else 0.0
                 elif g_prev2 is not None:
-                    alpha = _biggs_factor(g_prev, g_prev2)
+                    alpha = _biggs_factor(g_prev, g_prev2, scratch=buf_point)  # free until this step's copy
                 alphas.append(alpha)
                 if alpha > 0:
                     torch.sub(cur, prev, out=x).mul_(alpha).add_(cur).clamp_(min=0)
@@ -465,16 +465,22 @@ def _choose_tv_weight(img, kernel, model, **kw) -> tuple[float, dict]:
     return best, {f"{w:.4g}": v for w, v in sorted(scores.items())}
 
 
-def _biggs_factor(g1: torch.Tensor, g2: torch.Tensor) -> float:
+def _biggs_factor(g1: torch.Tensor, g2: torch.Tensor, scratch: torch.Tensor | None = None) -> float:
     """Biggs-Andrews ``<g1, g2> / <g2, g2>`` clipped to [0, 1).
 
     The dot products are float64 sums in a fixed (pairwise) order of the float32 products, numpy's on
     the CPU: a threaded reduction rounds differently with the thread count, and a factor that moves in
     its last bits moves every later iterate (the extrapolation amplifies it), so runs would not repeat.
+    ``scratch`` (contiguous, the size of ``g1``) takes the products in place of two new arrays.
     """
     if g1.device.type == "cpu":
         a, c = g1.detach().contiguous().numpy().ravel(), g2.detach().contiguous().numpy().ravel()
-        den, num = float(np.sum(c * c, dtype=np.float64)), float(np.sum(a * c, dtype=np.float64))
+        if scratch is not None and scratch.is_contiguous() and scratch.numel() == a.size and scratch.dtype == g1.dtype:
+            prod = scratch.detach().numpy().ravel()
+            den = float(np.sum(np.multiply(c, c, out=prod), dtype=np.float64))
+            num = float(np.sum(np.multiply(a, c, out=prod), dtype=np.float64))
+        else:
+            den, num = float(np.sum(c * c, dtype=np.float64)), float(np.sum(a * c, dtype=np.float64))
     else:
         a, c = g1.reshape(-1), g2.reshape(-1)
         den, num = float(torch.sum(c * c, dtype=torch.float64)), float(torch.sum(a * c, dtype=torch.float64))
