@@ -343,7 +343,9 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     # `cur` is the last RL result, `prev` the one before, `g_prev`/`g_prev2` the steps' changes
     biggs = acceleration == "biggs"
     cur = prev = g_prev = g_prev2 = None
+    # scratch for the Biggs factor's products (allocated, not touched, unless a factor is computed)
     buf_point = torch.empty(x.shape, dtype=dtype, device=device) if acceleration == "biggs" else None
+    x_old = False  # x holds the point the last step started from, its result is in cur
     alphas = [0.0]  # the factor of each iteration (none at the first)
     losses, done, stopped = [], 0, False
     best_loss, best_it, best_x = math.inf, 0, None
@@ -357,11 +359,12 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 if acceleration_factors is not None:
                     alpha = float(acceleration_factors[it]) if it < len(acceleration_factors) else 0.0
                 elif g_prev2 is not None:
-                    alpha = _biggs_factor(g_prev, g_prev2, scratch=buf_point)  # free until this step's copy
+                    alpha = _biggs_factor(g_prev, g_prev2, scratch=buf_point)
                 alphas.append(alpha)
                 if alpha > 0:
                     torch.sub(cur, prev, out=x).mul_(alpha).add_(cur).clamp_(min=0)
-                # else x is already the last RL result (cur is its copy): nothing to write
+                elif x_old:  # a tracked step left its result in cur and x at the point it started from
+                    x.copy_(cur)
             if _point and it == total:
                 break
             if it == 0 and flat_hx is not None:
@@ -389,8 +392,11 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
             # the buffers serve the next heads: none after the last step, and none after the first
             # when only one head follows (its factor needs two changes, so it is 0 unless given)
             track = biggs and it + 1 < n_heads and (it > 0 or n_heads > 2 or acceleration_factors is not None)
+            # a tracked step writes its result into a spare buffer (the next cur) and keeps x, the point it
+            # started from, for the change g: no copies (the next head overwrites x with its extrapolation)
+            dst = x
             if track:
-                point = buf_point.copy_(x)
+                dst = prev if prev is not None else torch.empty(x.shape, dtype=dtype, device=device)
             if tv_weight > 0:
                 g = grad(x.contiguous(), sp)
                 unit = g / torch.sqrt((g * g).sum(0) + 1e-12)
@@ -398,29 +404,29 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 tv_term = tv_weight * grad_adjoint(unit, sp)
                 denom = (1.0 if norm is None else norm) + tv_term
                 denom = denom.clamp_min(1e-2 * (1.0 if norm is None else float(norm.max())))
-                x.mul_(corr).div_(denom)
+                torch.mul(x, corr, out=dst).div_(denom)
                 if norm is not None:
-                    x.mul_(norm > 1e-6)
+                    dst.mul_(norm > 1e-6)
             elif biggs and it == 0 and FIRST_STEP != 1 and (auto or _point or total > 1):
                 # (a one-iteration run takes the plain step: the long step is only right with a second after it)
                 # over-relaxed first step from the flat start: x u^p, u = c / H^T1 the RL factor.
                 # Voxel by voxel (no global rescaling), so blocks of a volume take the same step; the
                 # next, plain step restores the flux (its factor 1 - a vanishes at a = 1)
                 u = corr if inv_norm is None else corr.mul_(inv_norm)
-                x.mul_(u.clamp_min_(0).pow_(FIRST_STEP))
+                torch.mul(x, u.clamp_min_(0).pow_(FIRST_STEP), out=dst)
             else:
-                x.mul_(corr)
+                torch.mul(x, corr, out=dst)
                 if inv_norm is not None:
-                    x.mul_(inv_norm)
+                    dst.mul_(inv_norm)
+            x_old = track
             if track:  # rotate the buffers: no allocation per iteration
-                g_new = torch.sub(x, point, out=g_prev2 if g_prev2 is not None else torch.empty_like(point))
+                g_new = torch.sub(dst, x, out=g_prev2 if g_prev2 is not None else torch.empty_like(dst))
                 g_prev2, g_prev = g_prev, g_new
-                spare = prev if prev is not None else torch.empty_like(point)
-                prev, cur = cur, spare.copy_(x)
+                prev, cur = cur, dst
             done = it + 1
             bar.advance(1)
             if callback is not None:
-                callback(done, _result(x, offset, b, dtype))
+                callback(done, _result(dst, offset, b, dtype))
     if auto and refit and best_it > 0:
         out = richardson_lucy(image, kernel, n_iter=best_it, acceleration=acceleration, tv_weight=tv_weight,
                               boundary=boundary, eps=eps, spacing=spacing, device=device, _point=True,
