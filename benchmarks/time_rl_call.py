@@ -1,9 +1,12 @@
 """CPU time of one RL call on the time-to-quality bench stack: scikit-image 3 iterations vs mire n_iter=2.
 
+Optional arguments ``SK_ITER MIRE_ITER`` (e.g. ``6 3``: the counts of the bench's interior scoring).
+
 Run it alternately with two source trees (PYTHONPATH=<tree>/src) to compare library versions back to back::
 
     OMP_NUM_THREADS=1 PYTHONPATH=src python benchmarks/time_rl_call.py
 """
+import sys
 import numpy as np, torch, time
 torch.set_num_threads(1)
 from skimage.restoration import richardson_lucy as sk_rl
@@ -18,5 +21,6 @@ def med(f, n=5):
     for _ in range(n):
         t=time.process_time(); f(); ts.append(time.process_time()-t)
     return 1000*np.median(ts)
-sk = med(lambda: sk_rl(y, psf, num_iter=3, clip=False)); mi = med(lambda: richardson_lucy(y, psf, n_iter=2))
-print(f"sk3 {sk:.1f} mire2 {mi:.1f} ratio {sk/mi:.3f}")
+k_sk, k_mi = (int(sys.argv[1]), int(sys.argv[2])) if len(sys.argv) > 2 else (3, 2)
+sk = med(lambda: sk_rl(y, psf, num_iter=k_sk, clip=False)); mi = med(lambda: richardson_lucy(y, psf, n_iter=k_mi))
+print(f"sk{k_sk} {sk:.1f} mire{k_mi} {mi:.1f} ratio {sk/mi:.3f}")

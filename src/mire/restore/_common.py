@@ -179,11 +179,13 @@ def _haar_mean_detail(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         ev = (slice(None),) * axis + (slice(0, None, 2),)  # strided views, no copies
         od = (slice(None),) * axis + (slice(1, None, 2),)
         # float64 sums of the (exactly widened) inputs, in place: no float64 copy of the whole image
-        m = np.add(mean[ev], mean[od], dtype=np.float64)
-        m /= 2.0
+        mean = np.add(mean[ev], mean[od], dtype=np.float64)
         d = np.subtract(detail[ev], detail[od], dtype=np.float64)
         d /= r2
-        mean, detail = m, d
+        detail = d
+    # the halvings of the pairwise sums, all at once on the smallest array: a power of two
+    # commutes with rounding, so the bits are those of halving after every sum
+    mean *= 0.5 ** x.ndim
     return mean, detail
 
 

@@ -298,7 +298,9 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     dims = tuple(range(img.ndim))
     otf, otf_conj = op.otf, op.otf.conj().resolve_conj()
     offset = tuple(slice(y.start - x.start, y.stop - x.start) for x, y in zip(x_region, y_region))
-    x_full = torch.zeros(grid, dtype=dtype, device=device)
+    # the start value is written over all of x below: only a grid larger than x needs zeroing
+    covers = all(r.start in (0, None) and r.stop == n for r, n in zip(x_region, grid))
+    x_full = (torch.empty if covers else torch.zeros)(grid, dtype=dtype, device=device)
     r_full = torch.zeros(grid, dtype=dtype, device=device)
     x = x_full[x_region]
     hold = fit = None
@@ -315,11 +317,14 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         # H^T w: how much of each unknown voxel's light reaches the fitted detector voxels (Bertero
         # & Boccacci; w = 1 on the image, or on its fitted voxels)
         if fit is None and boundary == "valid":
-            norm = _box_adjoint(kernel, img.shape, dtype, device)
+            # on the box's few distinct values (unknowns inside the image all take the same), then expanded
+            small, index = _box_adjoint(kernel, img.shape, dtype)
+            inv_norm = _expand(_inverse_norm(small), index, device)
+            norm = _expand(small, index, device) if tv_weight > 0 else None
         else:
             r_full[y_region] = 1 if fit is None else fit
             norm = irfftn(rfftn(r_full, dim=dims, exact=True) * otf_conj, s=grid, dim=dims)[x_region]
-        inv_norm = norm.clamp_min(1e-6).reciprocal_().masked_fill_(norm <= 1e-6, 0)
+            inv_norm = _inverse_norm(norm)
     else:
         norm = inv_norm = None
     flat_hx = None  # H x of the flat start on the valid outputs, known without a transform
@@ -338,7 +343,9 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     # `cur` is the last RL result, `prev` the one before, `g_prev`/`g_prev2` the steps' changes
     biggs = acceleration == "biggs"
     cur = prev = g_prev = g_prev2 = None
+    # scratch for the Biggs factor's products (allocated, not touched, unless a factor is computed)
     buf_point = torch.empty(x.shape, dtype=dtype, device=device) if acceleration == "biggs" else None
+    x_old = False  # x holds the point the last step started from, its result is in cur
     alphas = [0.0]  # the factor of each iteration (none at the first)
     losses, done, stopped = [], 0, False
     best_loss, best_it, best_x = math.inf, 0, None
@@ -352,17 +359,20 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 if acceleration_factors is not None:
                     alpha = float(acceleration_factors[it]) if it < len(acceleration_factors) else 0.0
                 elif g_prev2 is not None:
-                    alpha = _biggs_factor(g_prev, g_prev2)
+                    alpha = _biggs_factor(g_prev, g_prev2, scratch=buf_point)
                 alphas.append(alpha)
                 if alpha > 0:
                     torch.sub(cur, prev, out=x).mul_(alpha).add_(cur).clamp_(min=0)
-                # else x is already the last RL result (cur is its copy): nothing to write
+                elif x_old:  # a tracked step left its result in cur and x at the point it started from
+                    x.copy_(cur)
             if _point and it == total:
                 break
             if it == 0 and flat_hx is not None:
-                hx = torch.full(y.shape, flat_hx + shift + eps, dtype=dtype, device=device)
+                # one value broadcast (stride 0): the ratio's pass reads no full-size array
+                hx = torch.full((), flat_hx + shift + eps, dtype=dtype, device=device).expand(y.shape)
             else:
-                hx = irfftn(rfftn(x_full, dim=dims, exact=True).mul_(otf), s=grid, dim=dims, overwrite=True)[y_region]
+                hx = irfftn(rfftn(x_full, dim=dims, exact=True).mul_(otf), s=grid, dim=dims, overwrite=True,
+                            crop=y_region)
                 hx.add_(shift + eps)
             if auto:
                 loss = _deviance(z_hold, hx[hold]) / n_hold
@@ -382,8 +392,11 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
             # the buffers serve the next heads: none after the last step, and none after the first
             # when only one head follows (its factor needs two changes, so it is 0 unless given)
             track = biggs and it + 1 < n_heads and (it > 0 or n_heads > 2 or acceleration_factors is not None)
+            # a tracked step writes its result into a spare buffer (the next cur) and keeps x, the point it
+            # started from, for the change g: no copies (the next head overwrites x with its extrapolation)
+            dst = x
             if track:
-                point = buf_point.copy_(x)
+                dst = prev if prev is not None else torch.empty(x.shape, dtype=dtype, device=device)
             if tv_weight > 0:
                 g = grad(x.contiguous(), sp)
                 unit = g / torch.sqrt((g * g).sum(0) + 1e-12)
@@ -391,29 +404,29 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 tv_term = tv_weight * grad_adjoint(unit, sp)
                 denom = (1.0 if norm is None else norm) + tv_term
                 denom = denom.clamp_min(1e-2 * (1.0 if norm is None else float(norm.max())))
-                x.mul_(corr).div_(denom)
+                torch.mul(x, corr, out=dst).div_(denom)
                 if norm is not None:
-                    x.mul_(norm > 1e-6)
+                    dst.mul_(norm > 1e-6)
             elif biggs and it == 0 and FIRST_STEP != 1 and (auto or _point or total > 1):
                 # (a one-iteration run takes the plain step: the long step is only right with a second after it)
                 # over-relaxed first step from the flat start: x u^p, u = c / H^T1 the RL factor.
                 # Voxel by voxel (no global rescaling), so blocks of a volume take the same step; the
                 # next, plain step restores the flux (its factor 1 - a vanishes at a = 1)
                 u = corr if inv_norm is None else corr.mul_(inv_norm)
-                x.mul_(u.clamp_min_(0).pow_(FIRST_STEP))
+                torch.mul(x, u.clamp_min_(0).pow_(FIRST_STEP), out=dst)
             else:
-                x.mul_(corr)
+                torch.mul(x, corr, out=dst)
                 if inv_norm is not None:
-                    x.mul_(inv_norm)
+                    dst.mul_(inv_norm)
+            x_old = track
             if track:  # rotate the buffers: no allocation per iteration
-                g_new = torch.sub(x, point, out=g_prev2 if g_prev2 is not None else torch.empty_like(point))
+                g_new = torch.sub(dst, x, out=g_prev2 if g_prev2 is not None else torch.empty_like(dst))
                 g_prev2, g_prev = g_prev, g_new
-                spare = prev if prev is not None else torch.empty_like(point)
-                prev, cur = cur, spare.copy_(x)
+                prev, cur = cur, dst
             done = it + 1
             bar.advance(1)
             if callback is not None:
-                callback(done, _result(x, offset, b, dtype))
+                callback(done, _result(dst, offset, b, dtype))
     if auto and refit and best_it > 0:
         out = richardson_lucy(image, kernel, n_iter=best_it, acceleration=acceleration, tv_weight=tv_weight,
                               boundary=boundary, eps=eps, spacing=spacing, device=device, _point=True,
@@ -458,16 +471,22 @@ def _choose_tv_weight(img, kernel, model, **kw) -> tuple[float, dict]:
     return best, {f"{w:.4g}": v for w, v in sorted(scores.items())}
 
 
-def _biggs_factor(g1: torch.Tensor, g2: torch.Tensor) -> float:
+def _biggs_factor(g1: torch.Tensor, g2: torch.Tensor, scratch: torch.Tensor | None = None) -> float:
     """Biggs-Andrews ``<g1, g2> / <g2, g2>`` clipped to [0, 1).
 
     The dot products are float64 sums in a fixed (pairwise) order of the float32 products, numpy's on
     the CPU: a threaded reduction rounds differently with the thread count, and a factor that moves in
     its last bits moves every later iterate (the extrapolation amplifies it), so runs would not repeat.
+    ``scratch`` (contiguous, the size of ``g1``) takes the products in place of two new arrays.
     """
     if g1.device.type == "cpu":
         a, c = g1.detach().contiguous().numpy().ravel(), g2.detach().contiguous().numpy().ravel()
-        den, num = float(np.sum(c * c, dtype=np.float64)), float(np.sum(a * c, dtype=np.float64))
+        if scratch is not None and scratch.is_contiguous() and scratch.numel() == a.size and scratch.dtype == g1.dtype:
+            prod = scratch.detach().numpy().ravel()
+            den = float(np.sum(np.multiply(c, c, out=prod), dtype=np.float64))
+            num = float(np.sum(np.multiply(a, c, out=prod), dtype=np.float64))
+        else:
+            den, num = float(np.sum(c * c, dtype=np.float64)), float(np.sum(a * c, dtype=np.float64))
     else:
         a, c = g1.reshape(-1), g2.reshape(-1)
         den, num = float(torch.sum(c * c, dtype=torch.float64)), float(torch.sum(a * c, dtype=torch.float64))
@@ -475,23 +494,41 @@ def _biggs_factor(g1: torch.Tensor, g2: torch.Tensor) -> float:
     return min(max(alpha, 0.0), 1.0 - 1e-6)
 
 
-def _box_adjoint(kernel: np.ndarray, shape, dtype, device) -> torch.Tensor:
+def _box_adjoint(kernel: np.ndarray, shape, dtype) -> tuple[torch.Tensor, list]:
     """``H^T 1`` on the valid boundary's unknown (``shape + kernel.shape - 1``), exactly and without FFTs.
 
     The image's indicator is a product of 1D boxes, so ``H^T 1`` is the kernel contracted with one
     0/1 matrix per axis (``A[m, p] = 1`` when unknown voxel ``m`` reaches image voxel ``m + p - (K - 1)``):
-    a few small tensor products, in float64.
+    a few small tensor products, in float64. Unknowns whose row of ``A`` is the same (all those the
+    whole kernel of which lands inside the image) take the same value, so the products run on the
+    distinct rows only; returns those values (a small tensor of ``dtype``) and, per axis, the
+    index of each unknown's row (:func:`_expand` makes the full array).
     """
     out = torch.as_tensor(np.asarray(kernel, dtype=np.float64))
-    # last axis first: the final contraction, over axis 0, writes the full-size result in order
+    index = []
     for ax in reversed(range(len(shape))):
         n, kk = shape[ax], kernel.shape[ax]
         m = np.arange(n + kk - 1)[:, None]
         p = np.arange(kk)[None, :]
         t = m + p - (kk - 1)  # image index that kernel tap p of unknown voxel m lands on
-        a = torch.as_tensor(((t >= 0) & (t < n)).astype(np.float64))
+        rows, inverse = np.unique((t >= 0) & (t < n), axis=0, return_inverse=True)
+        index.insert(0, torch.as_tensor(inverse.ravel(), dtype=torch.int64))
+        a = torch.as_tensor(rows.astype(np.float64))
         out = torch.movedim(torch.tensordot(a, out, dims=([1], [ax])), 0, ax)
-    return out.to(dtype=dtype, device=device).contiguous()
+    return out.to(dtype=dtype).contiguous(), index
+
+
+def _inverse_norm(norm: torch.Tensor) -> torch.Tensor:
+    """``1 / H^T w``, 0 where the unknown reaches (almost) no data."""
+    return norm.clamp_min(1e-6).reciprocal_().masked_fill_(norm <= 1e-6, 0)
+
+
+def _expand(small: torch.Tensor, index: list, device) -> torch.Tensor:
+    """The full array whose voxel ``(m_0, m_1, ...)`` is ``small[index_0[m_0], index_1[m_1], ...]``."""
+    out = small
+    for ax in reversed(range(small.ndim)):  # the largest copy, along axis 0, is of whole planes
+        out = torch.index_select(out, ax, index[ax])
+    return out.to(device=device).contiguous()
 
 
 def _result(x, offset, b, dtype) -> np.ndarray:
