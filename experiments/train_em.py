@@ -6,6 +6,9 @@
     nice -n 10 nohup python experiments/train_em.py --dataset gala --from fibsem3d-affinity --long-range 3,9 \
         --augment microscope --lr 3e-4 --run-dir /tmp/emlr/run --export /tmp/emlr/fibsem3d-affinity-lr > lr.log &
     python experiments/train_em.py --dataset isbi --evaluate-only   # score the last checkpoint, export it
+    # a residual U-Net (a residual module in every level, Lee et al. 2017), elsewhere than the shipped file
+    nice -n 19 nohup python experiments/train_em.py --dataset gala --block residual --epochs 20 \
+        --run-dir /tmp/emres/run --export /tmp/emres/fibsem3d-affinity-res > res.log &
 
 ``isbi``: the 2D ssTEM membrane (boundary) model ``em2d-membrane`` on ISBI 2012 slices 0-19. The instance
 ground truth of a slice is the connected components of its non-membrane pixels (labels are 255 inside cells,
@@ -109,6 +112,8 @@ def main() -> int:
     p.add_argument("--long-range", default=None,
                    help="affinity models: extra offsets -d along every axis, e.g. '3,9' (Lee et al. 2017); "
                         "with --from, the source's channels keep their weights and new ones start as copies")
+    p.add_argument("--block", choices=("plain", "residual"), default="plain",
+                   help="new models: U-Net levels of plain conv blocks or residual modules (Lee et al. 2017)")
     p.add_argument("--export", default=None, help="model path stem (default: the shipped name in src/mire/models)")
     args = p.parse_args()
     if not SHARED.exists():
@@ -130,11 +135,16 @@ def main() -> int:
 
         offsets = long_range_offsets(ds["ndim"], [int(d) for d in args.long_range.split(",")])
     if args.start:
+        if args.block != "plain":
+            p.error("--block builds a new network; --from keeps the source's")
         model = Segmenter.load(args.start)
         if offsets is not None:
             model = model.with_offsets(offsets)
     else:
-        model = Segmenter("fast", ndim=ds["ndim"], target=ds["target"], offsets=offsets)
+        from mire.nets import PRESETS
+
+        model = Segmenter({**PRESETS["fast"], "block": args.block}, ndim=ds["ndim"], target=ds["target"],
+                          offsets=offsets)
     run = Path(args.run_dir or Path.home() / ".cache" / "mire" / "runs" / args.dataset)
     t0 = time.time()
     if not args.evaluate_only:

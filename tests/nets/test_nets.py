@@ -6,7 +6,8 @@ import torch
 from torch import nn
 
 from mire.nets import DepthToSpace, EncoderDecoder, PRESETS, SpaceToDepth, UNet, build_model, count_parameters
-from mire.nets.layers import AxialConv3d, PlaneConv3d
+from mire.nets.layers import AxialConv3d, PlaneConv3d, ResidualBlock
+from mire.nets.unet import anisotropic_layout
 
 
 @pytest.mark.parametrize("kw,shape,multiple", [
@@ -185,3 +186,101 @@ def test_ffn_config_errors():
         build_ffn({"arch": "unet"})
     with pytest.raises(ValueError, match="invalid FFN config"):
         build_ffn("tiny", colour="red")
+
+
+# ---------------------------------------------------------------- residual levels, voxel spacing
+
+
+@pytest.mark.parametrize("kw,shape,multiple", [
+    (dict(ndim=2, depth=3, base_channels=4), (2, 1, 16, 24), (4, 4)),
+    (dict(ndim=3, depth=3, base_channels=4, conv="factorized", stem=2), (1, 1, 8, 8, 16), (8, 8, 8)),
+    # ssTEM-like spacing: Z never pooled at the first two levels, so the multiple along Z is 2
+    (dict(ndim=3, depth=4, base_channels=4, spacing=(30, 6, 6)), (1, 1, 2, 16, 16), (2, 8, 8)),
+])
+def test_residual_unet_shapes(kw, shape, multiple):
+    net = UNet(block="residual", **kw).eval()
+    assert net.size_multiple == multiple
+    assert all(isinstance(b, ResidualBlock) for b in list(net.encoders) + list(net.decoders))
+    with torch.no_grad():
+        assert net(torch.randn(shape)).shape == shape
+    assert build_model(net.config).config == net.config
+
+
+def _zero_branch(block):
+    for m in block.branch.modules():
+        if isinstance(m, (nn.Conv2d, nn.Conv3d)):
+            nn.init.zeros_(m.weight)
+
+
+@pytest.mark.parametrize("conv_kind", ["full", "factorized"])
+def test_residual_block_with_a_zero_branch_is_its_skip_path(conv_kind):
+    torch.manual_seed(0)
+    same = ResidualBlock(4, 4, ndim=3, kernel=3, norm="batch", conv_kind=conv_kind).eval()
+    x = torch.randn(1, 4, 4, 6, 6)
+    with torch.no_grad():
+        assert not torch.allclose(same(x.relu()), x.relu())  # random weights: a real branch
+        _zero_branch(same)
+        # identity skip: relu(0 + x) == x for the non-negative output of a previous block
+        assert torch.equal(same(x.relu()), x.relu())
+        wider = ResidualBlock(4, 6, ndim=3, kernel=(1, 3, 3), norm="none", conv_kind=conv_kind).eval()
+        _zero_branch(wider)
+        # norm="none": the last conv's bias is the only non-zero term left in the branch
+        last = [m for m in wider.branch.modules() if isinstance(m, (nn.Conv2d, nn.Conv3d))][-1]
+        nn.init.zeros_(last.bias)
+        proj = wider.skip[0]  # channels change: a 1x1 projection, checked against its hand sum
+        want = torch.einsum("oi,nizyx->nozyx", proj.weight[:, :, 0, 0, 0], x) + proj.bias.view(1, -1, 1, 1, 1)
+        torch.testing.assert_close(wider(x), want.relu())
+
+
+def test_anisotropic_layout_by_hand():
+    # SNEMI3D-like 30x6x6 nm: Z is coarse until two in-plane poolings bring 6 to 24 (30 < 2 x 24)
+    kernels, pools, stem = anisotropic_layout((30, 6, 6), kernel=(3, 3, 3), pools=[(2, 2, 2)] * 3, stem=(1, 1, 1))
+    # steps: (30,6,6) coarse -> pool (1,2,2) -> (30,12,12) coarse -> (30,24,24) fine -> (60,48,48) fine
+    assert kernels == [(1, 3, 3), (1, 3, 3), (3, 3, 3), (3, 3, 3)]
+    assert pools == [(1, 2, 2), (1, 2, 2), (2, 2, 2)] and stem == (1, 1, 1)
+    # the stem is a pooling too: (40, 4, 4) with a 2x stem -> Z kept, (40, 8, 8) still coarse
+    kernels, pools, stem = anisotropic_layout((40, 4, 4), kernel=(3, 3, 3), pools=[(2, 2, 2)] * 2, stem=(2, 2, 2))
+    assert stem == (1, 2, 2) and kernels == [(1, 3, 3), (1, 3, 3), (3, 3, 3)] and pools == [(1, 2, 2), (1, 2, 2)]
+    # exactly 2x coarser counts as coarse; 1.9x does not
+    one_pool = dict(kernel=(3, 3, 3), pools=[(2, 2, 2)], stem=(1, 1, 1))
+    assert anisotropic_layout((2, 1, 1), **one_pool)[0] == [(1, 3, 3), (3, 3, 3)]
+    assert anisotropic_layout((1.9, 1, 1), **one_pool)[0] == [(3, 3, 3)] * 2
+    # 2D, coarse X (a line-scanned image): the rule is per axis, not "Z"
+    assert anisotropic_layout((1, 3), kernel=(3, 3), pools=[(2, 2)], stem=(1, 1))[1] == [(2, 1)]
+    with pytest.raises(ValueError, match="positive"):
+        anisotropic_layout((0, 1, 1), kernel=(3, 3, 3), pools=[], stem=(1, 1, 1))
+    with pytest.raises(ValueError, match="spacing has 2 values"):
+        UNet(ndim=3, spacing=(1, 1))
+    with pytest.raises(ValueError, match="unknown block"):
+        UNet(ndim=2, block="dense")
+
+
+def test_isotropic_spacing_is_the_plain_layout_and_anisotropic_nets_use_plane_convs():
+    base = dict(ndim=3, depth=3, base_channels=4, conv="factorized", stem=2)
+    plain, iso = UNet(**base), UNet(**base, spacing=(8, 8, 8))  # FIB-SEM: isotropic voxels
+    assert iso.config["pool"] == plain.config["pool"] and iso.config["stem"] == plain.config["stem"]
+    assert {k: v.shape for k, v in iso.state_dict().items()} == {k: v.shape for k, v in plain.state_dict().items()}
+    aniso = UNet(**base, spacing=(30, 6, 6))
+    # stem (1, 2, 2): steps (30, 12, 12), Z coarse; pool (1, 2, 2): (30, 24, 24), fine from level 1 on.
+    # Level 0 is in-plane only: its convs are single PlaneConv3d (no axial part)
+    assert aniso.level_kernels == [(1, 3, 3), (3, 3, 3), (3, 3, 3)]
+    assert aniso.config["pool"] == [[1, 2, 2], [2, 2, 2]]
+    assert isinstance(aniso.encoders[0][0], PlaneConv3d) and not isinstance(plain.encoders[0][0], PlaneConv3d)
+    assert aniso.config["stem"] == [1, 2, 2] and aniso.config["spacing"] == [30.0, 6.0, 6.0]
+    assert build_model(aniso.config).level_kernels == aniso.level_kernels
+
+
+def test_a_few_residual_train_steps_lower_the_loss():
+    torch.manual_seed(0)
+    net = UNet(ndim=2, depth=2, base_channels=8, block="residual", norm="batch")
+    x = torch.rand(4, 1, 16, 16)
+    y = (x > 0.5).float()  # a threshold is learnable by any working net
+    opt = torch.optim.Adam(net.parameters(), lr=1e-2)
+    losses = []
+    for _ in range(15):
+        loss = nn.functional.binary_cross_entropy_with_logits(net(x), y)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0]

@@ -76,6 +76,29 @@ def test_admm_converges_to_the_optimum():
     assert abs(info2["objective"][-1] - f_star) / f_star < 1e-3
 
 
+def test_l2_u_split_is_the_masked_prox():
+    """One ADMM iteration's L2 u-split (written as a = m (v - y) / (m + r), u - a = v - 2 a) against the
+    prox written out, u = (m y + r v) / (m + r), a = v - u, with v = H x_new + a_old; a is exactly 0 where
+    the data term does not look (m = 0)."""
+    import copy
+
+    from mire.restore.tv import _blur
+
+    rng = np.random.default_rng(7)
+    y = blur(shapes2d(24), 1.0) + 0.05 * rng.standard_normal((24, 24))
+    prob = _make_problem(y, gaussian_psf(1.0, ndim=2), spacing=(1.0, 1.0), data_term="l2", positivity=True,
+                         dtype=torch.float64, device="cpu")
+    st, _ = _admm(prob, 0.02, n_iter=3, tol=0)  # a state with nonzero duals
+    before = copy.deepcopy(st)
+    st, _ = _admm(prob, 0.02, n_iter=1, tol=0, state=st, adapt_every=0)
+    r, m = st.rho[0], prob.mask
+    v = _blur(prob, st.x) + before.a
+    u = (m * prob.y + r * v) / (m + r)
+    assert torch.allclose(st.a, v - u, atol=1e-12)
+    assert torch.allclose(st.tu + st.a, u, atol=1e-12)
+    assert bool((st.a[m == 0] == 0).all())
+
+
 def test_default_stop_is_early_and_close_to_the_converged_solution():
     """The default tol (0.5 % relative change) stops after a few dozen iterations, near the optimum's quality.
 

@@ -114,3 +114,26 @@ def test_train_segment_long_range_from_a_model(tmp_path):
     res = runner.invoke(app, ["train-segment", *common, "-o", str(tmp_path / "b"), "--from", str(tmp_path / "nn"),
                               "--long-range", "1"])
     assert res.exit_code == 2 and ">= 2" in res.output
+
+
+def test_train_segment_residual_block_and_spacing(tmp_path):
+    import json
+
+    image, lab = em_cells((4, 32, 32), seed=1)
+    ip, lp = tmp_path / "img.tif", tmp_path / "lab.tif"
+    tifffile.imwrite(ip, image)
+    tifffile.imwrite(lp, lab)
+    common = ["-i", str(ip), "-l", str(lp), "--epochs", "1", "--steps", "1", "--batch-size", "1",
+              "--patch", "4,16,16", "--preset", "tiny", "--target", "affinities"]
+    res = runner.invoke(app, ["train-segment", *common, "-o", str(tmp_path / "r"), "--block", "residual",
+                              "--spacing", "30,6,6"])
+    assert res.exit_code == 0, res.output
+    net = json.loads((tmp_path / "r.json").read_text())["network"]
+    assert net["block"] == "residual" and net["spacing"] == [30.0, 6.0, 6.0] and net["pool"] == [[1, 2, 2]]
+    res = runner.invoke(app, ["train-segment", *common, "-o", str(tmp_path / "b"), "--block", "dense"])
+    assert res.exit_code == 2 and "unknown block" in res.output
+    res = runner.invoke(app, ["train-segment", *common, "-o", str(tmp_path / "b"), "--spacing", "30,x,6"])
+    assert res.exit_code == 2 and "--spacing" in res.output
+    res = runner.invoke(app, ["train-segment", *common, "-o", str(tmp_path / "b"), "--from", str(tmp_path / "r"),
+                              "--block", "residual"])
+    assert res.exit_code == 2 and "--from" in res.output

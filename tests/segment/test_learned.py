@@ -156,3 +156,37 @@ def test_long_range_weight_loss_is_the_split_mean():
         Segmenter(STEM_NET, ndim=3, target="affinities").train(
             np.zeros((8, 16, 16)), np.ones((8, 16, 16), int), patch=(8, 16, 16), epochs=1, steps_per_epoch=1,
             progress=False, long_range_weight=0.5)
+
+
+def test_residual_anisotropic_model_saves_and_loads(tmp_path):
+    from mire.nets import PRESETS
+    from mire.nets.layers import ResidualBlock
+
+    image, labels = em_cells((4, 32, 32), seed=2)
+    seg = Segmenter({**PRESETS["tiny"], "block": "residual", "spacing": [30, 6, 6]}, ndim=3, target="affinities")
+    assert seg.model.config["pool"] == [[1, 2, 2]] and isinstance(seg.model.encoders[0], ResidualBlock)
+    seg.train(image, labels, patch=(4, 16, 16), epochs=1, steps_per_epoch=1, batch_size=1, progress=False)
+    affs = seg.predict(image)
+    stem = seg.save(tmp_path / "res")
+    meta = json.loads((tmp_path / "res.json").read_text())
+    assert meta["network"]["block"] == "residual" and meta["network"]["spacing"] == [30.0, 6.0, 6.0]
+    again = Segmenter.load(stem)
+    assert again.model.config == seg.model.config
+    np.testing.assert_array_equal(again.predict(image), affs)
+
+
+def test_model_files_from_before_the_block_option_load_unchanged(tmp_path):
+    image, _ = em_cells((4, 32, 32), seed=2)
+    seg = Segmenter("tiny", ndim=3, target="affinities")
+    affs = seg.predict(image)
+    stem = seg.save(tmp_path / "old")
+    meta = json.loads((tmp_path / "old.json").read_text())
+    for key in ("block", "spacing"):  # what a file written before these options holds
+        del meta["network"][key]
+    (tmp_path / "old.json").write_text(json.dumps(meta))
+    again = Segmenter.load(stem)
+    assert again.model.config["block"] == "plain" and again.model.config["spacing"] is None
+    np.testing.assert_array_equal(again.predict(image), affs)
+    # the shipped model (saved before the option) loads and keeps its plain levels
+    shipped = Segmenter.load("fibsem3d-affinity")
+    assert "block" not in shipped.metadata["network"] and shipped.model.config["block"] == "plain"

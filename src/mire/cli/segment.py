@@ -398,6 +398,12 @@ def train_segment_cmd(
                                    help="Affinity models: also learn offsets -d along every axis, e.g. 3,9 "
                                         "(Lee et al. 2017); with --from, the model's channels are kept and "
                                         "new ones start as copies of their axis's nearest channel."),
+    block: str = typer.Option(None, "--block",
+                              help="--kind unet: plain (default) | residual (a residual module in every U-Net "
+                                   "level, Lee et al. 2017)."),
+    spacing: str = typer.Option(None, "--spacing",
+                                help="--kind unet: voxel size Z,Y,X (or Y,X), e.g. 30,6,6: levels where Z is "
+                                     ">= 2x coarser use 1x3x3 kernels and 1x2x2 pooling; isotropic = no change."),
 ):
     """Train a boundary or affinity network on raw EM + instance labels, or fine-tune one (--from)."""
     with friendly_errors():
@@ -427,6 +433,8 @@ def train_segment_cmd(
                 raise ValueError("--patch is for --kind unet: an FFN trains on its FOV (set by the preset)")
             if base is not None:
                 raise ValueError("--from fine-tunes an affinity/boundary model; it does not apply to --kind ffn")
+            if block is not None or spacing is not None:
+                raise ValueError("--block and --spacing are for --kind unet (an FFN's network is set by its preset)")
             filler = FloodFiller(preset or "small")
             history = filler.train([imread(p) for p in images], [imread(p) for p in labels], epochs=epochs,
                                    steps_per_epoch=steps, batch_size=batch_size, lr=lr, checkpoint_dir=checkpoints,
@@ -447,6 +455,22 @@ def train_segment_cmd(
         source = Segmenter.load(base) if base is not None else None
         if long_range:
             offsets = long_range_offsets(ndim if source is None else source.ndim, distances)
+        network = preset or "fast"
+        if block is not None or spacing is not None:
+            if base is not None:
+                raise ValueError("--block and --spacing build a new network; with --from the model's own is kept")
+            from mire.nets import PRESETS
+
+            if network not in PRESETS:
+                raise ValueError(f"unknown preset {network!r}; choose from {sorted(PRESETS)}")
+            network = dict(PRESETS[network])
+            if block is not None:
+                network["block"] = block
+            if spacing is not None:
+                try:
+                    network["spacing"] = [float(v) for v in spacing.split(",")]
+                except ValueError:
+                    raise ValueError(f"--spacing must be comma-separated numbers, got {spacing!r}") from None
         if base is not None:
             segmenter = source if offsets is None else source.with_offsets(offsets)
             if adapt:
@@ -455,7 +479,7 @@ def train_segment_cmd(
         else:
             if offsets is not None and target != "affinities":
                 raise ValueError("--long-range needs --target affinities")
-            segmenter = Segmenter(preset or "fast", ndim=ndim, target=target, offsets=offsets)
+            segmenter = Segmenter(network, ndim=ndim, target=target, offsets=offsets)
             segmenter.metadata["postprocess"]["threshold"] = threshold
         history = segmenter.train(raws, [imread(p) for p in labels], patch=patch_t, sparse=bool(sparse),
                                   epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr,

@@ -135,6 +135,43 @@ class ConvBlock(nn.Sequential):
         super().__init__(*layers)
 
 
+class ResidualBlock(nn.Module):
+    """``n_convs`` x conv -> norm, activations between them, plus a skip; activation after the sum.
+
+    The residual module of Lee et al. 2017 (the superhuman SNEMI3D U-Net) and He et al. 2016:
+    ``act(branch(x) + skip(x))`` with ``branch`` = conv-norm-act-...-conv-norm and ``skip`` the
+    identity, or a 1x1 convolution (no bias, then norm) when the channels change. A branch whose
+    weights are zero adds nothing, so the block is then ``act(skip(x))``: the identity for the
+    non-negative output of a previous ReLU block of the same width. Deep stacks of such blocks
+    keep a short gradient path to every level.
+    """
+
+    def __init__(self, in_ch, out_ch, *, ndim, n_convs=2, kernel=3, norm="batch", act="relu", conv_kind="full"):
+        super().__init__()
+        kernel = as_tuple(kernel, ndim, name="kernel")
+        if n_convs < 1:
+            raise ValueError(f"a residual block needs at least one convolution, got n_convs={n_convs}")
+        layers = []
+        for i in range(n_convs):
+            layers += [conv(in_ch if i == 0 else out_ch, out_ch, kernel, kind=conv_kind, bias=norm == "none"),
+                       norm_layer(norm, out_ch, ndim)]
+            if i < n_convs - 1:
+                layers.append(activation(act))
+        self.branch = nn.Sequential(*layers)
+        if in_ch == out_ch:
+            self.skip = nn.Identity()
+        else:
+            self.skip = nn.Sequential(conv_cls(ndim)(in_ch, out_ch, 1, bias=norm == "none"),
+                                      norm_layer(norm, out_ch, ndim))
+        self.act = activation(act)
+
+    def forward(self, x):
+        return self.act(self.branch(x) + self.skip(x))
+
+
+BLOCKS = {"plain": ConvBlock, "residual": ResidualBlock}
+
+
 class SpaceToDepth(nn.Module):
     """Fold each ``factor`` block of voxels into channels (pixel-unshuffle, any ndim, anisotropic).
 

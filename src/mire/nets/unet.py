@@ -13,7 +13,12 @@ import math
 import torch
 from torch import nn
 
-from mire.nets.layers import CONV_KINDS, NORMS, ConvBlock, DepthToSpace, SpaceToDepth, as_tuple, conv_cls
+from mire.nets.layers import BLOCKS, CONV_KINDS, NORMS, DepthToSpace, SpaceToDepth, as_tuple, conv_cls
+
+#: An axis is "coarse" at a level when its voxel step is at least this many times the finest one:
+#: one step along it then spans as much as two steps in-plane, so a 3-tap kernel along it would
+#: mix structures a whole in-plane kernel apart, and in-plane pooling by 2 is what evens it out.
+ANISOTROPY_RATIO = 2.0
 
 
 def _pools(pool, depth: int, ndim: int) -> list[tuple[int, ...]]:
@@ -24,6 +29,62 @@ def _pools(pool, depth: int, ndim: int) -> list[tuple[int, ...]]:
     if len(pools) != depth - 1:
         raise ValueError(f"pool lists {len(pools)} factors but depth={depth} needs {depth - 1}")
     return pools
+
+
+def anisotropic_layout(spacing, *, kernel, pools, stem):
+    """Per-level kernels, poolings and stem for a voxel ``spacing`` (Lee et al. 2017, nnU-Net style).
+
+    Walks down the levels keeping track of the voxel step after the stem and each pooling. At a
+    level where an axis is coarse (step >= :data:`ANISOTROPY_RATIO` x the finest step) its
+    kernel size, its pooling factor and (at the first level) its stem factor become 1: such a
+    level convolves and pools in-plane only (1x3x3 kernels, 1x2x2 pooling for ssTEM) until the
+    in-plane steps have caught up. Isotropic spacing changes nothing. Applying the rule to its
+    own output gives the same layout (the stored config rebuilds the same network).
+
+    Parameters
+    ----------
+    spacing : sequence of float
+        Voxel size per axis (any unit).
+    kernel : tuple of int
+        The kernel of a fine axis.
+    pools : list of tuple of int
+        Pooling per down-sampling step, for fine axes.
+    stem : tuple of int
+        Space-to-depth factor, for fine axes.
+
+    Returns
+    -------
+    kernels : list of tuple of int
+        One kernel per level.
+    pools : list of tuple of int
+    stem : tuple of int
+
+    Examples
+    --------
+    >>> k, p, s = anisotropic_layout((30, 6, 6), kernel=(3, 3, 3), pools=[(2, 2, 2)] * 3, stem=(1, 1, 1))
+    >>> k
+    [(1, 3, 3), (1, 3, 3), (3, 3, 3), (3, 3, 3)]
+    >>> p
+    [(1, 2, 2), (1, 2, 2), (2, 2, 2)]
+    """
+    step = [float(v) for v in spacing]
+    if any(not math.isfinite(v) or v <= 0 for v in step):
+        raise ValueError(f"spacing must be positive numbers, got {tuple(spacing)}")
+
+    def coarse():
+        return [v >= ANISOTROPY_RATIO * min(step) for v in step]
+
+    stem = tuple(1 if c else f for c, f in zip(coarse(), stem))
+    step = [v * f for v, f in zip(step, stem)]
+    kernels, out_pools = [], []
+    for i in range(len(pools) + 1):
+        c = coarse()
+        kernels.append(tuple(1 if ci else k for ci, k in zip(c, kernel)))
+        if i < len(pools):
+            p = tuple(1 if ci else f for ci, f in zip(c, pools[i]))
+            out_pools.append(p)
+            step = [v * f for v, f in zip(step, p)]
+    return kernels, out_pools, stem
 
 
 class UNet(nn.Module):
@@ -61,6 +122,15 @@ class UNet(nn.Module):
         Channel multiplier per level.
     max_channels : int, optional
         Cap on the channels of the deepest levels (keeps deep presets affordable).
+    block : {"plain", "residual"}
+        ``"plain"``: ``convs_per_block`` x conv-norm-act. ``"residual"``: the same convolutions
+        as a residual module in every encoder and decoder level (see
+        :class:`mire.nets.layers.ResidualBlock`; Lee et al. 2017). Unrelated to ``residual``,
+        which adds the input to the output.
+    spacing : sequence of float, optional
+        Voxel size per axis. Given, the levels where an axis is coarse use kernel size 1 and no
+        pooling along it (see :func:`anisotropic_layout`: 1x3x3 kernels and 1x2x2 pooling on
+        ssTEM); isotropic spacing gives the same network as ``None``.
 
     Examples
     --------
@@ -76,7 +146,7 @@ class UNet(nn.Module):
                  base_channels: int = 16, convs_per_block: int = 2, norm: str = "batch",
                  activation: str = "relu", kernel=3, pool=2, conv: str = "full", stem=1,
                  residual: bool = False, skips: bool = True, channel_growth: float = 2.0,
-                 max_channels: int | None = None):
+                 max_channels: int | None = None, block: str = "plain", spacing=None):
         super().__init__()
         if ndim not in (2, 3):
             raise ValueError(f"ndim must be 2 or 3, got {ndim}")
@@ -88,9 +158,20 @@ class UNet(nn.Module):
             raise ValueError(f"unknown conv kind {conv!r}; choose from {CONV_KINDS}")
         if residual and in_channels != out_channels:
             raise ValueError(f"residual=True needs in_channels == out_channels, got {in_channels} and {out_channels}")
+        if block not in BLOCKS:
+            raise ValueError(f"unknown block {block!r}; choose from {sorted(BLOCKS)}")
         kernel_t = as_tuple(kernel, ndim, name="kernel")
         stem_t = as_tuple(stem, ndim, name="stem")
         pools = _pools(pool, depth, ndim)
+        if spacing is not None:
+            spacing = [float(v) for v in spacing]
+            if len(spacing) != ndim:
+                raise ValueError(f"spacing has {len(spacing)} values for a {ndim}D network")
+            kernels, pools, stem_t = anisotropic_layout(spacing, kernel=kernel_t, pools=pools, stem=stem_t)
+        else:
+            kernels = [kernel_t] * depth
+        #: the kernel of each level (encoder and decoder alike)
+        self.level_kernels = kernels
         # JSON-able record of everything needed to rebuild this network
         self.config = {
             "arch": "unet" if skips else "encoder_decoder", "ndim": ndim, "in_channels": in_channels,
@@ -98,7 +179,7 @@ class UNet(nn.Module):
             "convs_per_block": convs_per_block, "norm": norm, "activation": activation,
             "kernel": list(kernel_t), "pool": [list(p) for p in pools], "conv": conv, "stem": list(stem_t),
             "residual": residual, "channel_growth": channel_growth,
-            "max_channels": max_channels,
+            "max_channels": max_channels, "block": block, "spacing": spacing,
         }
         self.ndim, self.residual, self.skips = ndim, residual, skips
         self.in_channels, self.out_channels = in_channels, out_channels
@@ -107,7 +188,8 @@ class UNet(nn.Module):
         chans = [int(round(base_channels * channel_growth ** i)) for i in range(depth)]
         if max_channels is not None:
             chans = [min(c, int(max_channels)) for c in chans]
-        block = dict(ndim=ndim, n_convs=convs_per_block, kernel=kernel_t, norm=norm, act=activation, conv_kind=conv)
+        Block = BLOCKS[block]
+        opts = dict(ndim=ndim, n_convs=convs_per_block, norm=norm, act=activation, conv_kind=conv)
         Conv = conv_cls(ndim)
         Pool = {2: nn.MaxPool2d, 3: nn.MaxPool3d}[ndim]
         Up = {2: nn.ConvTranspose2d, 3: nn.ConvTranspose3d}[ndim]
@@ -116,12 +198,12 @@ class UNet(nn.Module):
         self.stem_out = DepthToSpace(stem_t) if math.prod(stem_t) > 1 else nn.Identity()
         first_in = in_channels * math.prod(stem_t)
         self.encoders = nn.ModuleList(
-            [ConvBlock(first_in if i == 0 else chans[i - 1], chans[i], **block) for i in range(depth)])
+            [Block(first_in if i == 0 else chans[i - 1], chans[i], kernel=kernels[i], **opts) for i in range(depth)])
         self.pools = nn.ModuleList([Pool(p, p) if math.prod(p) > 1 else nn.Identity() for p in pools])
         # transposed conv with kernel == stride: a learned, overlap-free upsampling (no checkerboard)
         self.ups = nn.ModuleList([Up(chans[i + 1], chans[i], pools[i], stride=pools[i]) for i in range(depth - 1)])
         self.decoders = nn.ModuleList(
-            [ConvBlock(chans[i] * (2 if skips else 1), chans[i], **block) for i in range(depth - 1)])
+            [Block(chans[i] * (2 if skips else 1), chans[i], kernel=kernels[i], **opts) for i in range(depth - 1)])
         self.head = Conv(chans[0], out_channels * math.prod(stem_t), 1)
         if residual:
             # start as the identity: training then only has to learn the correction, instead of

@@ -48,6 +48,7 @@ DATA_TERMS = ("l2", "l1", "poisson")
 #: Starting penalties (u, TV / weight, positivity / weight) and adaptation period of the weight
 #: searches in :mod:`mire.restore._weight`, with which their rules were calibrated.
 SEARCH_RHO, SEARCH_ADAPT = (0.3, 3.0, 3.0), 10
+FINAL_RELAX = 1.0
 
 
 @dataclass
@@ -143,8 +144,10 @@ class _Coefficients:
         self.inv_den = inv_den.to(p.otf.dtype)
         self.cotf_den = p.otf.conj() * (self.cu * inv_den)
         if p.data_term == "l2":
-            self.my = p.mask * p.y
-            self.inv_mr = 1.0 / (p.mask + r_u)
+            # the L2 prox u = (m y + r v) / (m + r) enters only through a = v - u = m (v - y) / (m + r)
+            # and u - a = v - 2 a: two constants, one pass each (a is exactly 0 off the window)
+            self.ka = p.mask / (p.mask + r_u)
+            self.neg_kay = -self.ka * p.y
 
 
 def _prox_data(p: _Problem, v: torch.Tensor, rho: float) -> torch.Tensor:
@@ -174,7 +177,7 @@ def _objective(p: _Problem, hx: torch.Tensor, gx: torch.Tensor, weight: float) -
 
 def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State | None = None,
           adapt_every: int = 5, objective_every: int = 1, log_change: bool = True, progress=None,
-          rho0=(0.3, 5.0, 1.0)) -> tuple[_State, dict]:
+          rho0=(0.3, 5.0, 1.0), relax: float = 1.0, callback=None) -> tuple[_State, dict]:
     """Run ADMM iterations; returns the state and a log (objective, residuals, iterations).
 
     The loop is written for memory bandwidth, which bounds it on a CPU: every split is updated
@@ -216,17 +219,25 @@ def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State 
         if check or last:
             # splits before this update, for the dual residuals r ||u - u_old|| (and z, s)
             old = (st.tu + st.a, st.tz + st.b, st.ts + st.e)
-            old_duals = (st.a.clone(), st.b.clone(), st.e.clone())
-        # u-split: v = H x + a, then u = prox(v), a = v - u, tu = u - a
-        v = hx.add_(st.a)
-        if p.data_term == "l2":
-            u = torch.add(coef.my, v, alpha=r_u, out=st.tu).mul_(coef.inv_mr)
+            # the u-update gives a a new buffer, the old one stays as it is (b and e change in place)
+            old_duals = (st.a, st.b.clone(), st.e.clone())
+        # u-split: v = H x + a, then u = prox(v), a = v - u, tu = u - a. Over-relaxed (Boyd et al.
+        # 2011, sec. 3.4.3), H x is replaced by relax H x + (1 - relax) u_old, u_old = tu + a.
+        if relax == 1.0:
+            v = hx.add_(st.a)
         else:
-            u = _prox_data(p, v, r_u)
-        st.a = v.sub_(u)
-        st.tu = u.sub_(st.a)
+            v = hx.mul_(relax).add_(st.tu, alpha=1 - relax).add_(st.a, alpha=2 - relax)
+        if p.data_term == "l2":
+            # st.tu was read by this iteration's x-update (and the relaxation): its buffer takes the new dual
+            st.a = torch.addcmul(coef.neg_kay, v, coef.ka, out=st.tu)
+        else:
+            st.a = v - _prox_data(p, v, r_u)
+        st.tu = v.sub_(st.a, alpha=2)
         # z-split: v = grad x + b; z = f v (vector shrinkage), b = v - z, tz = z - b = v - 2 b
-        v = gx.add_(st.b)
+        if relax == 1.0:
+            v = gx.add_(st.b)
+        else:
+            v = gx.mul_(relax).add_(st.tz, alpha=1 - relax).add_(st.b, alpha=2 - relax)
         if weight > 0:
             # 1 - f = min(t / |v|, 1): the projection of v on the ball of radius t = weight / r_z
             g = torch.mul(v[0], v[0], out=rhs)
@@ -239,12 +250,17 @@ def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State 
         v_z, st.tz = st.tz, v.sub_(st.b, alpha=2)
         # s-split: v = x + e; s = max(v, 0), e = min(v, 0), ts = s - e = |v|
         if p.positivity:
-            v = st.e.add_(x)
+            if relax == 1.0:
+                v = st.e.add_(x)
+            else:
+                v = st.e.mul_(2 - relax).add_(x, alpha=relax).add_(st.ts, alpha=1 - relax)
             torch.abs(v, out=st.ts)
             st.e = v.clamp_max_(0)
         else:
             st.ts = x
         st.x = x
+        if callback is not None:  # experiments: the iterate after each iteration
+            callback(it, x)
         if progress is not None:
             progress.advance(1)
         stop = False
@@ -530,7 +546,8 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
         if method == "paper":
             x, info = _paper_gd(prob, weight, n_iter=n_iter, tol=0.0, eps=0.05, progress=bar)
         else:
-            st, info = _bregman_solve(prob, weight, bregman, n_iter=n_iter, tol=tol, objective_every=10, progress=bar)
+            st, info = _bregman_solve(prob, weight, bregman, n_iter=n_iter, tol=tol, objective_every=10, progress=bar,
+                                      relax=FINAL_RELAX)
             # x and its clipped copy s agree at convergence; after finitely many iterations return
             # the feasible one, so a positivity-constrained result is exactly >= 0
             x = _feasible(prob, st.x)

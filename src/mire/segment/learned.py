@@ -39,7 +39,9 @@ class Segmenter:
     Parameters
     ----------
     config : dict or str, optional
-        Network config or preset (see :func:`mire.nets.build_model`); default ``"fast"``.
+        Network config or preset (see :func:`mire.nets.build_model`); default ``"fast"``. E.g.
+        ``{**mire.nets.PRESETS["fast"], "block": "residual", "spacing": [30, 6, 6]}``: residual
+        levels and in-plane kernels/pooling where Z is coarse (:class:`mire.nets.UNet`).
     ndim : {2, 3}
         2: a membrane network applied slice by slice (ssTEM, ISBI 2012); 3: a volume network.
     target : {"boundaries", "affinities"}
