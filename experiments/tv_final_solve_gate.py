@@ -11,7 +11,6 @@ with the default weight and refinements recorded by ``experiments/tv_weight_stre
 from __future__ import annotations
 
 import argparse
-import json
 import time
 
 import numpy as np
@@ -21,7 +20,7 @@ def main():
     import torch
 
     import mire.restore.tv as T
-    from tv_weight_stress import RECORDS, RULE_VERSION, cases, score
+    from tv_weight_stress import cases, records, score
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--half", default="design")
@@ -30,11 +29,7 @@ def main():
     ap.add_argument("--part", default="0/1", help="k/n: every n-th case from the k-th (parallel runs)")
     a = ap.parse_args()
     torch.set_num_threads(1)
-    rec = {}
-    for line in RECORDS.read_text().splitlines():
-        r = json.loads(line)
-        if r["rule"] == RULE_VERSION and r["half"] == a.half:
-            rec[r["case"]] = r
+    rec = records(a.half)
     k, n = map(int, a.part.split("/"))
     for i, (name, make) in enumerate(cases(a.half)):
         if name not in rec or (a.only and a.only not in name) or i % n != k:

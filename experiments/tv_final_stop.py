@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from tv_weight_stress import OUT, RECORDS, RULE_VERSION, cases, score  # noqa: E402
+from tv_weight_stress import OUT, cases, records, score  # noqa: E402
 
 
 def main():
@@ -36,11 +36,7 @@ def main():
     from mire.restore._common import check_inputs, estimate_noise_model, intensity_scale, normalize_spacing
     from mire.restore.tv import _admm, _feasible, _init_state, _make_problem
 
-    weights = {}
-    for line in RECORDS.read_text().splitlines():
-        r = json.loads(line)
-        if r["rule"] == RULE_VERSION and r["half"] == "design":
-            weights[r["case"]] = r["default_weight"]
+    weights = {name: r["default_weight"] for name, r in records("design").items()}
     out_path = OUT / "tv_final_stop.jsonl"
     k, n = map(int, a.part.split("/"))
     for i, (name, make) in enumerate(cases("design")):

@@ -12,7 +12,6 @@ lower-variance SURE (more probes) cannot close it.
 from __future__ import annotations
 
 import argparse
-import json
 
 import numpy as np
 
@@ -22,17 +21,13 @@ def main():
 
     from mire.optics.simulate import blur
     from mire.restore import tv_deconvolve
-    from tv_weight_stress import RECORDS, RULE_VERSION, cases, score
+    from tv_weight_stress import cases, records, score
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    rec = {}
-    for line in RECORDS.read_text().splitlines():
-        r = json.loads(line)
-        if r["rule"] == RULE_VERSION and r["half"] == "design":
-            rec[r["case"]] = r
+    rec = records("design")
     for name, make in cases("design"):
         if a.only not in name:
             continue

@@ -10,7 +10,6 @@ stress run's recorded grid (nearest grid weight in log scale). Design half only.
 from __future__ import annotations
 
 import argparse
-import json
 import math
 
 import numpy as np
@@ -21,18 +20,14 @@ def main():
 
     from mire.restore import choose_tv_weight
     from mire.restore._common import check_inputs, intensity_scale
-    from tv_weight_stress import RECORDS, RULE_VERSION, cases
+    from tv_weight_stress import cases, records
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", required=True)
     ap.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2, 3])
     a = ap.parse_args()
     torch.set_num_threads(1)
-    rec = {}
-    for line in RECORDS.read_text().splitlines():
-        r = json.loads(line)
-        if r["rule"] == RULE_VERSION and r["half"] == "design":
-            rec[r["case"]] = r
+    rec = records("design")
     for name, make in cases("design"):
         if a.only not in name:
             continue

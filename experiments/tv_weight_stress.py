@@ -42,6 +42,16 @@ HALVES = {"design": {"op": ["OP_1", "OP_2", "OP_3"], "w2s": [0, 1]},
           "report": {"op": ["OP_4", "OP_5", "OP_6"], "w2s": [24, 25], "flowdec": True}}
 
 
+def records(half: str) -> dict:
+    """The current rule's stress-set records of one half, by case name (the last record of a case wins)."""
+    out = {}
+    for line in RECORDS.read_text().splitlines():
+        r = json.loads(line)
+        if r["rule"] == RULE_VERSION and r["half"] == half:
+            out[r["case"]] = r
+    return out
+
+
 def op_crop(stack: str, size: int, seed: int) -> np.ndarray:
     """Whole Z range, XY crop of ``size`` centred near a random bright voxel (so it holds some neuron)."""
     import tifffile
