@@ -48,7 +48,6 @@ DATA_TERMS = ("l2", "l1", "poisson")
 #: Starting penalties (u, TV / weight, positivity / weight) and adaptation period of the weight
 #: searches in :mod:`mire.restore._weight`, with which their rules were calibrated.
 SEARCH_RHO, SEARCH_ADAPT = (0.3, 3.0, 3.0), 10
-FINAL_RELAX = 1.0
 
 
 @dataclass
@@ -177,7 +176,7 @@ def _objective(p: _Problem, hx: torch.Tensor, gx: torch.Tensor, weight: float) -
 
 def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State | None = None,
           adapt_every: int = 5, objective_every: int = 1, log_change: bool = True, progress=None,
-          rho0=(0.3, 5.0, 1.0), relax: float = 1.0, callback=None) -> tuple[_State, dict]:
+          rho0=(0.3, 5.0, 1.0)) -> tuple[_State, dict]:
     """Run ADMM iterations; returns the state and a log (objective, residuals, iterations).
 
     The loop is written for memory bandwidth, which bounds it on a CPU: every split is updated
@@ -221,23 +220,16 @@ def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State 
             old = (st.tu + st.a, st.tz + st.b, st.ts + st.e)
             # the u-update gives a a new buffer, the old one stays as it is (b and e change in place)
             old_duals = (st.a, st.b.clone(), st.e.clone())
-        # u-split: v = H x + a, then u = prox(v), a = v - u, tu = u - a. Over-relaxed (Boyd et al.
-        # 2011, sec. 3.4.3), H x is replaced by relax H x + (1 - relax) u_old, u_old = tu + a.
-        if relax == 1.0:
-            v = hx.add_(st.a)
-        else:
-            v = hx.mul_(relax).add_(st.tu, alpha=1 - relax).add_(st.a, alpha=2 - relax)
+        # u-split: v = H x + a, then u = prox(v), a = v - u, tu = u - a
+        v = hx.add_(st.a)
         if p.data_term == "l2":
-            # st.tu was read by this iteration's x-update (and the relaxation): its buffer takes the new dual
+            # st.tu was read by this iteration's x-update: its buffer takes the new dual
             st.a = torch.addcmul(coef.neg_kay, v, coef.ka, out=st.tu)
         else:
             st.a = v - _prox_data(p, v, r_u)
         st.tu = v.sub_(st.a, alpha=2)
         # z-split: v = grad x + b; z = f v (vector shrinkage), b = v - z, tz = z - b = v - 2 b
-        if relax == 1.0:
-            v = gx.add_(st.b)
-        else:
-            v = gx.mul_(relax).add_(st.tz, alpha=1 - relax).add_(st.b, alpha=2 - relax)
+        v = gx.add_(st.b)
         if weight > 0:
             # 1 - f = min(t / |v|, 1): the projection of v on the ball of radius t = weight / r_z
             g = torch.mul(v[0], v[0], out=rhs)
@@ -250,17 +242,12 @@ def _admm(p: _Problem, weight: float, *, n_iter: int, tol: float, state: _State 
         v_z, st.tz = st.tz, v.sub_(st.b, alpha=2)
         # s-split: v = x + e; s = max(v, 0), e = min(v, 0), ts = s - e = |v|
         if p.positivity:
-            if relax == 1.0:
-                v = st.e.add_(x)
-            else:
-                v = st.e.mul_(2 - relax).add_(x, alpha=relax).add_(st.ts, alpha=1 - relax)
+            v = st.e.add_(x)
             torch.abs(v, out=st.ts)
             st.e = v.clamp_max_(0)
         else:
             st.ts = x
         st.x = x
-        if callback is not None:  # experiments: the iterate after each iteration
-            callback(it, x)
         if progress is not None:
             progress.advance(1)
         stop = False
@@ -546,8 +533,7 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
         if method == "paper":
             x, info = _paper_gd(prob, weight, n_iter=n_iter, tol=0.0, eps=0.05, progress=bar)
         else:
-            st, info = _bregman_solve(prob, weight, bregman, n_iter=n_iter, tol=tol, objective_every=10, progress=bar,
-                                      relax=FINAL_RELAX)
+            st, info = _bregman_solve(prob, weight, bregman, n_iter=n_iter, tol=tol, objective_every=10, progress=bar)
             # x and its clipped copy s agree at convergence; after finitely many iterations return
             # the feasible one, so a positivity-constrained result is exactly >= 0
             x = _feasible(prob, st.x)
