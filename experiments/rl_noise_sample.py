@@ -2,7 +2,8 @@
 
 For each case: both models on the same data, then RL at n_iter 2 and 5 and the automatic call with each model
 (``noise_model=``); PSNR against the clean stack, the models, and the estimate's CPU time.
-Rule and results: experiments/results/rl_noise_sample.md.
+Rule and results: experiments/results/rl_noise_sample.md. The candidate failed and its library code was removed
+again: run this script at commit c28afae (the library there has NOISE_BLOCKS and _haar_sampled).
 
 Usage::
 

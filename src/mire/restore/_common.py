@@ -189,84 +189,6 @@ def _haar_mean_detail(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return mean, detail
 
 
-def _haar_sampled(image: np.ndarray, n: int, seed: int = 0, tail: float = 0.02):
-    """The noise curve's inputs on a fixed number of sampled 2x2(x2) blocks (two strata of ``n``).
-
-    The variance of each intensity bin is a trimmed variance of its blocks' details, and its
-    precision depends on how many blocks it is computed from, not on how many the stack has (a
-    variance from ``c`` Gaussian samples has a relative SD of ``sqrt(2 / c)``). So the blocks are
-    sampled: ``n`` spread over the whole stack (one per stratum of the raveled block grid, seeded:
-    no repeats, deterministic) and ``n`` more among the brightest ``tail`` of the blocks, which a
-    sparse stack has few of and the line's slope rests on. Each sample carries the number of
-    blocks it stands for (``weights``), so the bins' counts are those of the whole stack.
-
-    Returns ``(mean, detail, local, weights, lo, hi, local_min, local_max)``: ``mean``/``detail``
-    as :func:`_haar_mean_detail` gives them and ``local`` the mean over the 3^ndim blocks around
-    (the bin's intensity), for the sampled blocks; ``lo``/``hi`` the 0.1 % and 99.99 % quantiles of
-    all block means (the bins' range: from the spread sample and the tail); ``local_min``/``local_max``
-    over every block (the offset and the range must not miss a small dark or bright region, which a
-    sample could). ``None`` when the stack has no more than ``2 n`` blocks: it is then used whole.
-
-    Only the block means and their 3^ndim box means are full-size passes (in float32 for float32 or
-    16-bit input: means of 8 or 27 such values lose no more than their last bits); the details, which
-    cost as much again, are formed for the sampled blocks only.
-    """
-    x = np.ascontiguousarray(image)
-    even = tuple(m - m % 2 for m in x.shape)
-    n_blocks = int(np.prod([m // 2 for m in even]))
-    if n_blocks <= 2 * n:
-        return None
-    small = x.dtype in (np.float32, np.float16, np.uint8, np.int8, np.uint16, np.int16)
-    dt = np.float32 if small else np.float64
-    xe = x[tuple(slice(0, m) for m in even)]
-    mean = xe
-    for axis in range(x.ndim):
-        ev = (slice(None),) * axis + (slice(0, None, 2),)
-        od = (slice(None),) * axis + (slice(1, None, 2),)
-        mean = np.add(mean[ev], mean[od], dtype=dt)
-    mean *= dt(0.5 ** x.ndim)
-    # means over 3^ndim blocks, the edge block repeated outside (scipy's uniform_filter, mode "nearest")
-    box = np.pad(mean, 1, mode="edge")
-    for axis in range(x.ndim):
-        sl = [(slice(None),) * axis + (slice(i, box.shape[axis] - 2 + i),) for i in range(3)]
-        box = box[sl[0]] + box[sl[1]] + box[sl[2]]
-    box *= dt(1.0 / 3 ** x.ndim)
-    mflat = mean.ravel()
-    rng = np.random.default_rng(seed)
-
-    def spread(size, k):  # k of range(size), one per stratum of size / k
-        step = size / k
-        out = (np.arange(k) * step + rng.random(k) * step).astype(np.int64)
-        return np.minimum(out, size - 1, out=out)
-
-    bulk = spread(n_blocks, n)
-    m_bulk = mflat[bulk]
-    cut = float(np.quantile(m_bulk, 1.0 - tail))
-    bright = np.flatnonzero(mflat > cut)
-    top = bright[spread(bright.size, n)] if bright.size > n else bright
-    keep = m_bulk <= cut  # the bulk sample stands for the blocks at or below the cut
-    sel = np.concatenate([bulk[keep], top])
-    weights = np.concatenate([np.full(int(keep.sum()), (n_blocks - bright.size) / max(int(keep.sum()), 1)),
-                              np.full(top.size, bright.size / max(top.size, 1))])
-    lo = float(np.quantile(m_bulk, 0.001))
-    # 99.99 % of all blocks: within the tail, at 1 - 1e-4 n_blocks / (tail size)
-    q = 1.0 - 1e-4 * n_blocks / bright.size if bright.size else 1.0
-    hi = float(np.quantile(mflat[top], min(max(q, 0.0), 1.0))) if top.size else float(m_bulk.max())
-    blk = np.unravel_index(sel, mean.shape)
-    # the all-axes Haar detail, as _haar_mean_detail forms it: pairwise differences / sqrt 2, axis by axis
-    base = np.ravel_multi_index(tuple(2 * b for b in blk), x.shape)
-    strides = [int(np.prod(x.shape[a + 1:])) for a in range(x.ndim)]
-    xf = x.ravel()
-    r2 = np.sqrt(2.0)
-    vals = [xf.take(base + sum(c * st for c, st in zip(corner, strides))).astype(np.float64)
-            for corner in np.ndindex(*(2,) * x.ndim)]
-    for _ in range(x.ndim):  # corners in C order: the first half has the leading axis even
-        h = len(vals) // 2
-        vals = [(vals[i] - vals[h + i]) / r2 for i in range(h)]
-    return (mflat[sel].astype(np.float64), vals[0], box.ravel()[sel].astype(np.float64), weights, lo, hi,
-            float(box.min()), float(box.max()))
-
-
 def _trimmed_var(d: np.ndarray) -> float:
     """Variance of zero-mean, nearly Gaussian ``d`` without its 2 % largest magnitudes (signal leaks).
 
@@ -295,7 +217,7 @@ def estimate_noise_curve(image: np.ndarray, *, n_bins: int = 24, min_count: int 
     return _noise_curve(*_haar_mean_detail(image), n_bins=n_bins, min_count=min_count, return_bins=return_bins)
 
 
-def _noise_curve(mean, d, *, n_bins, min_count, return_bins, m_loc=None, weights=None, edges=None):
+def _noise_curve(mean, d, *, n_bins, min_count, return_bins, m_loc=None):
     from scipy import ndimage
 
     def _out(a, k, ms, vs, ns):
@@ -309,30 +231,27 @@ def _noise_curve(mean, d, *, n_bins, min_count, return_bins, m_loc=None, weights
     m = mean.ravel()
     m_loc = (ndimage.uniform_filter(mean, 3, mode="nearest") if m_loc is None else m_loc).ravel()
     d = d.ravel()
-    # a sample's `weights`: how many blocks of the stack it stands for (sampled blocks), 1 for all blocks
-    n_all = m.size if weights is None else float(np.sum(weights))
     if min_count is None:  # a bin's variance to ~10 % (200 blocks), fewer on a small image
-        min_count = int(np.clip(n_all // 100, 30, 200))
+        min_count = int(np.clip(m.size // 100, 30, 200))
     if m.size < 2 * min_count:
         return _out(0.0, _trimmed_var(d), [], [], [])
-    lo, hi = np.quantile(m, [0.001, 0.9999]) if edges is None else edges
+    lo, hi = np.quantile(m, [0.001, 0.9999])
     if not hi > lo:
         return _out(0.0, _trimmed_var(d), [], [], [])
     idx = np.clip(((m - lo) / (hi - lo) * n_bins).astype(np.int64), 0, n_bins - 1)
     # a stable sort of small keys is numpy's radix sort: the same order as on int64, in a fraction of the time
     order = np.argsort(idx.astype(np.int16) if n_bins <= 32767 else idx, kind="stable")
     counts = np.bincount(idx, minlength=n_bins)
-    blocks = counts if weights is None else np.bincount(idx, weights=weights, minlength=n_bins)
     starts = np.concatenate([[0], np.cumsum(counts)])
     ms, vs, ns = [], [], []
     for b in range(n_bins):
-        if counts[b] < min_count:  # too few blocks (or samples) for the bin's variance
+        if counts[b] < min_count:
             continue
         sel = order[starts[b]:starts[b + 1]]
         sel = sel[::max(1, sel.size // 20000)]  # 20000 blocks give a variance to 1 %
         ms.append(float(np.mean(m_loc[sel])))
         vs.append(_trimmed_var(d[sel]))
-        ns.append(float(blocks[b]))
+        ns.append(float(counts[b]))
     ms, vs, ns = np.array(ms), np.array(vs), np.array(ns)
     if ms.size < 2 or np.ptp(ms) <= 0:
         return _out(0.0, float(np.average(vs, weights=ns)) if vs.size else 0.0, ms, vs, ns)

@@ -58,7 +58,6 @@ ACCELERATIONS = (None, "biggs")
 HOLDOUT = 0.1  # fraction of the voxels the automatic stop holds out
 PATIENCE = 3  # iterations past the hold-out loss's minimum before the automatic stop ends
 FIRST_STEP = 2.0  # exponent of the accelerated run's first RL step (module docstring)
-NOISE_BLOCKS = 0  # sampled blocks per stratum of the noise curve (poisson_model, _haar_sampled); 0: all blocks
 
 
 def poisson_model(image: np.ndarray, *, background=None, read_noise=None, gain=None) -> dict:
@@ -74,22 +73,16 @@ def poisson_model(image: np.ndarray, *, background=None, read_noise=None, gain=N
     """
     from scipy import ndimage
 
-    from mire.restore._common import _haar_mean_detail, _haar_sampled, _noise_curve
+    from mire.restore._common import _haar_mean_detail, _noise_curve
 
-    sampled = _haar_sampled(image, NOISE_BLOCKS) if NOISE_BLOCKS else None
-    if sampled is None:  # a small stack: all its blocks
-        mean, detail = _haar_mean_detail(image)
-        local = ndimage.uniform_filter(mean, 3, mode="nearest")  # means over 6^ndim voxels
-        lo, hi = float(local.min()), float(local.max())
-    else:
-        mean, detail, local, weights, e0, e1, lo, hi = sampled
+    mean, detail = _haar_mean_detail(image)
+    local = ndimage.uniform_filter(mean, 3, mode="nearest")  # means over 6^ndim voxels
     a = k = None
     bins = None
     if gain is None or read_noise is None:
-        extra = {} if sampled is None else dict(weights=weights, edges=(e0, e1))
-        a, k, bins = _noise_curve(mean, detail, n_bins=24, min_count=None, return_bins=True, m_loc=local, **extra)
-    b = lo if background is None else float(background)
-    top = hi - b
+        a, k, bins = _noise_curve(mean, detail, n_bins=24, min_count=None, return_bins=True, m_loc=local)
+    b = float(local.min()) if background is None else float(background)
+    top = float(local.max()) - b
     span = top if top > 0 else float(np.ptp(np.asarray(image, dtype=np.float64))) or 1.0
     if gain is not None:
         a_fit = float(gain)
