@@ -168,3 +168,19 @@ def test_rl_fft_grids_need_no_zeroed_allocation(monkeypatch, boundary):
     for r, g in zip(ref, got):
         assert np.isfinite(g).all()
         np.testing.assert_array_equal(g, r)
+
+
+def test_tail_quantile_is_numpys_bit_for_bit():
+    """The noise curve's bin range from the tails only equals np.quantile exactly (ties, sorted and
+    structured arrays, and a tail the strided sample misses, which falls back)."""
+    from mire.restore._common import _tail_quantile
+
+    rng = np.random.default_rng(0)
+    cases = [rng.standard_normal(50001), rng.poisson(3, 70000) / 8.0, np.sort(rng.random(40000)),
+             np.concatenate([np.zeros(30000), rng.random(30)])]  # a bright tail of 30 values
+    spiky = rng.random(60000)
+    spiky[1::4096] = -5.0  # every strided-sample point but one is dark: the threshold misses the tail
+    cases.append(spiky)
+    for a in cases:
+        for q in (0.001, 0.9999, 0.005, 0.995):
+            assert _tail_quantile(a, q) == float(np.quantile(a, q))
