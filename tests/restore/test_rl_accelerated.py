@@ -148,28 +148,6 @@ def test_blockwise_rl_repeats_bit_for_bit_across_processes_and_threads(tmp_path,
     assert np.array_equal(outs[0], outs[2])
 
 
-@pytest.mark.parametrize("boundary", ["valid", "circular"])
-def test_rl_fft_grids_need_no_zeroed_allocation(monkeypatch, boundary):
-    """The FFT grids are allocated uninitialized and zeroed only outside x's and the data's regions:
-    an allocator that fills new arrays with NaN (as reused memory may hold anything) changes nothing."""
-    import torch
-
-    rng = np.random.default_rng(3)
-    img = (rng.poisson(20.0, (15, 22, 17)) + 3.0).astype(np.float32)  # odd sizes: the grids exceed the regions
-    psf = gaussian_psf((1.2, 1.0, 1.5), ndim=3)
-    ref = [richardson_lucy(img, psf, n_iter=3, boundary=boundary), richardson_lucy(img, psf, boundary=boundary)]
-    empty = torch.empty
-
-    def nan_empty(*args, **kw):
-        return empty(*args, **kw).fill_(float("nan"))
-
-    monkeypatch.setattr(torch, "empty", nan_empty)
-    got = [richardson_lucy(img, psf, n_iter=3, boundary=boundary), richardson_lucy(img, psf, boundary=boundary)]
-    for r, g in zip(ref, got):
-        assert np.isfinite(g).all()
-        np.testing.assert_array_equal(g, r)
-
-
 def test_tail_quantile_is_numpys_bit_for_bit():
     """The noise curve's bin range from the tails only equals np.quantile exactly (ties, sorted and
     structured arrays, and a tail the strided sample misses, which falls back)."""

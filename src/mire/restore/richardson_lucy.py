@@ -298,10 +298,10 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     dims = tuple(range(img.ndim))
     otf, otf_conj = op.otf, op.otf.conj().resolve_conj()
     offset = tuple(slice(y.start - x.start, y.stop - x.start) for x, y in zip(x_region, y_region))
-    # x (the start value below) and the ratio are written over their regions before any transform
-    # reads them: only the grid outside those regions needs zeroing
-    x_full = _zeros_outside(grid, x_region, dtype, device)
-    r_full = _zeros_outside(grid, y_region, dtype, device)
+    # the start value is written over all of x below: only a grid larger than x needs zeroing
+    covers = all(r.start in (0, None) and r.stop == n for r, n in zip(x_region, grid))
+    x_full = (torch.empty if covers else torch.zeros)(grid, dtype=dtype, device=device)
+    r_full = torch.zeros(grid, dtype=dtype, device=device)
     x = x_full[x_region]
     hold = fit = None
     if auto:
@@ -516,19 +516,6 @@ def _box_adjoint(kernel: np.ndarray, shape, dtype) -> tuple[torch.Tensor, list]:
         a = torch.as_tensor(rows.astype(np.float64))
         out = torch.movedim(torch.tensordot(a, out, dims=([1], [ax])), 0, ax)
     return out.to(dtype=dtype).contiguous(), index
-
-
-def _zeros_outside(shape, region, dtype, device) -> torch.Tensor:
-    """An uninitialized array of ``shape`` that is 0 outside ``region`` (slices): the slabs beyond it, not all of it."""
-    out = torch.empty(shape, dtype=dtype, device=device)
-    for ax, (r, n) in enumerate(zip(region, shape)):
-        start, stop, _ = r.indices(n)
-        lead = (slice(None),) * ax
-        if start > 0:
-            out[lead + (slice(0, start),)] = 0
-        if stop < n:
-            out[lead + (slice(stop, n),)] = 0
-    return out
 
 
 def _inverse_norm(norm: torch.Tensor) -> torch.Tensor:
