@@ -274,8 +274,9 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         # one iteration count and one set of Biggs factors for every block, from the central one
         # (per-block stops or factors would show as seams)
         centre = tuple(slice(max(0, (n - m) // 2), max(0, (n - m) // 2) + m) for n, m in zip(img.shape, block_shape))
+        # (its stop and factors come from the hold-out run: no refit of a block that is not kept)
         _, cinfo = richardson_lucy(img[centre], kernel, n_iter="auto" if auto else n_iter, max_iter=max_iter,
-                                   return_info=True, **common)
+                                   return_info=True, refit=False, **common)
         n_iter = max(cinfo["n_iter"], 1)
         if acceleration_factors is None:
             common["acceleration_factors"] = cinfo["acceleration_factors"]
@@ -311,8 +312,11 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         mask = np.random.default_rng(0).random(img.shape) < HOLDOUT
         hold = torch.as_tensor(mask, device=device)
         fit = (~hold).to(dtype)
-        n_hold = max(int(mask.sum()), 1)
-        z_hold = y[hold]
+        # the held-out voxels' flat indices, gathered with take: the same values in the same (row-major)
+        # order as boolean indexing, at a sixth of its time on H x's cropped view
+        hold_idx = torch.as_tensor(np.flatnonzero(mask), device=device)
+        n_hold = max(int(hold_idx.numel()), 1)
+        z_hold = torch.take(y, hold_idx)
     if boundary == "valid" or auto:
         # H^T w: how much of each unknown voxel's light reaches the fitted detector voxels (Bertero
         # & Boccacci; w = 1 on the image, or on its fitted voxels)
@@ -375,11 +379,12 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                             crop=y_region)
                 hx.add_(shift + eps)
             if auto:
-                loss = _deviance(z_hold, hx[hold]) / n_hold
+                loss = _deviance(z_hold, torch.take(hx, hold_idx)) / n_hold
                 losses.append(loss)
                 if loss < best_loss:
                     best_loss, best_it = loss, it
-                    best_x = x.clone()  # the point evaluated, the estimate returned if it stays best
+                    if it == 0 or not refit:  # a refit recomputes any later point: only the flat start is kept
+                        best_x = x.clone()  # the point evaluated, the estimate returned if it stays best
                 elif it - best_it >= PATIENCE or it == total:
                     stopped = it - best_it >= PATIENCE
                     break
