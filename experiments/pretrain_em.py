@@ -51,11 +51,45 @@ def load_unlabeled(names):
     return out, "; ".join(desc)
 
 
+def check(stem, image_path, *, n=8, seed=123):
+    """Hidden-voxel MSE of a pretrained network against two fills that know no EM: the visible
+    voxels' mean, and Gaussian inpainting (normalized convolution, SD 2 voxels). Clean input."""
+    import numpy as np
+    import torch
+    from scipy import ndimage as ndi
+
+    from mire.io import imread
+    from mire.learn.pretext import load_pretext, masked_reconstruction_sampler
+    from mire.nets import build_model
+
+    state, meta = load_pretext(stem)
+    net = build_model(meta["network"])
+    net.load_state_dict(state)
+    net.eval()
+    x, y, w = masked_reconstruction_sampler(imread(image_path).astype(np.float32), patch=(16, 64, 64),
+                                            seed=seed).batch(0, batch_size=n)
+    with torch.no_grad():
+        pred = net(x).numpy()
+    y, hidden = y.numpy(), (w == 1).numpy()
+    vis = ~hidden
+    mean_fill = np.broadcast_to((y * vis).sum(axis=(2, 3, 4), keepdims=True) / vis.sum(axis=(2, 3, 4), keepdims=True),
+                                y.shape)
+    inpaint = np.stack([ndi.gaussian_filter(y[i, 0] * vis[i, 0], 2.0)
+                        / np.maximum(ndi.gaussian_filter(vis[i, 0].astype(np.float64), 2.0), 1e-3)
+                        for i in range(n)])[:, None]
+    mse = {k: float(((a - y) ** 2)[hidden].mean()) for k, a in
+           (("network", pred), ("visible mean", mean_fill), ("gaussian inpainting", inpaint))}
+    print(f"{image_path}: hidden-voxel MSE " + ", ".join(f"{k} {v:.5f}" for k, v in mse.items()))
+    return mse
+
+
 def main() -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--data", default="neuroproof", help="comma-separated: neuroproof, isbi-test")
     p.add_argument("--run-dir", default=str(Path.home() / ".cache" / "mire" / "runs" / "pretrain_em"))
     p.add_argument("--out", required=True, help="pretrained network path stem (.safetensors + .json)")
+    p.add_argument("--check", default=None, metavar="IMAGE",
+                   help="no training: score --out's hidden-voxel reconstruction on IMAGE against trivial fills")
     p.add_argument("--epochs", type=int, default=15)
     p.add_argument("--steps", type=int, default=100, help="steps per epoch")
     p.add_argument("--minutes", type=float, default=60.0)
@@ -69,6 +103,9 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.check:
+        check(args.out, args.check)
+        return 0
     from mire.learn.pretext import pretrain, save_pretext
     from mire.nets import PRESETS, build_model
     from mire.segment.augment import microscope_change
