@@ -12,7 +12,9 @@ both ways, alternating, by **process CPU time** (the wall clock of the shared 2-
 
 Result (2026-12-07, OP_5 128^2 N2-B2, tile grids 32..35 x 48 x 45..48): bit-identical; CPU time batched /
 separate 0.99, 0.99, 1.03, 1.04 over four alternations, and
-1.035, 1.050, 0.984, 0.988 in a second run: no gain, so it was not put into the library
+1.035, 1.050, 0.984, 0.988 in a second run: no gain, so it was not put into the library. ``--group-tiles``
+also batches every tile of one grid shape with its probe (6 tiles in 4 shapes here): bit-identical, and slower,
+1.19, 1.08, 1.07x the separate solves (larger batches leave the cache)
 (experiments/results/tv_search_speed.md).
 """
 
@@ -144,6 +146,7 @@ def main(argv=None) -> None:
     ap.add_argument("--condition", default="N2-B2")
     ap.add_argument("--trials", type=int, default=4)
     ap.add_argument("--reps", type=int, default=4)
+    ap.add_argument("--group-tiles", action="store_true", help="also batch all tiles of one grid shape")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     import mire.restore._weight as W
@@ -191,6 +194,31 @@ def main(argv=None) -> None:
                 out.append((bs.x[0].clone(), bs.x[1].clone()))
         return out
 
+    groups: dict[tuple, list[int]] = {}
+    for i, t in enumerate(sample.tiles):
+        groups.setdefault(tuple(t["y"].shape), []).append(i)
+
+    def grouped():
+        """The tiles of one grid shape and their probes as one batch (same OTF, window and Laplacian)."""
+        states, out = {}, {}
+        for w in ws:
+            for shape, idx in groups.items():
+                probs = [q for i in idx for q in (sample.tiles[i]["prob"], sample.tiles[i]["prob_p"])]
+                bs = states.get(shape)
+                if bs is None:
+                    bs = stack_states([T._init_state(q, w, T.SEARCH_RHO) for q in probs])
+                else:
+                    for j in range(0, len(probs), 2):
+                        for name in ("x", "tu", "ts", "a", "e"):
+                            getattr(bs, name)[j + 1] = getattr(bs, name)[j]
+                        for name in ("tz", "b"):
+                            getattr(bs, name)[:, j + 1] = getattr(bs, name)[:, j]
+                        bs.rho[j + 1] = list(bs.rho[j])
+                states[shape] = admm_batch(probs, w, bs, n_iter=W.SEARCH_ITER, adapt_every=T.SEARCH_ADAPT)
+                for k, i in enumerate(idx):
+                    out[(w, i)] = (bs.x[2 * k].clone(), bs.x[2 * k + 1].clone())
+        return [out[(w, i)] for w in ws for i in range(len(sample.tiles))]
+
     print(f"{args.stack} {args.size}^2 {args.condition}: tile grids {sorted({tuple(t['y'].shape) for t in sample.tiles})}")
     for rep in range(args.reps):
         t0 = time.process_time()
@@ -198,9 +226,14 @@ def main(argv=None) -> None:
         t1 = time.process_time()
         b = batched()
         t2 = time.process_time()
+        c = grouped() if args.group_tiles else b
+        t3 = time.process_time()
         same = all(torch.equal(u[0], v[0]) and torch.equal(u[1], v[1]) for u, v in zip(a, b))
+        same_g = all(torch.equal(u[0], v[0]) and torch.equal(u[1], v[1]) for u, v in zip(a, c))
         print(f"rep {rep}: separate {t1 - t0:.2f} s, batched {t2 - t1:.2f} s CPU, ratio {(t2 - t1) / (t1 - t0):.3f},"
-              f" bit-identical {same}")
+              f" bit-identical {same}" + (f"; tiles grouped by shape {t3 - t2:.2f} s, ratio"
+                                          f" {(t3 - t2) / (t1 - t0):.3f}, bit-identical {same_g}"
+                                          if args.group_tiles else ""))
 
 
 if __name__ == "__main__":
