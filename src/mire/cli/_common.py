@@ -136,18 +136,44 @@ def check_shape(dims, *, option: str = "--shape", bytes_per_voxel: int = 64) -> 
     return dims
 
 
-def check_output(path) -> None:
-    """Before any work: the output's format is known from its name and its folder exists."""
+def check_output(path, *, swc: bool = False) -> None:
+    """Before any work: the output's format is known from its name and its folder exists.
+
+    ``swc``: the output is an SWC file (``.swc``), not an image.
+    """
     from pathlib import Path
 
     from mire.io.formats import write_format
     from mire.io.hdf5 import split_h5_path
 
-    write_format(path)
-    h5 = split_h5_path(path)
+    if swc:
+        if not str(path).lower().endswith(".swc"):
+            raise ValueError(f"output must be a .swc file, got {str(path)!r}")
+        h5 = None
+    else:
+        write_format(path)
+        h5 = split_h5_path(path)
     parent = Path(h5[0] if h5 else path).resolve().parent
     if not parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {parent} does not exist")
+
+
+def check_model_output(path) -> None:
+    """Before any training: the folder of a model stem ``OUT`` (for OUT.safetensors, OUT.json) exists.
+
+    Refused like every other output in a missing folder, rather than created: a mistyped folder
+    would otherwise hide the model where the user does not look.
+    """
+    from pathlib import Path
+
+    from mire.learn.modelfile import model_stem
+
+    stem = model_stem(path)
+    parent = Path(stem).resolve().parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"cannot write model {path}: folder {parent} does not exist")
+    if Path(stem).name in ("", ".", ".."):
+        raise ValueError(f"--out {path} names a folder; give a model name inside it, e.g. {Path(stem) / 'model'}")
 
 
 def check_input_exists(path) -> None:
