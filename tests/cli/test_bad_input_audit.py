@@ -128,3 +128,14 @@ def test_adapting_to_a_constant_volume_says_it_is_constant(tmp_path):
     line = _one_error_line(runner.invoke(app, ["adapt-segment", str(path), "-o", str(tmp_path / "a")]))
     assert "is constant" in line and "no correlation length" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["flat.tif"]
+
+
+def test_superres_checks_the_uncertainty_path_before_writing_the_result(tmp_path):
+    # before: the result was written, then the command failed on --uncertainty's missing folder
+    frames = tmp_path / "frames.tif"
+    imwrite(frames, np.random.default_rng(0).random((4, 8, 8)).astype(np.float32), axes="TYX")
+    sd = tmp_path / "missing" / "sd.tif"
+    result = runner.invoke(app, ["superres", str(frames), str(tmp_path / "sr.tif"), "--factor", "2",
+                                 "--method", "bayesian", "--uncertainty", str(sd)])
+    assert f"cannot write {sd}: folder {sd.parent} does not exist" in _one_error_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.tif"]
