@@ -139,3 +139,23 @@ def test_superres_checks_the_uncertainty_path_before_writing_the_result(tmp_path
                                  "--method", "bayesian", "--uncertainty", str(sd)])
     assert f"cannot write {sd}: folder {sd.parent} does not exist" in _one_error_line(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.tif"]
+
+
+@pytest.mark.parametrize("action", ["simulate", "restore", "superres", "train"])
+def test_napari_actions_refuse_complex_and_nan_layers(tmp_path, action):
+    # before: the actions cast the layer with np.asarray(..., float32) first, which dropped the
+    # imaginary part of a complex layer (issue #20 item 5) and let training run on NaN pixels
+    from mire._napari import _actions
+
+    run = {"simulate": lambda x: _actions.simulate_layer(x),
+           "restore": lambda x: _actions.restore_layer(x, method="wiener"),
+           "superres": lambda x: _actions.superres_layers(x, factor=2, method="ml"),
+           "train": lambda x: _actions.train_model(x, steps=1, save_to=str(tmp_path / "m"))}[action]
+    good = np.random.default_rng(0).random((8, 32, 32)).astype(np.float32)
+    with pytest.raises(TypeError, match=r"has complex values \(dtype complex64\).*np\.abs"):
+        run(good.astype(np.complex64))
+    bad = good.copy()
+    bad[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="contains 1 NaN or infinite values"):
+        run(bad)
+    assert list(tmp_path.iterdir()) == []
