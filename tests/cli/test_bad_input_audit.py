@@ -159,3 +159,15 @@ def test_napari_actions_refuse_complex_and_nan_layers(tmp_path, action):
     with pytest.raises(ValueError, match="contains 1 NaN or infinite values"):
         run(bad)
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "0", "nan"])
+def test_a_bad_memory_limit_is_named_not_ignored(tmp_path, monkeypatch, value):
+    # before: 'abc' / 'nan' were silently ignored and '-5' gave "only -5 B is available"
+    path = tmp_path / "v.tif"
+    imwrite(path, np.ones((4, 16, 16), np.float32), axes="ZYX")
+    monkeypatch.setenv("MIRE_MEMORY_LIMIT", value)
+    result = runner.invoke(app, ["restore", str(path), str(tmp_path / "o.tif"), "--method", "wiener"])
+    line = _one_error_line(result)
+    assert f"MIRE_MEMORY_LIMIT={value!r} must be a positive number of bytes" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.tif"]
