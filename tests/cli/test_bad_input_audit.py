@@ -171,3 +171,19 @@ def test_a_bad_memory_limit_is_named_not_ignored(tmp_path, monkeypatch, value):
     line = _one_error_line(result)
     assert f"MIRE_MEMORY_LIMIT={value!r} must be a positive number of bytes" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.tif"]
+
+
+def test_paths_with_brackets_are_printed_as_named(tmp_path):
+    # before: rich read "[raw]" and "[bold]" in the paths as markup: "wrote .../out x.tif", a file
+    # the user cannot find; the error line keeps its red "error:" prefix
+    src = tmp_path / "[raw] stack.tif"
+    imwrite(src, np.random.default_rng(0).random((4, 16, 16)).astype(np.float32), axes="ZYX")
+    out = tmp_path / "out [bold]x.tif"
+    result = runner.invoke(app, ["restore", str(src), str(out), "--method", "wiener"])
+    assert result.exit_code == 0 and out.exists()
+    assert f"wrote {out} (" in " ".join(result.stderr.split())
+    result = runner.invoke(app, ["trace", str(src), str(tmp_path / "t [b].swc")])
+    assert result.exit_code == 0 and f"{tmp_path / 't [b].swc'}: " in result.stderr
+    missing = tmp_path / "[x]" / "o.tif"
+    line = _one_error_line(runner.invoke(app, ["restore", str(src), str(missing), "--method", "wiener"]))
+    assert line.startswith("error: ") and f"cannot write {missing}: folder {missing.parent} does not exist" in line

@@ -8,7 +8,9 @@ import sys
 import typer
 from rich.console import Console
 
-console = Console(stderr=True, soft_wrap=True)  # one line per error, paths unbroken
+# one line per error, paths unbroken; markup off, so "[raw] stack.tif" is printed as named (the few
+# styled lines below ask for markup and escape what they quote)
+console = Console(stderr=True, soft_wrap=True, markup=False)
 
 
 def one_line(exc: BaseException) -> str:
@@ -27,7 +29,7 @@ def one_line(exc: BaseException) -> str:
 def print_error(exc: BaseException) -> None:
     from rich.markup import escape
 
-    console.print(f"[red]error:[/red] {escape(one_line(exc))}")
+    console.print(f"[red]error:[/red] {escape(one_line(exc))}", markup=True)
 
 
 @contextlib.contextmanager
@@ -75,7 +77,7 @@ def _held_warnings():
             continue
         from rich.markup import escape
 
-        console.print(f"[yellow]warning:[/yellow] {escape(' '.join(str(w.message).split()))}")
+        console.print(f"[yellow]warning:[/yellow] {escape(' '.join(str(w.message).split()))}", markup=True)
 
 
 @contextlib.contextmanager
@@ -96,18 +98,18 @@ def _one_line_errors():
         print_error(exc)
         raise typer.Exit(code=2) from exc
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]")
+        console.print("[yellow]interrupted[/yellow]", markup=True)
         sys.exit(130)
     except MemoryError as exc:
         if os.environ.get("MIRE_DEBUG"):
             raise
         console.print(f"[red]error:[/red] out of memory ({escape_text(exc)}); process the input in blocks "
-                      "(--block-size where the command has it) or a smaller crop")
+                      "(--block-size where the command has it) or a smaller crop", markup=True)
         raise typer.Exit(code=2) from exc
     except RecursionError as exc:
         if os.environ.get("MIRE_DEBUG"):
             raise
-        console.print("[red]error:[/red] input nested too deeply to process (RecursionError)")
+        console.print("[red]error:[/red] input nested too deeply to process (RecursionError)", markup=True)
         raise typer.Exit(code=2) from exc
     except Exception as exc:
         if os.environ.get("MIRE_DEBUG"):
