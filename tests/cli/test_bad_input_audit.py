@@ -187,3 +187,25 @@ def test_paths_with_brackets_are_printed_as_named(tmp_path):
     missing = tmp_path / "[x]" / "o.tif"
     line = _one_error_line(runner.invoke(app, ["restore", str(src), str(missing), "--method", "wiener"]))
     assert line.startswith("error: ") and f"cannot write {missing}: folder {missing.parent} does not exist" in line
+
+
+def test_a_huge_gaussian_psf_is_refused_before_it_is_built(tmp_path, monkeypatch):
+    # before: `--psf gaussian:100` built an 801^3 float64 kernel (and its grids, ~23 GiB) before the
+    # "psf much larger than the image" check, so the command was killed for memory, not refused
+    from mire.optics import gaussian_psf
+
+    built = []
+    monkeypatch.setattr("mire.optics.psf.gaussian_psf", lambda *a, **k: built.append(a) or gaussian_psf(*a, **k))
+    path = tmp_path / "v.tif"
+    imwrite(path, np.ones((8, 32, 32), np.float32), axes="ZYX")
+    for extra in ([], ["--block-size", "4,16,16"]):
+        out = tmp_path / ("o.ome.zarr" if extra else "o.tif")
+        result = runner.invoke(app, ["restore", str(path), str(out), "--method", "wiener", "--psf", "gaussian:100",
+                                     *extra])
+        line = _one_error_line(result)
+        assert "PSF 'gaussian:100' makes a 801x801x801 kernel, much larger than the image (8, 32, 32)" in line
+    assert built == [] and sorted(p.name for p in tmp_path.iterdir()) == ["v.tif"]
+    # the API's own builder is gated by the memory it would take
+    monkeypatch.setenv("MIRE_MEMORY_LIMIT", "1e6")
+    with pytest.raises(ValueError, match=r"a 801x801x801 kernel needs .* of memory but only 976.6 KiB"):
+        gaussian_psf(100.0, ndim=3)

@@ -136,7 +136,7 @@ def restore_file(inp: Path, out: Path, *, method: str = "tv", psf: str = "gaussi
     else:
         from mire.optics.psf import parse_psf
 
-        kernel = parse_psf(psf, ndim=image.ndim)
+        kernel = parse_psf(psf, ndim=image.ndim, image_shape=image.shape)
         if method == "tv":
             from mire.restore.tv import tv_deconvolve
 

@@ -58,6 +58,13 @@ def gaussian_psf(sigma, *, ndim: int | None = None, size=None, truncate: float =
         shape = tuple(int(v) for v in _per_axis(size, ndim, "size"))
         if any(n < 1 for n in shape):
             raise ValueError(f"gaussian_psf: size must be >= 1, got {shape}")
+    from mire.io.gate import check_fits_memory
+
+    # before allocating: a mistyped sigma (gaussian:100) would otherwise take all memory and be
+    # killed, not refused; the grids, the exponent and the kernel are float64 / int64 each
+    check_fits_memory(f"gaussian_psf(sigma={sigma})", math.prod(shape) * 8 * (len(shape) + 3),
+                      what=f"a {'x'.join(map(str, shape))} kernel",
+                      hint="choose a smaller sigma (the kernel spans 2*ceil(4*sigma)+1 pixels per axis)")
     grids = np.meshgrid(*[np.arange(n) - n // 2 for n in shape], indexing="ij")
     arg = np.zeros(shape)
     for g, s in zip(grids, sig):
@@ -111,8 +118,12 @@ def load_psf(path, *, background: float | str | None = "border", center: bool = 
     return normalize_psf(np.asarray(imread(path)), background=background, center=center)
 
 
-def parse_psf(spec, *, ndim: int) -> np.ndarray:
-    """PSF from a user-facing spec: an array, ``"gaussian:0.9"``, ``"gaussian:2,0.9,0.9"`` or a file path."""
+def parse_psf(spec, *, ndim: int, image_shape=None) -> np.ndarray:
+    """PSF from a user-facing spec: an array, ``"gaussian:0.9"``, ``"gaussian:2,0.9,0.9"`` or a file path.
+
+    ``image_shape``: the image it will blur; a Gaussian spec whose kernel would be much larger than
+    it (over 2n + 1 pixels along an axis of n) is refused before the kernel is built.
+    """
     if not isinstance(spec, str):
         return normalize_psf(spec, background=None)
     if spec.lower().startswith("gaussian:"):
@@ -120,5 +131,12 @@ def parse_psf(spec, *, ndim: int) -> np.ndarray:
             sig = [float(v) for v in spec.split(":", 1)[1].split(",")]
         except ValueError as exc:
             raise ValueError(f"cannot read PSF spec {spec!r}: expected 'gaussian:SIGMA' or 'gaussian:SZ,SY,SX'") from exc
-        return gaussian_psf(sig[0] if len(sig) == 1 else sig, ndim=ndim)
+        sigma = sig[0] if len(sig) == 1 else sig
+        if image_shape is not None and len(image_shape) == ndim and all(math.isfinite(v) for v in sig):
+            # the default kernel size of gaussian_psf, known before any allocation
+            size = [2 * int(math.ceil(4.0 * abs(v))) + 1 for v in _per_axis(sigma, ndim, "sigma")]
+            if any(k > 2 * n + 1 for k, n in zip(size, image_shape)):
+                raise ValueError(f"PSF {spec!r} makes a {'x'.join(map(str, size))} kernel, much larger than the "
+                                 f"image {tuple(image_shape)}; is the sigma in pixels?")
+        return gaussian_psf(sigma, ndim=ndim)
     return load_psf(spec)

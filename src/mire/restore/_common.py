@@ -23,7 +23,7 @@ def check_inputs(image, psf, *, name: str = "image"):
     if psf is None:
         raise ValueError("psf is required: give an array, 'gaussian:SIGMA', 'gaussian:SZ,SY,SX' or a file path")
     if isinstance(psf, str):
-        kernel = parse_psf(psf, ndim=img.ndim)
+        kernel = parse_psf(psf, ndim=img.ndim, image_shape=img.shape)
     else:
         kernel = check_image(psf, name="psf").astype(np.float64)
         if kernel.ndim != img.ndim:

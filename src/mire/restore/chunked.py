@@ -117,7 +117,7 @@ def restore_blockwise(image, method: str = "tv", *, psf=None, weight=None, bregm
 
         if psf is None:
             raise ValueError(f"method {method!r} needs a psf (e.g. 'gaussian:1.0' or a PSF file)")
-        kernel = parse_psf(psf, ndim=ndim)
+        kernel = parse_psf(psf, ndim=ndim, image_shape=tuple(image.shape[-ndim:]))
         default_halo = tuple(4 * (k // 2) + 2 for k in kernel.shape)
         settings["psf"] = hashlib.sha1(np.ascontiguousarray(kernel, dtype=np.float64).tobytes()).hexdigest()
         if method == "tv":
