@@ -209,3 +209,16 @@ def test_a_huge_gaussian_psf_is_refused_before_it_is_built(tmp_path, monkeypatch
     monkeypatch.setenv("MIRE_MEMORY_LIMIT", "1e6")
     with pytest.raises(ValueError, match=r"a 801x801x801 kernel needs .* of memory but only 976.6 KiB"):
         gaussian_psf(100.0, ndim=3)
+
+
+@pytest.mark.parametrize("command", ["restore", "segment"])
+@pytest.mark.parametrize("out", ["o.ome.zarr", "o.zarr"])
+def test_workers_0_leaves_no_run_folder(tmp_path, command, out):
+    # before: the refusal came after the resumable run folder (.o.ome.zarr.mire-run / .stitch) was made
+    path = tmp_path / "v.tif"
+    imwrite(path, np.random.default_rng(0).random((8, 32, 32)).astype(np.float32), axes="ZYX")
+    mode = ["--method", "wiener"] if command == "restore" else ["--boundaries"]
+    result = runner.invoke(app, [command, str(path), str(tmp_path / out), *mode, "--block-size", "4,16,16",
+                                 "--workers", "0"])
+    assert "workers must be >= 1, got 0" in _one_error_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.tif"]

@@ -28,6 +28,7 @@ resumes from the blocks it recorded as done.
 
 from mire.blockwise._map import for_blocks, map_blocks
 from mire.blockwise._plan import Block, plan_blocks, read_window
-from mire.blockwise._schedule import resolve_scheduler, run_tasks
+from mire.blockwise._schedule import check_workers, resolve_scheduler, run_tasks
 
-__all__ = ["Block", "for_blocks", "map_blocks", "plan_blocks", "read_window", "resolve_scheduler", "run_tasks"]
+__all__ = ["Block", "check_workers", "for_blocks", "map_blocks", "plan_blocks", "read_window", "resolve_scheduler",
+           "run_tasks"]

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 
 from mire.blockwise._plan import Block, check_block_shape, plan_blocks, read_window
-from mire.blockwise._schedule import resolve_scheduler, run_tasks
+from mire.blockwise._schedule import check_workers, resolve_scheduler, run_tasks
 
 
 def _as_source(array):
@@ -188,6 +188,7 @@ def map_blocks(func, image, *, block_shape, halo=0, out=None, dtype=None, schedu
     """
     if not callable(func):
         raise TypeError(f"func must be callable, got {type(func).__name__}")
+    check_workers(workers)  # before the run folder exists: a refused run leaves nothing behind
     src = _as_source(image)
     shape = tuple(int(n) for n in src.shape)
     if len(shape) == 0 or min(shape) == 0:

@@ -7,6 +7,12 @@ import contextlib
 LOCAL = ("threads", "processes", "synchronous", "sync", "single-threaded")
 
 
+def check_workers(workers) -> None:
+    """``workers`` is None or >= 1; blockwise entry points call it before they create any folder."""
+    if workers is not None and int(workers) < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+
+
 @contextlib.contextmanager
 def resolve_scheduler(scheduler=None, *, workers: int | None = None):
     """Yield ``("local", name)`` or ``("client", client)`` for ``scheduler``.
@@ -15,8 +21,7 @@ def resolve_scheduler(scheduler=None, *, workers: int | None = None):
     threaded scheduler. A string with ``://`` (or ``host:port``) is a cluster address: a client
     is connected for the run and closed afterwards.
     """
-    if workers is not None and int(workers) < 1:
-        raise ValueError(f"workers must be >= 1, got {workers}")
+    check_workers(workers)
     if scheduler is None:
         try:
             from distributed import get_client

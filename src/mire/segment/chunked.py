@@ -612,6 +612,7 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
         if tuple(affinities.shape[1:]) != shape or affinities.shape[0] < ndim:
             raise ValueError(f"affinities of shape {tuple(affinities.shape)} do not fit a boundary map of shape "
                              f"{shape}: expected (C, {', '.join(map(str, shape))}) with C >= {ndim}")
+    blockwise.check_workers(workers)  # before the scratch folder exists
     if isinstance(out, (str, os.PathLike)) and Path(out).exists():  # before any work, not after
         raise FileExistsError(f"output {out} exists; remove it or choose another name")
     from mire.segment.adapt import AUTO, is_auto
