@@ -222,3 +222,27 @@ def test_workers_0_leaves_no_run_folder(tmp_path, command, out):
                                  "--workers", "0"])
     assert "workers must be >= 1, got 0" in _one_error_line(result)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["v.tif"]
+
+
+@pytest.mark.parametrize("option,value,message", [("--steps", "0", "steps_per_epoch must be a positive integer, got 0"),
+                                                  ("--batch-size", "0", "batch_size must be a positive integer, got 0"),
+                                                  ("--epochs", "0", "epochs must be a positive integer, got 0"),
+                                                  ("--lr", "-1", "lr (learning rate) must be a positive number")])
+def test_training_with_nothing_to_do_is_refused_and_saves_no_model(inputs, option, value, message):
+    # before: --steps 0 saved an untrained model, then failed with "IndexError: list index out of
+    # range"; --batch-size 0 gave the same IndexError
+    d, img2, _, _ = inputs
+    argv = ["train-restore", "--noisy", img2, "--noise2void", "--out", str(d / "m"), "--epochs", "1", "--steps", "1",
+            "--ndim", "2", "--patch", "16,16", "--batch-size", "2", "--lr", "1e-3"]
+    argv[argv.index(option) + 1] = value
+    assert message in _one_error_line(runner.invoke(app, argv))
+    assert not (d / "m.json").exists() and not (d / "m.safetensors").exists()
+
+
+@pytest.mark.parametrize("factor", ["0", "100"])
+def test_sample_frames_factor_is_checked(tmp_path, factor):
+    # before: "ZeroDivisionError: integer division or modulo by zero" / "image is empty (shape (0, 0))"
+    result = runner.invoke(app, ["sample", "frames", str(tmp_path / "f.tif"), "--shape", "64,64", "--factor", factor])
+    line = _one_error_line(result)
+    assert f"--factor must be an integer from 1 to the --shape's smallest size (64)" in line and factor in line
+    assert list(tmp_path.iterdir()) == []

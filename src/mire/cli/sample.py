@@ -66,6 +66,9 @@ def sample(
             from mire.optics import simulate_frames
 
             size = _shape(shape or "128,128", (2,))
+            if factor < 1 or any(n < factor for n in size):
+                raise ValueError(f"--factor must be an integer from 1 to the --shape's smallest size "
+                                 f"({min(size)}): each frame is shape / factor pixels, got --factor {factor}")
             cam = skdata.camera().astype(np.float64) / 255.0
             hr = cam[:size[0] // factor * factor, :size[1] // factor * factor]
             frames, _ = simulate_frames(hr, n_frames=n_frames, factor=factor, seed=seed)
