@@ -246,3 +246,17 @@ def test_sample_frames_factor_is_checked(tmp_path, factor):
     line = _one_error_line(result)
     assert f"--factor must be an integer from 1 to the --shape's smallest size (64)" in line and factor in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_error_lines_show_numbers_as_typed_not_numpy_reprs(tmp_path):
+    # before: "spacing must hold positive numbers, got (np.float64(0.0), np.float64(1.0), ...)"
+    from mire.cli._common import one_line
+
+    assert one_line(ValueError("got (np.float64(0.5), np.int64(-3), np.float32(nan), np.float64(1e-05)); "
+                               "use x.astype(np.float32)")) == "got (0.5, -3, nan, 1e-05); use x.astype(np.float32)"
+    path = tmp_path / "v.tif"
+    imwrite(path, np.random.default_rng(0).random((8, 32, 32)).astype(np.float32), axes="ZYX")
+    line = _one_error_line(runner.invoke(app, ["trace", str(path), str(tmp_path / "t.swc"), "--spacing", "0,1,1"]))
+    assert line == "error: spacing must hold positive numbers, got [0.0, 1.0, 1.0]"
+    line = _one_error_line(runner.invoke(app, ["trace", str(path), str(tmp_path / "t.swc"), "--seed", "100,1,1"]))
+    assert "seed [100.0, 1.0, 1.0] lies outside the image of shape (8, 32, 32)" in line and "np." not in line

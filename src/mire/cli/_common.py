@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 
 import typer
@@ -13,12 +14,17 @@ from rich.console import Console
 console = Console(stderr=True, soft_wrap=True, markup=False)
 
 
+_NP_SCALAR = re.compile(r"np\.(?:float|int|uint)\d*\((-?(?:[\d.]+(?:e[+-]?\d+)?|nan|inf))\)")
+
+
 def one_line(exc: BaseException) -> str:
     """An exception's message on one line (readers' messages may hold newlines), never empty.
 
     Unexpected kinds of error keep their type name in front, so the line still says what broke.
     """
     text = " ".join(str(exc).split())
+    # numpy 2 scalars in a formatted tuple print as np.float64(0.5): the user wrote 0.5
+    text = _NP_SCALAR.sub(r"\1", text)
     if isinstance(exc, KeyError) and len(text) > 1 and text[0] == text[-1] == "'":
         text = text[1:-1]
     if not text or not isinstance(exc, (ValueError, TypeError, KeyError, OSError)):

@@ -450,7 +450,7 @@ def _check_seeds(seeds, shape):
     zyx = s[:, :ndim][:, ::-1]  # (x, y, z) -> (z, y, x)
     outside = np.any((zyx < -0.5) | (zyx > np.array(shape) - 0.5), axis=1)
     if outside.any():
-        raise ValueError(f"seed {tuple(s[outside][0])} lies outside the image of shape {shape}")
+        raise ValueError(f"seed {s[outside][0].tolist()} lies outside the image of shape {shape}")
     return zyx
 
 

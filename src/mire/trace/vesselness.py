@@ -31,9 +31,9 @@ def normalized_spacing(spacing, ndim: int) -> np.ndarray:
         return np.ones(ndim)
     sp = np.asarray(spacing, dtype=float).ravel()
     if sp.size != ndim:
-        raise ValueError(f"spacing {tuple(sp)} has {sp.size} entries but the image has {ndim} dimensions")
+        raise ValueError(f"spacing {sp.tolist()} has {sp.size} entries but the image has {ndim} dimensions")
     if not np.all(np.isfinite(sp)) or np.any(sp <= 0):
-        raise ValueError(f"spacing must hold positive numbers, got {tuple(sp)}")
+        raise ValueError(f"spacing must hold positive numbers, got {sp.tolist()}")
     return sp / sp.min()
 
 
