@@ -260,3 +260,19 @@ def test_error_lines_show_numbers_as_typed_not_numpy_reprs(tmp_path):
     assert line == "error: spacing must hold positive numbers, got [0.0, 1.0, 1.0]"
     line = _one_error_line(runner.invoke(app, ["trace", str(path), str(tmp_path / "t.swc"), "--seed", "100,1,1"]))
     assert "seed [100.0, 1.0, 1.0] lies outside the image of shape (8, 32, 32)" in line and "np." not in line
+
+
+@pytest.mark.parametrize("command", ["restore", "segment", "trace"])
+def test_an_rgb_file_is_refused_by_commands_that_take_one_image(tmp_path, command):
+    # before: restore said "--axes 'YXC': ..." though no --axes was given; segment and trace took
+    # the 3 colour channels for a 3-slice Z stack and wrote a result
+    import tifffile
+
+    rgb = tmp_path / "rgb.tif"
+    tifffile.imwrite(rgb, (np.random.default_rng(0).random((32, 32, 3)) * 255).astype(np.uint8), photometric="rgb")
+    out = tmp_path / ("o.swc" if command == "trace" else "o.tif")
+    extra = {"restore": ["--method", "wiener"], "segment": ["--boundaries"], "trace": []}[command]
+    line = _one_error_line(runner.invoke(app, [command, str(rgb), str(out), *extra]))
+    assert line == (f"error: {rgb}: {command} works on one 2D/3D image, but the file has axes YXC (shape (32, 32, 3)); "
+                    "split the channels / time points first")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["rgb.tif"]

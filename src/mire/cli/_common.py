@@ -184,6 +184,22 @@ def check_model_output(path) -> None:
         raise ValueError(f"--out {path} names a folder; give a model name inside it, e.g. {Path(stem) / 'model'}")
 
 
+def check_single_image(path, command: str, *, axes=None, shape=None) -> None:
+    """Refuse a file whose axes hold channels or time (e.g. an RGB TIFF, axes YXC): ``command``
+    works on one 2D/3D image, and would otherwise take the channels for a Z axis.
+
+    ``axes`` / ``shape``: the file's, when already read; else its header is read (lazily).
+    """
+    if axes is None:
+        from mire.io import read_image
+
+        loaded = read_image(path, lazy=True)
+        axes, shape = loaded.axes, loaded.shape
+    if axes and set(axes) & set("TC"):
+        raise ValueError(f"{path}: {command} works on one 2D/3D image, but the file has axes {axes} "
+                         f"(shape {tuple(shape)}); split the channels / time points first")
+
+
 def check_input_exists(path) -> None:
     """A clear error when an input is missing; ``file.h5:/dataset`` names the file before the colon."""
     from pathlib import Path

@@ -7,7 +7,7 @@ from typing import Optional
 
 import typer
 
-from mire.cli._common import check_input_exists, check_output, console, friendly_errors
+from mire.cli._common import check_input_exists, check_output, check_single_image, console, friendly_errors
 
 METHODS = ("tv", "rl", "wiener")
 
@@ -90,6 +90,8 @@ def restore_file(inp: Path, out: Path, *, method: str = "tv", psf: str = "gaussi
     check_output(out)
     loaded = read_image(inp, axes=axes, lazy=True)
     image = loaded.data
+    if axes is None:  # the file's own axes: say so, rather than blame an --axes never given
+        check_single_image(inp, "restore", axes=loaded.axes, shape=image.shape)
     ax = _spatial_axes(loaded.axes or axes, image.ndim)
     pixel_size = loaded.pixel_size  # dict of micrometres per spatial axis, or None
     block_shape = _parse_ints(block, "--block-size")

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import typer
 
-from mire.cli._common import check_input_exists, check_model_output, check_output, console, friendly_errors
+from mire.cli._common import (check_input_exists, check_model_output, check_output, check_single_image, console,
+                              friendly_errors)
 
 
 def _thresholds(text: str) -> list:
@@ -276,6 +277,8 @@ def segment_cmd(
             raise ValueError("say what IMAGE holds: give exactly one of --boundaries, --affinities or --model")
         check_input_exists(image)
         check_output(out)
+        if not affinities:  # affinities have their channels first; anything else is one image
+            check_single_image(image, "segment")
         from mire.segment.ffn import is_ffn_model
 
         if model is not None and is_ffn_model(model):

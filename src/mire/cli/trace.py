@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from mire.cli._common import check_output, console, friendly_errors
+from mire.cli._common import check_output, check_single_image, console, friendly_errors
 
 
 def _floats(text: str | None, name: str, n: int | None = None):
@@ -76,6 +76,7 @@ def trace_cmd(
 
     with friendly_errors(data=image):
         check_output(out, swc=True)
+        check_single_image(image, "trace")
         data = np.asarray(imread(image))
         sp = _spacing_for(image, data.ndim, spacing)
         seeds = [_floats(s, "--seed") for s in seed] if seed else None
