@@ -276,3 +276,16 @@ def test_an_rgb_file_is_refused_by_commands_that_take_one_image(tmp_path, comman
     assert line == (f"error: {rgb}: {command} works on one 2D/3D image, but the file has axes YXC (shape (32, 32, 3)); "
                     "split the channels / time points first")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["rgb.tif"]
+
+
+@pytest.mark.parametrize("name,vendor", [("scan.czi", "Zeiss"), ("stack.ND2", "Nikon"), ("run.lif", "Leica")])
+def test_a_microscope_vendor_file_says_how_to_convert_it(tmp_path, name, vendor):
+    # before: only "unknown image format '.czi'; mire reads ..." with no way forward
+    path = tmp_path / name
+    path.write_bytes(b"\x00" * 64)
+    line = _one_error_line(runner.invoke(app, ["info", str(path)]))
+    suffix = path.suffix.lower()
+    assert f"unknown image format {suffix!r}" in line
+    assert f"{suffix} is {vendor}'s own format: export it as OME-TIFF first" in line
+    line = _one_error_line(runner.invoke(app, ["info", str(tmp_path)]))  # an empty folder: no vendor hint
+    assert "own format" not in line

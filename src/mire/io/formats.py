@@ -13,6 +13,12 @@ SUPPORTED = (".tif/.tiff/.ome.tif, .ome.zarr/.zarr folder, file.h5:/dataset (.h5
              "a folder or glob of PNG/TIFF slices")
 
 
+#: microscope vendors' file formats (read by Bio-Formats, not by mire), by extension
+VENDOR_FORMATS = {".czi": "Zeiss", ".lsm": "Zeiss", ".nd2": "Nikon", ".lif": "Leica", ".lof": "Leica",
+                  ".oib": "Olympus", ".oir": "Olympus", ".vsi": "Olympus", ".ims": "Imaris", ".dv": "DeltaVision",
+                  ".ics": "ICS", ".ids": "ICS", ".sld": "SlideBook", ".mvd2": "Volocity"}
+
+
 def _suffix(path) -> str:
     name = os.fspath(path).rstrip("/\\").lower()
     for s in (".ome.tiff", ".ome.tif", ".ome.zarr"):
@@ -45,7 +51,12 @@ def read_format(path) -> str:
         return "tiff"
     if suffix == ".png":
         return "png"
-    raise ImageFormatError(f"{spath}: unknown image format {suffix or '(no extension)'!r}; mire reads {SUPPORTED}")
+    hint = ""
+    if suffix in VENDOR_FORMATS:  # what a microscope writes: say how to get to a format mire reads
+        hint = (f"; {suffix} is {VENDOR_FORMATS[suffix]}'s own format: export it as OME-TIFF first (Fiji: "
+                "File > Save As > OME-TIFF..., or Bio-Formats' bfconvert)")
+    raise ImageFormatError(f"{spath}: unknown image format {suffix or '(no extension)'!r}; mire reads {SUPPORTED}"
+                           + hint)
 
 
 def write_format(path) -> str:
