@@ -162,3 +162,22 @@ def test_tail_quantile_is_numpys_bit_for_bit():
     for a in cases:
         for q in (0.001, 0.9999, 0.005, 0.995):
             assert _tail_quantile(a, q) == float(np.quantile(a, q))
+
+
+@pytest.mark.parametrize("shape, sigma", [((15, 22, 17), (1.2, 1.0, 1.5)), ((40, 33), 1.5), ((5, 30), 2.0)])
+def test_box_scale_multiplies_as_the_full_inverse_norm(shape, sigma):
+    """1 / H^T 1 kept as a box of one value and the slabs around it multiplies exactly as the full array
+    (also when the image is narrower than the kernel along an axis)."""
+    import torch
+
+    from mire.restore.richardson_lucy import _BoxScale, _box_adjoint, _expand, _inverse_norm
+
+    kernel = gaussian_psf(sigma, ndim=len(shape)).astype(np.float32)
+    small, index = _box_adjoint(kernel, shape, torch.float32)
+    inv = _inverse_norm(small)
+    full = _expand(inv, index, "cpu")
+    t = torch.rand(full.shape, generator=torch.Generator().manual_seed(0)) + 0.5
+    want = t.clone().mul_(full)
+    got = _BoxScale(inv, index, "cpu").mul_(t.clone())
+    assert torch.equal(got, want)
+    assert len(torch.unique(full)) > 1  # the border does differ from the box
