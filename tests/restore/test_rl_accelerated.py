@@ -181,3 +181,16 @@ def test_box_scale_multiplies_as_the_full_inverse_norm(shape, sigma):
     got = _BoxScale(inv, index, "cpu").mul_(t.clone())
     assert torch.equal(got, want)
     assert len(torch.unique(full)) > 1  # the border does differ from the box
+
+
+def test_rl_refuses_data_mostly_below_a_given_background():
+    """With background and read_noise=0 given, data more than a quarter below the background are an
+    error (counted only when any value is negative); a few below it are clipped, not an error."""
+    rng = np.random.default_rng(1)
+    img = rng.poisson(10.0, (24, 24)).astype(np.float32)
+    psf = gaussian_psf(1.0, ndim=2)
+    with pytest.raises(ValueError, match=r"\d+ values \(\d+ %\) below background"):
+        richardson_lucy(img, psf, n_iter=2, background=12.0, read_noise=0)
+    assert 0 < np.mean(img < 5) < 0.25  # a few below 5
+    out = richardson_lucy(img, psf, n_iter=2, background=5.0, read_noise=0)
+    assert np.isfinite(out).all() and out.min() >= 5.0 - 1e-5

@@ -250,13 +250,15 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         z_np += shift
     else:
         z_np = img
-    n_neg = int(np.count_nonzero(z_np < 0))
+    # one reduction decides whether any value is negative; they are counted only for the error below
+    has_neg = z_np.size > 0 and bool(z_np.min() < 0)
+    n_neg = int(np.count_nonzero(z_np < 0)) if has_neg and plain_model else 0
     if n_neg > 0.25 * img.size and plain_model:
         # the model's data must be non-negative; say so rather than return garbage
         raise ValueError(f"image has {n_neg} values ({100 * n_neg / img.size:.0f} %) below background - shift "
                          f"({b - shift:.4g}); Richardson-Lucy needs non-negative data (give a lower background, "
                          "a read_noise, or leave them to be estimated)")
-    if n_neg:
+    if has_neg:
         # a few negatives are read noise around a dark background; with an estimated model, more are
         # data already clipped at 0 (a zero is then the model's floor, not an error)
         z_np = np.clip(z_np, 0, None) if z_np is img else np.maximum(z_np, 0, out=z_np)
