@@ -6,6 +6,9 @@
     nice -n 10 nohup python experiments/train_em.py --dataset gala --from fibsem3d-affinity --long-range 3,9 \
         --augment microscope --lr 3e-4 --run-dir /tmp/emlr/run --export /tmp/emlr/fibsem3d-affinity-lr > lr.log &
     python experiments/train_em.py --dataset isbi --evaluate-only   # score the last checkpoint, export it
+    # from a self-supervised pretrained body (masked-block reconstruction on unlabeled neuroproof, pretrain_em.py)
+    nice -n 19 nohup python experiments/train_em.py --dataset gala --init /tmp/empre/fibsem3d-pretext --epochs 20 \
+        --run-dir /tmp/empre/stage1 --export /tmp/empre/fibsem3d-affinity-pre > pre.log &
     # a residual U-Net (a residual module in every level, Lee et al. 2017), elsewhere than the shipped file
     nice -n 19 nohup python experiments/train_em.py --dataset gala --block residual --epochs 20 \
         --run-dir /tmp/emres/run --export /tmp/emres/fibsem3d-affinity-res > res.log &
@@ -115,6 +118,9 @@ def main() -> int:
     p.add_argument("--block", choices=("plain", "residual"), default="plain",
                    help="new models: U-Net levels of plain conv blocks or residual modules (Lee et al. 2017)")
     p.add_argument("--export", default=None, help="model path stem (default: the shipped name in src/mire/models)")
+    p.add_argument("--init", default=None, metavar="PRETEXT",
+                   help="new models: start from this self-supervised pretrained body (experiments/pretrain_em.py); "
+                        "the output head starts fresh")
     args = p.parse_args()
     if not SHARED.exists():
         print(f"shared data not found at {SHARED}", file=sys.stderr)
@@ -135,8 +141,8 @@ def main() -> int:
 
         offsets = long_range_offsets(ds["ndim"], [int(d) for d in args.long_range.split(",")])
     if args.start:
-        if args.block != "plain":
-            p.error("--block builds a new network; --from keeps the source's")
+        if args.block != "plain" or args.init:
+            p.error("--block and --init build a new network; --from keeps the source's")
         model = Segmenter.load(args.start)
         if offsets is not None:
             model = model.with_offsets(offsets)
@@ -145,6 +151,8 @@ def main() -> int:
 
         model = Segmenter({**PRESETS["fast"], "block": args.block}, ndim=ds["ndim"], target=ds["target"],
                           offsets=offsets)
+        if args.init:
+            model.init_body(args.init)
     run = Path(args.run_dir or Path.home() / ".cache" / "mire" / "runs" / args.dataset)
     t0 = time.time()
     if not args.evaluate_only:

@@ -14,8 +14,8 @@ torch.Size([1, 1, 8, 16, 16])
 from mire.nets.config import ARCHS, PRESETS, build_model, count_parameters
 from mire.nets.ffn import FFN, FFN_PRESETS, build_ffn
 from mire.nets.layers import DepthToSpace, SpaceToDepth
-from mire.nets.unet import EncoderDecoder, UNet, transfer_output_channels
+from mire.nets.unet import EncoderDecoder, UNet, transfer_body, transfer_output_channels
 
 __all__ = ["UNet", "EncoderDecoder", "build_model", "count_parameters", "PRESETS", "ARCHS",
            "SpaceToDepth", "DepthToSpace", "FFN", "build_ffn", "FFN_PRESETS",
-           "transfer_output_channels"]
+           "transfer_output_channels", "transfer_body"]

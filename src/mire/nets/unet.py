@@ -301,3 +301,51 @@ def transfer_output_channels(source: UNet, target: UNet, channel_map, *, init_st
     state["head.weight"], state["head.bias"] = w, bias
     target.load_state_dict(state)
     return target
+
+
+def transfer_body(state: dict, config: dict, target: UNet) -> UNet:
+    """Load a pretrained network's body (every weight but the 1x1 ``head``) into ``target``.
+
+    The transfer of self-supervised pretraining (:mod:`mire.learn.pretext`): the pretext network
+    and ``target`` are the same U-Net but for the output channels (e.g. one reconstructed
+    intensity vs three affinities), and ``target`` keeps its own, freshly initialized head,
+    since the pretext head's outputs mean something else.
+
+    Parameters
+    ----------
+    state : dict
+        The pretrained network's ``state_dict``.
+    config : dict
+        Its config (``model.config``); must equal ``target.config`` but for ``out_channels``.
+    target : UNet
+
+    Returns
+    -------
+    target : UNet
+        The same object, body weights replaced, head untouched.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from mire.nets import build_model
+    >>> src = build_model("tiny", ndim=2, residual=False)
+    >>> dst = build_model("tiny", ndim=2, residual=False, out_channels=2)
+    >>> _ = transfer_body(src.state_dict(), src.config, dst)
+    >>> bool(torch.equal(dst.state_dict()["encoders.0.0.weight"], src.state_dict()["encoders.0.0.weight"]))
+    True
+    """
+    a = {k: v for k, v in dict(config).items() if k != "out_channels"}
+    b = {k: v for k, v in target.config.items() if k != "out_channels"}
+    if a != b:
+        diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+        raise ValueError(f"the pretrained network differs from the target in more than its output channels: "
+                         + ", ".join(f"{k} ({a.get(k)!r} != {b.get(k)!r})" for k in diff))
+    own = target.state_dict()
+    body = {k: v for k, v in state.items() if not k.startswith("head.")}
+    missing = sorted(k for k in own if not k.startswith("head.") and k not in body)
+    extra = sorted(k for k in body if k not in own)
+    if missing or extra:
+        raise ValueError(f"pretrained weights do not fit the target: missing {missing[:3]}, unexpected {extra[:3]}")
+    own.update({k: v.clone() for k, v in body.items()})
+    target.load_state_dict(own)
+    return target

@@ -162,6 +162,28 @@ class Segmenter:
         seg.metadata["offsets_from"] = {"offsets": [list(o) for o in old], "channel_map": mapping, "init": init}
         return seg
 
+    def init_body(self, path) -> "Segmenter":
+        """Start from a self-supervised pretrained network (:func:`mire.learn.pretext.save_pretext`).
+
+        Every weight but the output head is replaced by the pretrained one (the networks must be
+        the same but for their output channels); the head keeps its fresh initialization, since
+        the pretext head predicted intensities. Call before :meth:`train`. Returns ``self``.
+
+        Parameters
+        ----------
+        path : str or Path
+            Stem (or ``.json`` / ``.safetensors``) of the pretrained network.
+        """
+        from mire.learn.pretext import load_pretext
+        from mire.nets import transfer_body
+
+        state, meta = load_pretext(path)
+        transfer_body(state, meta["network"], self.model)
+        self.model.eval()
+        self.metadata["pretrained"] = {"path": str(path), "weights_sha256": meta.get("weights_sha256"),
+                                       "pretext": meta.get("pretext"), "training": meta.get("training")}
+        return self
+
     # ------------------------------------------------------------------ training
     def _make_example(self, ignore_label, em_augment):
         from mire.segment.augment import blur_sections, contrast_jitter, microscope_change, misalign, missing_sections
