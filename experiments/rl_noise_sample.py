@@ -65,7 +65,8 @@ def main(argv=None):
             secs = time.process_time() - t0
             r = {"model": m, "model_ms": 1000 * secs}
             for k in (2, 5):
-                r[f"psnr{k}"] = psnr(truth, R.richardson_lucy(y, psf, n_iter=k, noise_model=m) - offset, data_range=peak)
+                x = R.richardson_lucy(y, psf, n_iter=k, noise_model=m)
+                r[f"psnr{k}"] = psnr(truth, x - offset, data_range=peak)
             x, info = R.richardson_lucy(y, psf, noise_model=m, return_info=True)
             r["auto_n"], r["psnr_auto"] = info["n_iter"], psnr(truth, x - offset, data_range=peak)
             rec[tag] = r
