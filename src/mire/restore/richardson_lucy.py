@@ -244,7 +244,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         model = {"background": float(background), "shift": 0.0, "gain": float(gain) if gain else 1.0}
     else:
         model = poisson_model(img, background=background, read_noise=read_noise, gain=gain)
-    b, shift, a_eff = model["background"], model["shift"], model["gain"]
+    b, shift = model["background"], model["shift"]  # the gain scales data and estimate alike: RL needs only the offsets
     if b or shift:
         z_np = np.subtract(img, b)  # (img - b) + shift, in place: one array, not two
         z_np += shift
