@@ -164,7 +164,8 @@ def main() -> int:
         timer.daemon = True
         timer.start()
         hist = model.train(*ds["train"], patch=ds["patch"], epochs=args.epochs, steps_per_epoch=args.steps,
-                           batch_size=4, lr=args.lr, lr_decay=ds["lr_decay"], checkpoint_dir=run, resume=True, seed=args.seed,
+                           batch_size=4, lr=args.lr, lr_decay=ds["lr_decay"], checkpoint_dir=run, resume=True,
+                           seed=args.seed,
                            em_augment="microscope" if args.augment == "microscope" else True,
                            progress=False, stop_event=stop, long_range_weight=args.long_range_weight)
         print(f"trained to step {hist['step']} in {time.time() - t0:.0f} s (stopped early: {hist['stopped']})")
