@@ -48,6 +48,8 @@ def main(argv=None):
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     R = importlib.import_module("mire.restore.richardson_lucy")
+    if not hasattr(R, "NOISE_BLOCKS"):  # the rejected candidate is not in the library any more
+        sys.exit("the sampled noise model was removed after its gate failed: run this at commit c28afae")
     stacks = ["OP_1", "OP_2", "OP_3"] if args.part == "design" else ["OP_4", "OP_5", "OP_6"]
     cases = list(diadem_cases(stacks))
     if args.part == "design":
@@ -65,7 +67,8 @@ def main(argv=None):
             secs = time.process_time() - t0
             r = {"model": m, "model_ms": 1000 * secs}
             for k in (2, 5):
-                r[f"psnr{k}"] = psnr(truth, R.richardson_lucy(y, psf, n_iter=k, noise_model=m) - offset, data_range=peak)
+                x = R.richardson_lucy(y, psf, n_iter=k, noise_model=m)
+                r[f"psnr{k}"] = psnr(truth, x - offset, data_range=peak)
             x, info = R.richardson_lucy(y, psf, noise_model=m, return_info=True)
             r["auto_n"], r["psnr_auto"] = info["n_iter"], psnr(truth, x - offset, data_range=peak)
             rec[tag] = r

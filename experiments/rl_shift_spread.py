@@ -21,11 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 def main():
     import tifffile
     import torch
+    from scipy import ndimage
 
     from mire.metrics import psnr
     from mire.optics import gaussian_psf, simulate
     from mire.optics.simulate import parse_condition
     from mire.restore import richardson_lucy
+    from mire.restore._common import _haar_mean_detail
     from mire.restore.richardson_lucy import poisson_model
     from rl_auto_stop import DATA
 
@@ -43,22 +45,20 @@ def main():
                 m = poisson_model(y)
                 cap = dict(m)
                 # the cap poisson_model applies when the variance line has no slope: the local means' range
-                from scipy import ndimage
-
-                from mire.restore._common import _haar_mean_detail
                 mean, _ = _haar_mean_detail(y)
                 local = ndimage.uniform_filter(mean, 3, mode="nearest")
                 cap["shift"] = float(local.max() - local.min())
                 row = []
                 for mod in (m, cap):
-                    p = [psnr(truth, richardson_lucy(y, psf, n_iter=k, noise_model=mod), data_range=peak) for k in (2, 5)]
+                    p = [psnr(truth, richardson_lucy(y, psf, n_iter=k, noise_model=mod), data_range=peak)
+                         for k in (2, 5)]
                     x, info = richardson_lucy(y, psf, noise_model=mod, return_info=True)
                     p.append(psnr(truth, x, data_range=peak))
                     row.append((mod["shift"], p, info["n_iter"]))
                 (s0, p0, n0), (s1, p1, n1) = row
-                print(f"{st} random@{a},{b} {cond} seed {seed}: shift est {s0:7.4g} (gain {m['gain']:.3g}) | cap {s1:7.4g} | "
-                      f"PSNR n2/n5/auto est {p0[0]:.2f} {p0[1]:.2f} {p0[2]:.2f} ({n0} it) | cap {p1[0]:.2f} {p1[1]:.2f} "
-                      f"{p1[2]:.2f} ({n1} it)", flush=True)
+                print(f"{st} random@{a},{b} {cond} seed {seed}: shift est {s0:7.4g} (gain {m['gain']:.3g}) | "
+                      f"cap {s1:7.4g} | PSNR n2/n5/auto est {p0[0]:.2f} {p0[1]:.2f} {p0[2]:.2f} ({n0} it) | "
+                      f"cap {p1[0]:.2f} {p1[1]:.2f} {p1[2]:.2f} ({n1} it)", flush=True)
 
 
 if __name__ == "__main__":

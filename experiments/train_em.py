@@ -110,6 +110,7 @@ def main() -> int:
     p.add_argument("--augment", choices=("em", "microscope"), default="em",
                    help="'microscope': also whole-volume blur, lost resolution and noise")
     p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--seed", type=int, default=0, help="seeds the weights' init and the patch draws")
     p.add_argument("--long-range-weight", type=float, default=None,
                    help="loss = nearest channels' BCE + this x the long-range channels' (default: one mean)")
     p.add_argument("--long-range", default=None,
@@ -149,6 +150,8 @@ def main() -> int:
     else:
         from mire.nets import PRESETS
 
+        if args.seed:  # seed 0 keeps torch's default generator, as every run before --seed
+            torch.manual_seed(args.seed)
         model = Segmenter({**PRESETS["fast"], "block": args.block}, ndim=ds["ndim"], target=ds["target"],
                           offsets=offsets)
         if args.init:
@@ -161,7 +164,8 @@ def main() -> int:
         timer.daemon = True
         timer.start()
         hist = model.train(*ds["train"], patch=ds["patch"], epochs=args.epochs, steps_per_epoch=args.steps,
-                           batch_size=4, lr=args.lr, lr_decay=ds["lr_decay"], checkpoint_dir=run, resume=True, seed=0,
+                           batch_size=4, lr=args.lr, lr_decay=ds["lr_decay"], checkpoint_dir=run, resume=True,
+                           seed=args.seed,
                            em_augment="microscope" if args.augment == "microscope" else True,
                            progress=False, stop_event=stop, long_range_weight=args.long_range_weight)
         print(f"trained to step {hist['step']} in {time.time() - t0:.0f} s (stopped early: {hist['stopped']})")

@@ -338,7 +338,7 @@ def transfer_body(state: dict, config: dict, target: UNet) -> UNet:
     b = {k: v for k, v in target.config.items() if k != "out_channels"}
     if a != b:
         diff = sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
-        raise ValueError(f"the pretrained network differs from the target in more than its output channels: "
+        raise ValueError("the pretrained network differs from the target in more than its output channels: "
                          + ", ".join(f"{k} ({a.get(k)!r} != {b.get(k)!r})" for k in diff))
     own = target.state_dict()
     body = {k: v for k, v in state.items() if not k.startswith("head.")}
