@@ -7,7 +7,8 @@ Measured 2026-12-07 (OP_5 128², N2-B2, 1 thread, 2-core machine under load): to
 noise model + tile sample 0.07 s, search 12.5-14.1 s (8 trials of ~1.7 s: 6 tiles, grids 35..45 x 56
 x 48..56, two 40-iteration solves each), final solve 3.2-3.4 s. One ADMM iteration costs the same
 per voxel on a 35x56x48 grid as on a 70x72x64 one (28.6 vs 29.4 ns), so batching the tiles or the
-data/probe pair into one solve would not pay: the search costs voxels x iterations x trials, and
+data/probe pair into one solve would not pay (measured since: bit-identical, CPU time 0.98-1.05x,
+experiments/tv_batch_pair.py): the search costs voxels x iterations x trials, and
 only fewer of one of those (which changes the estimate and needs the design-stack check) cuts it.
 
 After the tile margins went from two PSF radii to one (issue #20, experiments/results/tv_search_speed.md),

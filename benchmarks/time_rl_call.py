@@ -1,6 +1,7 @@
 """CPU time of one RL call on the time-to-quality bench stack: scikit-image 3 iterations vs mire n_iter=2.
 
-Optional arguments ``SK_ITER MIRE_ITER`` (e.g. ``6 3``: the counts of the bench's interior scoring).
+Optional arguments ``SK_ITER MIRE_ITER`` (e.g. ``6 3``: the counts of the bench's interior scoring; ``3 auto``: the
+fully automatic call, hold-out stop and refit, median of 3).
 
 Run it alternately with two source trees (PYTHONPATH=<tree>/src) to compare library versions back to back::
 
@@ -21,6 +22,8 @@ def med(f, n=5):
     for _ in range(n):
         t=time.process_time(); f(); ts.append(time.process_time()-t)
     return 1000*np.median(ts)
-k_sk, k_mi = (int(sys.argv[1]), int(sys.argv[2])) if len(sys.argv) > 2 else (3, 2)
-sk = med(lambda: sk_rl(y, psf, num_iter=k_sk, clip=False)); mi = med(lambda: richardson_lucy(y, psf, n_iter=k_mi))
+k_sk, k_mi = (int(sys.argv[1]), sys.argv[2]) if len(sys.argv) > 2 else (3, "2")
+k_mi = k_mi if k_mi == "auto" else int(k_mi)
+sk = med(lambda: sk_rl(y, psf, num_iter=k_sk, clip=False))
+mi = med(lambda: richardson_lucy(y, psf, n_iter=k_mi), n=3 if k_mi == "auto" else 5)
 print(f"sk{k_sk} {sk:.1f} mire{k_mi} {mi:.1f} ratio {sk/mi:.3f}")

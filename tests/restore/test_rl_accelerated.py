@@ -146,3 +146,51 @@ def test_blockwise_rl_repeats_bit_for_bit_across_processes_and_threads(tmp_path,
         outs.append(np.load(path))
     assert np.array_equal(outs[0], outs[1])
     assert np.array_equal(outs[0], outs[2])
+
+
+def test_tail_quantile_is_numpys_bit_for_bit():
+    """The noise curve's bin range from the tails only equals np.quantile exactly (ties, sorted and
+    structured arrays, and a tail the strided sample misses, which falls back)."""
+    from mire.restore._common import _tail_quantile
+
+    rng = np.random.default_rng(0)
+    cases = [rng.standard_normal(50001), rng.poisson(3, 70000) / 8.0, np.sort(rng.random(40000)),
+             np.concatenate([np.zeros(30000), rng.random(30)])]  # a bright tail of 30 values
+    spiky = rng.random(60000)
+    spiky[1::4096] = -5.0  # every strided-sample point but one is dark: the threshold misses the tail
+    cases.append(spiky)
+    for a in cases:
+        for q in (0.001, 0.9999, 0.005, 0.995):
+            assert _tail_quantile(a, q) == float(np.quantile(a, q))
+
+
+@pytest.mark.parametrize("shape, sigma", [((15, 22, 17), (1.2, 1.0, 1.5)), ((40, 33), 1.5), ((5, 30), 2.0)])
+def test_box_scale_multiplies_as_the_full_inverse_norm(shape, sigma):
+    """1 / H^T 1 kept as a box of one value and the slabs around it multiplies exactly as the full array
+    (also when the image is narrower than the kernel along an axis)."""
+    import torch
+
+    from mire.restore.richardson_lucy import _BoxScale, _box_adjoint, _expand, _inverse_norm
+
+    kernel = gaussian_psf(sigma, ndim=len(shape)).astype(np.float32)
+    small, index = _box_adjoint(kernel, shape, torch.float32)
+    inv = _inverse_norm(small)
+    full = _expand(inv, index, "cpu")
+    t = torch.rand(full.shape, generator=torch.Generator().manual_seed(0)) + 0.5
+    want = t.clone().mul_(full)
+    got = _BoxScale(inv, index, "cpu").mul_(t.clone())
+    assert torch.equal(got, want)
+    assert len(torch.unique(full)) > 1  # the border does differ from the box
+
+
+def test_rl_refuses_data_mostly_below_a_given_background():
+    """With background and read_noise=0 given, data more than a quarter below the background are an
+    error (counted only when any value is negative); a few below it are clipped, not an error."""
+    rng = np.random.default_rng(1)
+    img = rng.poisson(10.0, (24, 24)).astype(np.float32)
+    psf = gaussian_psf(1.0, ndim=2)
+    with pytest.raises(ValueError, match=r"\d+ values \(\d+ %\) below background"):
+        richardson_lucy(img, psf, n_iter=2, background=12.0, read_noise=0)
+    assert 0 < np.mean(img < 5) < 0.25  # a few below 5
+    out = richardson_lucy(img, psf, n_iter=2, background=5.0, read_noise=0)
+    assert np.isfinite(out).all() and out.min() >= 5.0 - 1e-5

@@ -76,6 +76,29 @@ def test_admm_converges_to_the_optimum():
     assert abs(info2["objective"][-1] - f_star) / f_star < 1e-3
 
 
+@pytest.mark.parametrize("positivity", [True, False])
+def test_admm_residuals_are_the_changes_of_the_duals_and_the_splits(positivity):
+    """The residuals the penalty adaptation reads (computed in buffers kept for the call) are, bit for
+    bit, ``sum ||dual_new - dual_old||`` and ``sum rho ||split_new - split_old||`` of one iteration."""
+    import copy
+    import math
+
+    rng = np.random.default_rng(5)
+    y = blur(shapes2d(24), 1.0) + 0.05 * rng.standard_normal((24, 24))
+    prob = _make_problem(y.astype(np.float32), gaussian_psf(1.0, ndim=2), spacing=(1.0, 1.0), data_term="l2",
+                         positivity=positivity, dtype=torch.float32, device="cpu")
+    st, _ = _admm(prob, 0.03, n_iter=7, tol=0, adapt_every=5)  # one check (and maybe a rescale) on the way
+    old = copy.deepcopy(st)
+    st, info = _admm(prob, 0.03, n_iter=1, tol=0, state=st, adapt_every=0)  # residuals of the last iteration
+    duals = [("a", "tu"), ("b", "tz"), ("e", "ts")]
+    primal = math.fsum(float(torch.dist(getattr(st, d), getattr(old, d))) for d, _ in duals)
+    dual = math.fsum(r * float(torch.dist(getattr(st, t) + getattr(st, d), getattr(old, t) + getattr(old, d)))
+                     for r, (d, t) in zip(st.rho, duals))
+    assert info["primal_residual"] == [(1, primal)]
+    assert info["dual_residual"] == [(1, dual)]
+    assert primal > 0 and dual > 0
+
+
 def test_l2_u_split_is_the_masked_prox():
     """One ADMM iteration's L2 u-split (written as a = m (v - y) / (m + r), u - a = v - 2 a) against the
     prox written out, u = (m y + r v) / (m + r), a = v - u, with v = H x_new + a_old; a is exactly 0 where

@@ -22,12 +22,20 @@ def _kwargs(name: str, scale=None, **extra) -> dict:
     return kw
 
 
+def _pixels(data, dtype=np.float32, *, name: str = "image") -> np.ndarray:
+    """A layer's pixels as ``dtype``, after the shared input checks: complex values, NaN and empty
+    layers are refused in words (a bare cast would drop the imaginary part, or train on NaN)."""
+    from mire._validate import check_image
+
+    return np.asarray(check_image(data, name=name), dtype=dtype)
+
+
 # ----------------------------------------------------------------------------- simulate
 def simulate_layer(data, *, condition: str = "N2-B2", seed: int = 0, name: str = "simulated", scale=None):
     """Degrade ``data`` with the paper-2020 condition (blur + noise) -> one image layer."""
     from mire.optics import simulate
 
-    out = simulate(np.asarray(data, dtype=np.float64), condition=condition, seed=seed)
+    out = simulate(_pixels(data, np.float64), condition=condition, seed=seed)
     return [(out.astype(np.float32), _kwargs(name, scale, colormap="magma"), "image")]
 
 
@@ -58,7 +66,7 @@ def restore_layer(data, *, method: str = "tv", psf_sigma: float = 0.8, psf_file:
     from mire import restore
     from mire.optics import gaussian_psf, load_psf
 
-    img = np.asarray(data, dtype=np.float32)
+    img = _pixels(data)
     if method == "model":
         if not model or model == MODEL_FILE:
             raise ValueError("choose a shipped model, or type the path of a model file in 'model'")
@@ -85,7 +93,7 @@ def superres_layers(frames, *, factor: int = 2, method: str = "bayesian", psf_si
     """Multi-frame super-resolution of ``frames`` (first axis = frames) -> result and uncertainty layers."""
     from mire.superres import superresolve
 
-    frames = np.asarray(frames, dtype=np.float64)
+    frames = _pixels(frames, np.float64, name="frames")
     if frames.ndim < 3:
         raise ValueError(f"frames must be a stack (T, Y, X) or (T, Z, Y, X), got shape {frames.shape}")
     result, info = superresolve(frames, factor=factor, method=method, psf_sigma=psf_sigma, robust=robust,
@@ -107,7 +115,7 @@ def train_model(image, target=None, *, task: str = "restoration", steps: int = 2
     Segmentation: ``target`` is a labels layer painted on a few slices; label 0 = unlabeled (ignored).
     Returns a dict with the saved path, the steps done and whether training was cancelled.
     """
-    image = np.asarray(image, dtype=np.float32)
+    image = _pixels(image)
     ndim = 3 if image.ndim == 3 and min(image.shape) >= 16 else 2
     history: dict
     if task == "restoration":
@@ -115,7 +123,7 @@ def train_model(image, target=None, *, task: str = "restoration", steps: int = 2
 
         model = Restorer("tiny", ndim=ndim)
         patch = _patch_for(image.shape[-ndim:], (16, 32, 32) if ndim == 3 else (64, 64), model.model.size_multiple)
-        kwargs = dict(noisy=image, clean=None if target is None else np.asarray(target, np.float32))
+        kwargs = dict(noisy=image, clean=None if target is None else _pixels(target, name="clean image"))
         history = model.train(**kwargs, patch=patch, epochs=1, steps_per_epoch=steps, batch_size=2, seed=seed,
                               progress=False, callback=callback, stop_event=stop_event)
     elif task == "segmentation":

@@ -8,7 +8,9 @@ import sys
 import typer
 from rich.console import Console
 
-console = Console(stderr=True, soft_wrap=True)  # one line per error, paths unbroken
+# one line per error, paths unbroken; markup off, so "[raw] stack.tif" is printed as named (the few
+# styled lines below ask for markup and escape what they quote)
+console = Console(stderr=True, soft_wrap=True, markup=False)
 
 
 def one_line(exc: BaseException) -> str:
@@ -27,7 +29,7 @@ def one_line(exc: BaseException) -> str:
 def print_error(exc: BaseException) -> None:
     from rich.markup import escape
 
-    console.print(f"[red]error:[/red] {escape(one_line(exc))}")
+    console.print(f"[red]error:[/red] {escape(one_line(exc))}", markup=True)
 
 
 @contextlib.contextmanager
@@ -75,7 +77,7 @@ def _held_warnings():
             continue
         from rich.markup import escape
 
-        console.print(f"[yellow]warning:[/yellow] {escape(' '.join(str(w.message).split()))}")
+        console.print(f"[yellow]warning:[/yellow] {escape(' '.join(str(w.message).split()))}", markup=True)
 
 
 @contextlib.contextmanager
@@ -96,18 +98,18 @@ def _one_line_errors():
         print_error(exc)
         raise typer.Exit(code=2) from exc
     except KeyboardInterrupt:
-        console.print("[yellow]interrupted[/yellow]")
+        console.print("[yellow]interrupted[/yellow]", markup=True)
         sys.exit(130)
     except MemoryError as exc:
         if os.environ.get("MIRE_DEBUG"):
             raise
         console.print(f"[red]error:[/red] out of memory ({escape_text(exc)}); process the input in blocks "
-                      "(--block-size where the command has it) or a smaller crop")
+                      "(--block-size where the command has it) or a smaller crop", markup=True)
         raise typer.Exit(code=2) from exc
     except RecursionError as exc:
         if os.environ.get("MIRE_DEBUG"):
             raise
-        console.print("[red]error:[/red] input nested too deeply to process (RecursionError)")
+        console.print("[red]error:[/red] input nested too deeply to process (RecursionError)", markup=True)
         raise typer.Exit(code=2) from exc
     except Exception as exc:
         if os.environ.get("MIRE_DEBUG"):
@@ -136,18 +138,44 @@ def check_shape(dims, *, option: str = "--shape", bytes_per_voxel: int = 64) -> 
     return dims
 
 
-def check_output(path) -> None:
-    """Before any work: the output's format is known from its name and its folder exists."""
+def check_output(path, *, swc: bool = False) -> None:
+    """Before any work: the output's format is known from its name and its folder exists.
+
+    ``swc``: the output is an SWC file (``.swc``), not an image.
+    """
     from pathlib import Path
 
     from mire.io.formats import write_format
     from mire.io.hdf5 import split_h5_path
 
-    write_format(path)
-    h5 = split_h5_path(path)
+    if swc:
+        if not str(path).lower().endswith(".swc"):
+            raise ValueError(f"output must be a .swc file, got {str(path)!r}")
+        h5 = None
+    else:
+        write_format(path)
+        h5 = split_h5_path(path)
     parent = Path(h5[0] if h5 else path).resolve().parent
     if not parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {parent} does not exist")
+
+
+def check_model_output(path) -> None:
+    """Before any training: the folder of a model stem ``OUT`` (for OUT.safetensors, OUT.json) exists.
+
+    Refused like every other output in a missing folder, rather than created: a mistyped folder
+    would otherwise hide the model where the user does not look.
+    """
+    from pathlib import Path
+
+    from mire.learn.modelfile import model_stem
+
+    stem = model_stem(path)
+    parent = Path(stem).resolve().parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"cannot write model {path}: folder {parent} does not exist")
+    if Path(stem).name in ("", ".", ".."):
+        raise ValueError(f"--out {path} names a folder; give a model name inside it, e.g. {Path(stem) / 'model'}")
 
 
 def check_input_exists(path) -> None:

@@ -196,5 +196,5 @@ def register(app: typer.Typer) -> None:
                                    iterations=iterations,
                                    block=block, halo=halo, axes=axes, model=model, workers=workers,
                                    cluster=cluster, resume=resume)
-            console.print(f"[green]wrote[/green] {out} ({summary['method']}, shape {summary['shape']}, "
+            console.print(f"wrote {out} ({summary['method']}, shape {summary['shape']}, "
                           f"axes {summary['axes']}, on {default_device()})")

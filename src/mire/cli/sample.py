@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mire.cli._common import check_shape, console, friendly_errors
+from mire.cli._common import check_output, check_shape, console, friendly_errors
 
 KINDS = ("neurites", "em", "frames")
 
@@ -40,6 +40,12 @@ def sample(
     with friendly_errors():
         if kind not in KINDS:
             raise ValueError(f"unknown sample {kind!r}; choose one of {', '.join(KINDS)}")
+        # every output checked before the first is written: no image left behind without its labels / SWC
+        check_output(out)
+        if labels is not None and kind == "em":
+            check_output(labels)
+        if swc is not None and kind == "neurites":
+            check_output(swc, swc=True)
         if kind == "neurites":
             from mire.data import neurites
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mire.cli._common import check_input_exists, check_output, console, friendly_errors
+from mire.cli._common import check_input_exists, check_model_output, check_output, console, friendly_errors
 
 
 def _thresholds(text: str) -> list:
@@ -412,6 +412,7 @@ def train_segment_cmd(
 
         if len(images) != len(labels):
             raise ValueError(f"{len(images)} --image but {len(labels)} --labels: give one labels file per image")
+        check_model_output(out)
         for p in list(images) + list(labels):
             if not p.exists():
                 raise FileNotFoundError(f"input not found: {p}")
@@ -507,6 +508,7 @@ def adapt_segment_cmd(
         from mire.segment import Segmenter
 
         check_input_exists(image)
+        check_model_output(out)
         segmenter = Segmenter.load(model)
         segmenter.adapt(imread(image), intensity=intensity, batchnorm=batchnorm, scale=scale)
         stem = segmenter.save(out)

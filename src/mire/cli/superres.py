@@ -33,6 +33,8 @@ def superres(
             raise ValueError("--uncertainty needs --method bayesian (the only method with a posterior SD)")
         loaded = read_image(frames)
         check_output(out)
+        if uncertainty is not None:  # before the work, so a bad path leaves no result without its SD
+            check_output(uncertainty)
         stack = loaded.data
         if stack.ndim not in (3, 4):
             raise ValueError(f"{frames}: expected a (T, Y, X) or (T, Z, Y, X) stack, got shape {stack.shape}")

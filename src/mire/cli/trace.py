@@ -6,7 +6,7 @@ import json
 
 import typer
 
-from mire.cli._common import console, friendly_errors
+from mire.cli._common import check_output, console, friendly_errors
 
 
 def _floats(text: str | None, name: str, n: int | None = None):
@@ -75,8 +75,7 @@ def trace_cmd(
     from mire.trace import topology, trace
 
     with friendly_errors(data=image):
-        if not out.lower().endswith(".swc"):
-            raise ValueError(f"output must be a .swc file, got {out!r}")
+        check_output(out, swc=True)
         data = np.asarray(imread(image))
         sp = _spacing_for(image, data.ndim, spacing)
         seeds = [_floats(s, "--seed") for s in seed] if seed else None

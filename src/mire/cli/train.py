@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from mire.cli._common import console, friendly_errors
+from mire.cli._common import check_model_output, console, friendly_errors
 
 
 def _read(path: Path):
@@ -49,6 +49,7 @@ def train_restore(
 ):
     """Train a restoration network: --noisy A --clean B | --clean B --simulate | --noisy A --noise2void."""
     with friendly_errors():
+        check_model_output(out)
         if simulate and noise2void:
             raise ValueError("choose one of --simulate and --noise2void")
         if simulate:

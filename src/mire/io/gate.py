@@ -68,9 +68,12 @@ def available_memory() -> int:
     limit = os.environ.get("MIRE_MEMORY_LIMIT")
     if limit:
         try:
-            avail = min(avail, int(float(limit)))
-        except ValueError:
-            pass
+            cap = int(float(limit))
+        except (ValueError, OverflowError):
+            cap = 0
+        if cap <= 0:  # refused, not ignored: a mistyped cap would silently not apply
+            raise ValueError(f"MIRE_MEMORY_LIMIT={limit!r} must be a positive number of bytes, e.g. 8e9")
+        avail = min(avail, cap)
     return avail
 
 

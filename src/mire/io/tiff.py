@@ -94,20 +94,34 @@ class TiffArray:
         self.dtype = np.dtype(dtype)
         self.ndim = len(self.shape)
         self._array = None
+        self._tiff = None
 
     def zarr(self):
         if self._array is None:
             import tifffile
             import zarr
 
-            self._array = zarr.open(tifffile.TiffFile(self.path).series[0].aszarr(), mode="r")
+            self._tiff = tifffile.TiffFile(self.path)
+            self._array = zarr.open(self._tiff.series[0].aszarr(), mode="r")
         return self._array
+
+    def close(self) -> None:
+        """Close the file handle (a later read opens it again)."""
+        tiff, self._tiff, self._array = self._tiff, None, None
+        if tiff is not None:
+            tiff.close()
+
+    def __del__(self):
+        # closed here, not left to the garbage collector: an unclosed handle's ResourceWarning
+        # would reach the user as a stray "warning: unclosed file" line after a good command
+        with contextlib.suppress(Exception):
+            self.close()
 
     def __getitem__(self, key):
         return self.zarr()[key]
 
     def __getstate__(self):
-        return {**self.__dict__, "_array": None}  # the open handle stays behind
+        return {**self.__dict__, "_array": None, "_tiff": None}  # the open handle stays behind
 
     def __dask_tokenize__(self):
         # the same file, unchanged, gives the same dask name (and resume token) in every run

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import math
 import time
 from pathlib import Path
 
@@ -121,6 +120,19 @@ def _interrupt_at_step_boundary():
         signal.signal(signal.SIGINT, previous)
 
 
+def _forward(model, x):
+    """``model(x)``, with torch's batch-norm complaint about too small a batch said in the user's terms."""
+    try:
+        return model(x)
+    except ValueError as exc:
+        if "Expected more than 1 value per channel" not in str(exc):
+            raise
+        raise ValueError(f"a batch of {x.shape[0]} patch(es) of size {tuple(x.shape[2:])} is too small for this "
+                         "network: its deepest level keeps one value per channel, which batch norm cannot "
+                         "normalize; use a larger patch (--patch) or a batch size of 2 or more (--batch-size)"
+                         ) from None
+
+
 def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9, epochs: int = 10,
           steps_per_epoch: int = 100, batch_size: int = 4, val=None, checkpoint_dir=None, resume: bool = True,
           seed: int = 0, device=None, progress: bool = True, callback=None, stop_event=None,
@@ -229,7 +241,7 @@ def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9,
                     group["lr"] = lr * lr_decay ** epoch
                 x, y, mask = sampler.batch(step, batch_size)
                 x, y = x.to(device), y.to(device)
-                pred = model(x)
+                pred = _forward(model, x)
                 loss_value = loss_fn(pred, y, None if mask is None else mask.to(device))
                 if not torch.isfinite(loss_value):
                     raise FloatingPointError(f"loss became {float(loss_value)} at step {step}; lower lr")

@@ -142,6 +142,9 @@ def correlation_length(image, *, level: float = 0.5, crop: int = 96) -> float:
     v = np.asarray(image, dtype=np.float32)
     window = tuple(slice(max(0, (n - crop) // 2), max(0, (n - crop) // 2) + min(n, crop)) for n in v.shape)
     v = v[window]
+    if v.size and v.min() == v.max():  # say so: "too small" below would send the user after the wrong problem
+        raise ValueError(f"image of shape {np.shape(image)} is constant in its central {crop}-voxel window "
+                         "(no structure): there is no correlation length to measure")
     v = v - v.mean()
     lengths = []
     for ax in range(v.ndim):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import copy
 import math
 
-import numpy as np
 import torch
 
 from mire.superres._model import DTYPE, FrameModel, check_frames, data_scale, make_psf

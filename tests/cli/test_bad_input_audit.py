@@ -1,0 +1,189 @@
+"""Gaps found by a fresh-user audit of the CLI (issue #20 item 5 and the project's bad-input standard).
+
+Each case failed before its fix: a stray warning line, an output folder created or an image left
+behind on a failed command, or an error that named the wrong problem. Every CLI case asserts the
+exit code, the one stderr line's text and that no output was written.
+"""
+
+from __future__ import annotations
+
+import gc
+import warnings
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from mire.cli import app
+from mire.io import imwrite
+
+runner = CliRunner()
+
+
+def _one_error_line(result) -> str:
+    lines = [line for line in result.stderr.splitlines() if line.strip()]
+    assert result.exit_code == 2, (result.exit_code, result.output)
+    assert len(lines) == 1 and "Traceback" not in result.output, result.output
+    return lines[0]
+
+
+def _unclosed(caught, path) -> list:
+    return [w for w in caught if issubclass(w.category, ResourceWarning) and str(path) in str(w.message)]
+
+
+def test_lazy_tiff_read_closes_its_file(tmp_path):
+    # before: the lazy view's handle was left to the garbage collector, whose ResourceWarning
+    # `mire` printed as "warning: unclosed file <_io.BufferedReader ...>" after a good command
+    from mire.io import read_image
+
+    path = tmp_path / "v.tif"
+    imwrite(path, np.arange(4 * 16 * 16, dtype=np.float32).reshape(4, 16, 16), axes="ZYX")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        image = read_image(path, lazy=True)
+        assert float(image.data.sum().compute()) == float(np.arange(4 * 16 * 16).sum())
+        del image
+        gc.collect()
+    assert not _unclosed(caught, path)
+
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        result = runner.invoke(app, ["info", str(path)])
+        gc.collect()
+    assert result.exit_code == 0 and "unclosed" not in result.stderr
+    assert not _unclosed(caught, path)
+
+
+@pytest.fixture
+def inputs(tmp_path):
+    rng = np.random.default_rng(0)
+    img2 = tmp_path / "img2.tif"
+    imwrite(img2, rng.random((32, 32)).astype(np.float32), axes="YX")
+    raw3 = tmp_path / "raw3.tif"
+    imwrite(raw3, (rng.random((16, 64, 64)) * 255).astype(np.uint8), axes="ZYX")
+    lab = np.zeros((32, 32), np.uint16)
+    lab[:, :16], lab[:, 16:] = 1, 2
+    lab2 = tmp_path / "lab2.tif"
+    imwrite(lab2, lab, axes="YX", labels=True)
+    return tmp_path, str(img2), str(raw3), str(lab2)
+
+
+TRAIN = ["--epochs", "1", "--steps", "1", "--ndim", "2", "--patch", "16,16", "--batch-size", "2"]
+
+
+@pytest.mark.parametrize("command", ["train-restore", "train-segment", "adapt-segment"])
+def test_model_output_in_a_missing_folder_is_refused_before_training(inputs, command):
+    # before: exit 0, the folder silently created and the model written into it
+    d, img2, raw3, lab2 = inputs
+    out = d / "no-such-folder" / "model"
+    argv = {"train-restore": ["train-restore", "--noisy", img2, "--noise2void", "--out", str(out), *TRAIN],
+            "train-segment": ["train-segment", "-i", img2, "-l", lab2, "-o", str(out), *TRAIN],
+            "adapt-segment": ["adapt-segment", raw3, "-o", str(out)]}[command]
+    line = _one_error_line(runner.invoke(app, argv))
+    assert f"cannot write model {out}: folder {out.parent} does not exist" in line
+    assert not out.parent.exists()
+
+
+@pytest.mark.parametrize("kind,extra", [("neurites", "--swc"), ("em", "--labels")])
+def test_sample_checks_every_output_before_writing_the_first(tmp_path, kind, extra):
+    # before: the image was written, then the command failed on its SWC / labels path
+    companion = tmp_path / "missing" / ("gold.swc" if extra == "--swc" else "labels.tif")
+    image = tmp_path / "img.tif"
+    result = runner.invoke(app, ["sample", kind, str(image), "--shape", "8,32,32", extra, str(companion)])
+    line = _one_error_line(result)
+    assert f"cannot write {companion}: folder {companion.parent} does not exist" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == []
+
+
+def test_sample_refuses_an_swc_path_without_swc_suffix(tmp_path):
+    result = runner.invoke(app, ["sample", "neurites", str(tmp_path / "img.tif"), "--shape", "8,32,32",
+                                 "--swc", str(tmp_path / "gold.txt")])
+    assert "output must be a .swc file" in _one_error_line(result)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_batch_too_small_for_batch_norm_is_named(inputs):
+    # before: torch's "Expected more than 1 value per channel when training, got input size
+    # torch.Size([1, 96, 1, 1])", which names neither the patch nor the batch size
+    d, img2, _, lab2 = inputs
+    out = d / "seg"
+    result = runner.invoke(app, ["train-segment", "-i", img2, "-l", lab2, "-o", str(out), "--epochs", "1",
+                                 "--steps", "1", "--ndim", "2", "--patch", "8,8", "--batch-size", "1"])
+    line = _one_error_line(result)
+    assert "a batch of 1 patch(es) of size (8, 8) is too small for this network" in line
+    assert "--patch" in line and "--batch-size" in line
+    assert not (d / "seg.json").exists() and not (d / "seg.safetensors").exists()
+
+
+def test_adapting_to_a_constant_volume_says_it_is_constant(tmp_path):
+    # before: "image of shape (16, 64, 64) is too small to measure a correlation length"
+    from mire.segment.adapt import correlation_length
+
+    with pytest.raises(ValueError, match="is constant in its central 96-voxel window"):
+        correlation_length(np.full((16, 64, 64), 255, np.uint8))
+    with pytest.raises(ValueError, match="too small"):  # a too-small image still says that
+        correlation_length(np.random.default_rng(0).random((4, 4, 4)))
+    path = tmp_path / "flat.tif"
+    imwrite(path, np.zeros((16, 64, 64), np.uint8), axes="ZYX")
+    line = _one_error_line(runner.invoke(app, ["adapt-segment", str(path), "-o", str(tmp_path / "a")]))
+    assert "is constant" in line and "no correlation length" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["flat.tif"]
+
+
+def test_superres_checks_the_uncertainty_path_before_writing_the_result(tmp_path):
+    # before: the result was written, then the command failed on --uncertainty's missing folder
+    frames = tmp_path / "frames.tif"
+    imwrite(frames, np.random.default_rng(0).random((4, 8, 8)).astype(np.float32), axes="TYX")
+    sd = tmp_path / "missing" / "sd.tif"
+    result = runner.invoke(app, ["superres", str(frames), str(tmp_path / "sr.tif"), "--factor", "2",
+                                 "--method", "bayesian", "--uncertainty", str(sd)])
+    assert f"cannot write {sd}: folder {sd.parent} does not exist" in _one_error_line(result)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.tif"]
+
+
+@pytest.mark.parametrize("action", ["simulate", "restore", "superres", "train"])
+def test_napari_actions_refuse_complex_and_nan_layers(tmp_path, action):
+    # before: the actions cast the layer with np.asarray(..., float32) first, which dropped the
+    # imaginary part of a complex layer (issue #20 item 5) and let training run on NaN pixels
+    from mire._napari import _actions
+
+    run = {"simulate": lambda x: _actions.simulate_layer(x),
+           "restore": lambda x: _actions.restore_layer(x, method="wiener"),
+           "superres": lambda x: _actions.superres_layers(x, factor=2, method="ml"),
+           "train": lambda x: _actions.train_model(x, steps=1, save_to=str(tmp_path / "m"))}[action]
+    good = np.random.default_rng(0).random((8, 32, 32)).astype(np.float32)
+    with pytest.raises(TypeError, match=r"has complex values \(dtype complex64\).*np\.abs"):
+        run(good.astype(np.complex64))
+    bad = good.copy()
+    bad[1, 2, 3] = np.nan
+    with pytest.raises(ValueError, match="contains 1 NaN or infinite values"):
+        run(bad)
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("value", ["abc", "-5", "0", "nan"])
+def test_a_bad_memory_limit_is_named_not_ignored(tmp_path, monkeypatch, value):
+    # before: 'abc' / 'nan' were silently ignored and '-5' gave "only -5 B is available"
+    path = tmp_path / "v.tif"
+    imwrite(path, np.ones((4, 16, 16), np.float32), axes="ZYX")
+    monkeypatch.setenv("MIRE_MEMORY_LIMIT", value)
+    result = runner.invoke(app, ["restore", str(path), str(tmp_path / "o.tif"), "--method", "wiener"])
+    line = _one_error_line(result)
+    assert f"MIRE_MEMORY_LIMIT={value!r} must be a positive number of bytes" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["v.tif"]
+
+
+def test_paths_with_brackets_are_printed_as_named(tmp_path):
+    # before: rich read "[raw]" and "[bold]" in the paths as markup: "wrote .../out x.tif", a file
+    # the user cannot find; the error line keeps its red "error:" prefix
+    src = tmp_path / "[raw] stack.tif"
+    imwrite(src, np.random.default_rng(0).random((4, 16, 16)).astype(np.float32), axes="ZYX")
+    out = tmp_path / "out [bold]x.tif"
+    result = runner.invoke(app, ["restore", str(src), str(out), "--method", "wiener"])
+    assert result.exit_code == 0 and out.exists()
+    assert f"wrote {out} (" in " ".join(result.stderr.split())
+    result = runner.invoke(app, ["trace", str(src), str(tmp_path / "t [b].swc")])
+    assert result.exit_code == 0 and f"{tmp_path / 't [b].swc'}: " in result.stderr
+    missing = tmp_path / "[x]" / "o.tif"
+    line = _one_error_line(runner.invoke(app, ["restore", str(src), str(missing), "--method", "wiener"]))
+    assert line.startswith("error: ") and f"cannot write {missing}: folder {missing.parent} does not exist" in line
