@@ -65,7 +65,6 @@ def _naming_data(path):
 @contextlib.contextmanager
 def _held_warnings():
     """Record warnings; print them one line each after a success (Python's own take two lines)."""
-    import os
     import warnings
 
     with warnings.catch_warnings(record=True) as caught:
