@@ -289,3 +289,25 @@ def test_a_microscope_vendor_file_says_how_to_convert_it(tmp_path, name, vendor)
     assert f"{suffix} is {vendor}'s own format: export it as OME-TIFF first" in line
     line = _one_error_line(runner.invoke(app, ["info", str(tmp_path)]))  # an empty folder: no vendor hint
     assert "own format" not in line
+
+
+@pytest.mark.parametrize("option, name", [("--max-gap", "max_gap"), ("--min-branch", "min_branch_length")])
+def test_trace_refuses_negative_lengths(tmp_path, option, name):
+    # before: a negative length was taken as "no bridging" / "no pruning" without a word
+    img = np.zeros((8, 32, 32), np.uint8)
+    img[4, 16, 4:28] = 200
+    path = tmp_path / "line.tif"
+    imwrite(path, img, axes="ZYX")
+    line = _one_error_line(runner.invoke(app, ["trace", str(path), str(tmp_path / "t.swc"), option, "-1"]))
+    assert f"{name} must be a length >= 0 in pixels, got -1" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["line.tif"]
+
+
+def test_superres_refuses_zero_iterations(tmp_path):
+    # before: --n-iter 0 ran the method's default iteration count
+    frames = tmp_path / "frames.tif"
+    imwrite(frames, np.random.default_rng(0).random((4, 8, 8)).astype(np.float32), axes="TYX")
+    line = _one_error_line(runner.invoke(app, ["superres", str(frames), str(tmp_path / "sr.tif"), "--factor", "2",
+                                               "--n-iter", "0"]))
+    assert "n_iter must be a whole number >= 1" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.tif"]

@@ -124,6 +124,10 @@ def test_bad_input_errors():
         superresolve(frames, factor=2, registration={"shifts": np.zeros((2, 2))})
     with pytest.raises(ValueError, match="unknown prior"):
         superresolve(frames, factor=2, method="map", prior="l7", registration={"shifts": np.zeros((3, 2))})
+    # 0 used to fall through ``n_iter or 8`` to the default, silently
+    for bad in ({"n_iter": 0}, {"n_outer": -1}, {"n_iter": 2.5}):
+        with pytest.raises(ValueError, match=f"{next(iter(bad))} must be a whole number >= 1"):
+            superresolve(frames, factor=2, method="ml", registration={"shifts": np.zeros((3, 2))}, **bad)
 
 
 def test_pickup_marginalized_registration_runs_and_reports_uncertainty(occluded):

@@ -127,6 +127,10 @@ def superresolve(frames, *, factor, method: str = "map", prior: str | None = Non
     reference %= n_t
     if nu <= 0:
         raise ValueError(f"nu must be > 0, got {nu}")
+    for name, value in (("n_iter", n_iter), ("n_outer", n_outer)):
+        # None picks the method's default; 0 would too (``n_iter or 8``), silently
+        if value is not None and not (float(value) == int(value) and int(value) >= 1):
+            raise ValueError(f"{name} must be a whole number >= 1 (or None for the method's default), got {value}")
     if registration is None:
         params = params_from_registration(register_frames(arr, factor=f, reference=reference), n_t, d)
     else:

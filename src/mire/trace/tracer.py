@@ -362,6 +362,9 @@ def trace(image, *, spacing=None, seeds=None, sigmas=(1.0, 2.0), threshold=None,
     (2, 1)
     """
     img = np.asarray(check_image(image, ndim=(2, 3), allow_bool=False), dtype=np.float64)
+    for name, value in (("min_branch_length", min_branch_length), ("max_gap", max_gap), ("min_length", min_length)):
+        if not (np.isfinite(value) and value >= 0):  # a negative length silently meant "none"
+            raise ValueError(f"{name} must be a length >= 0 in pixels, got {float(value):g}")
     # the tube response ignores an offset but float32 does not: remove it while still in float64, so
     # that a stack far from 0 (e.g. a camera offset) keeps all its precision
     img = (img - img.min()).astype(np.float32) if img.size else img.astype(np.float32)
