@@ -311,3 +311,20 @@ def test_superres_refuses_zero_iterations(tmp_path):
                                                "--n-iter", "0"]))
     assert "n_iter must be a whole number >= 1" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["frames.tif"]
+
+
+@pytest.mark.parametrize("command", [
+    ["restore", "{img}", "{img}", "--method", "wiener", "--weight", "0.01"],
+    ["restore", "{img}", "{img}", "--block-size", "8,16,16"],
+    ["simulate", "{img}", "{img}"],
+    ["segment", "{img}", "{img}", "--boundaries"],
+])
+def test_commands_refuse_to_overwrite_their_input(tmp_path, command):
+    # before: the input was replaced by the result (a blockwise run reads blocks it has already replaced)
+    path = tmp_path / "in.tif"
+    data = np.random.default_rng(0).integers(0, 200, (8, 32, 32)).astype(np.uint8)
+    imwrite(path, data, axes="ZYX")
+    before = path.read_bytes()
+    line = _one_error_line(runner.invoke(app, [c.format(img=path) for c in command]))
+    assert f"output {path} is the input" in line and "another name" in line
+    assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]

@@ -143,10 +143,11 @@ def check_shape(dims, *, option: str = "--shape", bytes_per_voxel: int = 64) -> 
     return dims
 
 
-def check_output(path, *, swc: bool = False) -> None:
-    """Before any work: the output's format is known from its name and its folder exists.
+def check_output(path, *, swc: bool = False, inputs=()) -> None:
+    """Before any work: the output's format is known from its name, its folder exists and it is no input.
 
-    ``swc``: the output is an SWC file (``.swc``), not an image.
+    ``swc``: the output is an SWC file (``.swc``), not an image. ``inputs``: the command's input paths;
+    writing over one would destroy the data (a blockwise run would read blocks it has already replaced).
     """
     from pathlib import Path
 
@@ -163,6 +164,11 @@ def check_output(path, *, swc: bool = False) -> None:
     parent = Path(h5[0] if h5 else path).resolve().parent
     if not parent.is_dir():
         raise FileNotFoundError(f"cannot write {path}: folder {parent} does not exist")
+    target = Path(path).resolve()
+    for inp in inputs:
+        if inp is not None and Path(inp).resolve() == target:
+            raise ValueError(f"output {path} is the input {inp}: give the result another name "
+                             "(mire does not overwrite its input)")
 
 
 def check_model_output(path) -> None:

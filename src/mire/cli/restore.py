@@ -87,7 +87,7 @@ def restore_file(inp: Path, out: Path, *, method: str = "tv", psf: str = "gaussi
     from mire.io import imwrite, read_image
 
     check_input_exists(inp)
-    check_output(out)
+    check_output(out, inputs=(inp,))
     loaded = read_image(inp, axes=axes, lazy=True)
     image = loaded.data
     if axes is None:  # the file's own axes: say so, rather than blame an --axes never given

@@ -276,7 +276,7 @@ def segment_cmd(
         if sum([boundaries, affinities, model is not None]) != 1:
             raise ValueError("say what IMAGE holds: give exactly one of --boundaries, --affinities or --model")
         check_input_exists(image)
-        check_output(out)
+        check_output(out, inputs=(image,))
         if not affinities:  # affinities have their channels first; anything else is one image
             check_single_image(image, "segment")
         from mire.segment.ffn import is_ffn_model
@@ -361,7 +361,7 @@ def proofread_cmd(
         for p in (seg, log):
             if not p.exists():
                 raise FileNotFoundError(f"input not found: {p}")
-        check_output(out)
+        check_output(out, inputs=(seg, log))
         labels = imread(seg)
         bmap = None if boundary is None else _as_probability(imread(boundary), invert=invert)
         doc = load_log(log)

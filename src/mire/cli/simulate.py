@@ -63,7 +63,7 @@ def simulate(
     from mire.optics.simulate import parse_condition
 
     with friendly_errors(data=src):
-        check_output(dst)
+        check_output(dst, inputs=(src,))
         if dtype not in _DTYPES:
             raise ValueError(f"--dtype must be one of {', '.join(_DTYPES)}, got {dtype!r}")
         cond = None if condition.lower() == "none" else condition

@@ -32,9 +32,9 @@ def superres(
         if uncertainty is not None and method != "bayesian":
             raise ValueError("--uncertainty needs --method bayesian (the only method with a posterior SD)")
         loaded = read_image(frames)
-        check_output(out)
+        check_output(out, inputs=(frames,))
         if uncertainty is not None:  # before the work, so a bad path leaves no result without its SD
-            check_output(uncertainty)
+            check_output(uncertainty, inputs=(frames, out))
         stack = loaded.data
         if stack.ndim not in (3, 4):
             raise ValueError(f"{frames}: expected a (T, Y, X) or (T, Z, Y, X) stack, got shape {stack.shape}")
