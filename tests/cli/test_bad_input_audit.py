@@ -328,3 +328,27 @@ def test_commands_refuse_to_overwrite_their_input(tmp_path, command):
     line = _one_error_line(runner.invoke(app, [c.format(img=path) for c in command]))
     assert f"output {path} is the input" in line and "another name" in line
     assert path.read_bytes() == before and sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_segment_refuses_out_of_range_threshold_and_seed_spacing(tmp_path):
+    # before: --threshold 2 ran (every voxel "inside", one segment) and --min-distance -1 ran as 1 voxel
+    path = tmp_path / "b.tif"
+    imwrite(path, np.random.default_rng(0).random((8, 32, 32)).astype(np.float32), axes="ZYX")
+    out = str(tmp_path / "s.tif")
+    line = _one_error_line(runner.invoke(app, ["segment", str(path), out, "--boundaries", "--threshold", "0.5,2"]))
+    assert "--threshold values must lie in [0, 1] (a probability), got 2.0" in line
+    line = _one_error_line(runner.invoke(app, ["segment", str(path), out, "--boundaries", "--min-distance", "-1"]))
+    assert "min_distance must be a distance >= 0 in voxels, got -1" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["b.tif"]
+
+
+def test_distance_seeds_refuses_out_of_range_options():
+    from mire.segment.watershed import distance_seeds, seeded_watershed
+
+    b = np.random.default_rng(0).random((16, 16))
+    for kw, msg in (({"min_distance": -1}, "min_distance must be"), ({"sigma": float("nan")}, "sigma must be"),
+                    ({"threshold": 1.5}, "threshold must be a boundary probability")):
+        with pytest.raises(ValueError, match=msg):
+            distance_seeds(b, **kw)
+        with pytest.raises(ValueError, match=msg):
+            seeded_watershed(b, **kw)

@@ -19,6 +19,9 @@ def _thresholds(text: str) -> list:
                          f"got {text!r}") from None
     if not values:
         raise ValueError("--threshold is empty")
+    bad = [v for v in values if v != "auto" and not 0.0 <= v <= 1.0]
+    if bad:  # every map mire segments (boundaries, affinities) is a probability
+        raise ValueError(f"--threshold values must lie in [0, 1] (a probability), got {', '.join(map(str, bad))}")
     return values
 
 

@@ -163,6 +163,13 @@ def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.
     sampling = tuple(float(s) for s in sampling) if sampling is not None else (1.0,) * b.ndim
     if len(sampling) != b.ndim:
         raise ValueError(f"sampling has {len(sampling)} values for a {b.ndim}D boundary map")
+    # out-of-range values ran silently: a negative spacing as 1 voxel, a threshold above 1 as "no membrane"
+    if not (np.isfinite(min_distance) and min_distance >= 0):
+        raise ValueError(f"min_distance must be a distance >= 0 in voxels, got {float(min_distance):g}")
+    if not (np.isfinite(sigma) and sigma >= 0):
+        raise ValueError(f"sigma must be >= 0, got {float(sigma):g}")
+    if not 0.0 <= threshold <= 1.0:
+        raise ValueError(f"threshold must be a boundary probability in [0, 1], got {float(threshold):g}")
     interior, dist = _interior_distance(b, threshold=threshold, sigma=sigma, sampling=sampling, mask=mask)
     # Plateau maxima of a maximum filter: vectorized, and a flat ridge gives one connected seed
     # rather than many (what skimage's peak_local_max would need extra work for).
