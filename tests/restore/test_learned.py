@@ -52,6 +52,8 @@ def test_axes_loops_and_mismatch_errors():
         r3.predict(stack[0], axes="YX")
     with pytest.raises(ValueError, match="NaN"):
         r.predict(np.full((8, 8), np.nan))
+    with pytest.raises(TypeError, match="bool mask, not intensities"):  # as tv_deconvolve refuses it
+        r.predict(np.ones((8, 8), bool))
     for bad in ((99.0, 1.0), (50.0,), (-1.0, 99.0), (1.0, 101.0), "low-high"):
         with pytest.raises(ValueError, match="percentiles must be"):
             Restorer("tiny", ndim=2, percentiles=bad)

@@ -253,7 +253,7 @@ class Restorer:
             return result
         lazy = not isinstance(image, np.ndarray) and hasattr(image, "shape") and hasattr(image, "__getitem__")
         if not lazy:
-            image = check_image(image, name="image", ndim=(2, 3, 4, 5))
+            image = check_image(image, name="image", ndim=(2, 3, 4, 5), allow_bool=False)
         elif len(image.shape) < 2 or 0 in image.shape:
             raise ValueError(f"image must be a non-empty 2D-5D array, got shape {tuple(image.shape)}")
         shape = tuple(image.shape)
