@@ -1,5 +1,6 @@
 #!/bin/bash
-# The em_pretrain.md recipe for one arm: [SEED=s] experiments/em_pretrain_pipeline.sh NAME [PRETEXT_STEM] (outputs in /tmp/empre/NAME)
+# The em_pretrain.md recipe for one arm: [SEED=s] [EXTRA='--block residual'] experiments/em_pretrain_pipeline.sh NAME [PRETEXT_STEM]
+# (outputs in /tmp/empre/NAME; EXTRA goes to the first stage, whose config the second stage inherits)
 set -e
 NAME=$1; INIT=$2; SEED=${SEED:-0}
 cd "$(dirname "$0")/.."
@@ -8,7 +9,7 @@ D=/tmp/empre/$NAME
 mkdir -p $D
 INITARG=""; [ -n "$INIT" ] && INITARG="--init $INIT"
 date -u +"%T stage1 start"
-nice -n 19 python experiments/train_em.py --dataset gala $INITARG --seed $SEED --epochs 20 --minutes 45 \
+nice -n 19 python experiments/train_em.py --dataset gala $INITARG $EXTRA --seed $SEED --epochs 20 --minutes 45 \
     --run-dir $D/stage1 --export $D/fibsem3d-affinity-$NAME
 date -u +"%T stage1 done"
 python - $D/fibsem3d-affinity-$NAME.json <<'PY'
