@@ -21,20 +21,15 @@ def main():
 
     from mire.optics.simulate import blur
     from mire.restore import tv_deconvolve
-    from tv_weight_stress import cases, records, score
+    from tv_weight_stress import design_cases, score
 
     ap = argparse.ArgumentParser()
     ap.add_argument("--only", required=True)
     a = ap.parse_args()
     torch.set_num_threads(1)
-    rec = records("design")
-    for name, make in cases("design"):
-        if a.only not in name:
-            continue
-        truth, y, psf, kind = make()
+    for name, truth, y, psf, kind, r in design_cases(a.only):
         y = y.astype(np.float32)
         ht = blur(truth, psf)
-        r = rec[name]
         print(f"{name}: default weight {r['default_weight']:.4g}, best-PSNR grid weight {r['best_weight']:.4g}")
         for k, (w, p, s) in sorted(r["grid"].items(), key=lambda kv: kv[1][0]):
             x = tv_deconvolve(y, psf, weight=w, bregman=0)

@@ -52,6 +52,14 @@ def records(half: str) -> dict:
     return out
 
 
+def design_cases(only: str):
+    """The design half's cases whose name contains ``only``, made: (name, truth, noisy, psf, kind, record)."""
+    rec = records("design")
+    for name, make in cases("design"):
+        if only in name:
+            yield (name, *make(), rec[name])
+
+
 def op_crop(stack: str, size: int, seed: int) -> np.ndarray:
     """Whole Z range, XY crop of ``size`` centred near a random bright voxel (so it holds some neuron)."""
     import tifffile
