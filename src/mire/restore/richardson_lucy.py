@@ -549,6 +549,15 @@ class _BoxScale:
             self.box.append((int(inner[0]), int(inner[-1]) + 1))
         if self.box is not None:
             self.value = small[tuple(int(index[ax][a]) for ax, (a, _) in enumerate(self.box))].to(device)
+            self.slabs = []  # (region, multiplier) around the box, expanded once: every call reuses them
+            for ax, (a, b) in enumerate(self.box):  # disjoint: inside the box on earlier axes
+                for part in (slice(0, a), slice(b, len(index[ax]))):
+                    if part.stop <= part.start:
+                        continue
+                    region = tuple(slice(*self.box[k]) if k < ax else (part if k == ax else slice(None))
+                                   for k in range(len(index)))
+                    sub = [index[k][region[k]] for k in range(len(index))]
+                    self.slabs.append((region, _expand(small, sub, device)))
         else:
             self.full = _expand(small, index, device)
 
@@ -556,14 +565,8 @@ class _BoxScale:
         if self.box is None:
             return t.mul_(self.full)
         t[tuple(slice(a, b) for a, b in self.box)].mul_(self.value)
-        for ax, (a, b) in enumerate(self.box):  # the slabs around the box, disjoint: inside on earlier axes
-            for part in (slice(0, a), slice(b, t.shape[ax])):
-                if part.stop <= part.start:
-                    continue
-                region = tuple(slice(*self.box[k]) if k < ax else (part if k == ax else slice(None))
-                               for k in range(t.ndim))
-                sub = [self.index[k][region[k]] for k in range(t.ndim)]
-                t[region].mul_(_expand(self.small, sub, self.device))
+        for region, scale in self.slabs:
+            t[region].mul_(scale)
         return t
 
 
