@@ -352,3 +352,14 @@ def test_distance_seeds_refuses_out_of_range_options():
             distance_seeds(b, **kw)
         with pytest.raises(ValueError, match=msg):
             seeded_watershed(b, **kw)
+
+
+def test_version_option_prints_the_package_metadata_version():
+    from importlib.metadata import version
+
+    import mire
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"mire {version('mire')}"
+    assert mire.__version__ == version("mire")
