@@ -11,7 +11,12 @@ from __future__ import annotations
 
 import importlib
 
-__version__ = "0.1.0"
+try:  # one source of truth: the installed package's metadata (pyproject.toml's version)
+    from importlib.metadata import PackageNotFoundError, version as _dist_version
+
+    __version__ = _dist_version("mire")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0.1.0"
 
 _SUBMODULES = {
     "io",

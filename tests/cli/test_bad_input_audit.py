@@ -352,3 +352,24 @@ def test_distance_seeds_refuses_out_of_range_options():
             distance_seeds(b, **kw)
         with pytest.raises(ValueError, match=msg):
             seeded_watershed(b, **kw)
+
+
+def test_version_option_prints_the_package_metadata_version():
+    from importlib.metadata import version
+
+    import mire
+
+    result = runner.invoke(app, ["--version"])
+    assert result.exit_code == 0
+    assert result.output.strip() == f"mire {version('mire')}"
+    assert mire.__version__ == version("mire")
+
+
+def test_superres_refuses_a_z_stack_as_frames(tmp_path):
+    # before: a ZYX file's slices were registered as if they were shifted frames of one image
+    stack = tmp_path / "zstack.tif"
+    imwrite(stack, np.random.default_rng(0).random((4, 8, 8)).astype(np.float32), axes="ZYX")
+    result = runner.invoke(app, ["superres", str(stack), str(tmp_path / "sr.tif"), "--factor", "2"])
+    line = _one_error_line(result)
+    assert "has axes ZYX (shape (4, 8, 8)), a Z stack, not frames" in line and "axes TYX" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["zstack.tif"]

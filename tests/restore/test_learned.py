@@ -235,3 +235,11 @@ def test_output_floor_clips_only_below_it_and_survives_save_load(tmp_path):
     with pytest.raises(ValueError, match="output_min"):
         r.train(clean=np.ones((32, 32)), patch=(16, 16), epochs=1, steps_per_epoch=1, output_min="zero",
                 progress=False)
+
+
+def test_save_refuses_a_missing_folder_like_the_cli(tmp_path):
+    # Python and `mire train --out` agree: a mistyped folder is named, not created
+    target = tmp_path / "no-such-folder" / "model"
+    with pytest.raises(FileNotFoundError, match="folder .*no-such-folder does not exist"):
+        Restorer("tiny", ndim=2).save(target)
+    assert not target.parent.exists()

@@ -77,3 +77,15 @@ def test_rl_errors():
         richardson_lucy(np.ones((16, 16)), np.zeros((3, 3)))
     with pytest.raises(ValueError, match="n_iter"):
         richardson_lucy(np.ones((16, 16)), psf, n_iter=0)
+
+
+def test_an_all_zero_image_restores_to_zeros_like_tv_and_wiener():
+    # no photons: every restore entry point returns the zero object (RL used to return its noise floor)
+    from mire.restore import tv_deconvolve, wiener
+
+    image, psf = np.zeros((16, 16)), np.ones((3, 3)) / 9
+    for restore in (richardson_lucy, tv_deconvolve, wiener):
+        out = restore(image, psf)
+        assert out.shape == image.shape and not np.any(out), restore.__name__
+    out, info = richardson_lucy(image, psf, return_info=True)
+    assert info["n_iter"] == 0 and not np.any(out)

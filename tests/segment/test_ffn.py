@@ -210,3 +210,18 @@ def test_napari_segment_session_runs_an_ffn(trained, tmp_path):
     session = _actions.SegmentSession(img, model=str(stem))
     np.testing.assert_array_equal(session.labels(0.3), trained.segment(img))
     assert session.labels(0.9) is session.labels(0.3)
+
+
+@pytest.mark.parametrize("option, value, message", [
+    ("epochs", 0, "epochs must be a positive integer, got 0"),
+    ("steps_per_epoch", -1, "steps_per_epoch must be a positive integer, got -1"),
+    ("lr", float("nan"), "lr (learning rate) must be a positive number, got nan"),
+])
+def test_train_refuses_a_schedule_that_cannot_train(tmp_path, option, value, message):
+    # the shared check of Segmenter/Restorer training, before any step or checkpoint
+    image = np.zeros((24, 24), dtype=np.float32)
+    labels = np.ones((24, 24), dtype=np.int64)
+    with pytest.raises(ValueError) as err:
+        FloodFiller("tiny").train(image, labels, checkpoint_dir=tmp_path / "ck", progress=False, **{option: value})
+    assert str(err.value) == message
+    assert not (tmp_path / "ck").exists()

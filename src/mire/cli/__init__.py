@@ -63,6 +63,25 @@ def _register_all() -> None:
             register(app)
 
 
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        from mire import __version__
+
+        click.echo(f"mire {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(
+        False, "--version", help="Print mire's version and exit.", callback=_print_version, is_eager=True
+    ),
+) -> None:
+    """Restore and segment microscope images (deconvolution, super-resolution, learned restoration, EM segmentation)."""
+
+
 _register_all()
 
 

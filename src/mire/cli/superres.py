@@ -43,6 +43,11 @@ def superres(
         if ax is not None and (("T" in ax and ax[0] != "T") or ("C" in ax and stack.ndim == 4)):
             raise ValueError(f"{frames}: expected frames along a first T axis, but the file has axes "
                              f"{loaded.axes} (shape {stack.shape}); split the channels first")
+        if ax is not None and "T" not in ax and ax[0] == "Z":
+            # a Z stack is not a time series: its slices would be registered as shifted frames
+            raise ValueError(f"{frames}: the file has axes {ax} (shape {stack.shape}), a Z stack, not frames; "
+                             "superres needs frames along a first T axis: save them with axes TYX "
+                             "(e.g. mire.io.imwrite(path, frames, axes='TYX')) or TZYX for volumes")
         image, info = superresolve(stack, factor=factor, method=method, prior=prior, robust=robust,
                                    psf_sigma=psf_sigma, psf=psf, weight=weight, n_iter=n_iter,
                                    reference=reference, sd_distance=4 if uncertainty is not None else None,

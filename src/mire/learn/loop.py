@@ -133,6 +133,18 @@ def _forward(model, x):
                          ) from None
 
 
+def check_schedule(*, epochs, steps_per_epoch, batch_size, lr) -> None:
+    """Refuse a training schedule that cannot train, before any step (shared by every trainer).
+
+    Zero steps used to "train" nothing and save that model.
+    """
+    for what, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("batch_size", batch_size)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
+            raise ValueError(f"{what} must be a positive integer, got {value!r}")
+    if not (isinstance(lr, (int, float, np.floating)) and np.isfinite(lr) and lr > 0):
+        raise ValueError(f"lr (learning rate) must be a positive number, got {lr!r}")
+
+
 def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9, epochs: int = 10,
           steps_per_epoch: int = 100, batch_size: int = 4, val=None, checkpoint_dir=None, resume: bool = True,
           seed: int = 0, device=None, progress: bool = True, callback=None, stop_event=None,
@@ -198,12 +210,7 @@ def train(model, sampler, *, loss="l1", lr: float = 1e-3, lr_decay: float = 0.9,
     >>> hist["step"]
     3
     """
-    for what, value in (("epochs", epochs), ("steps_per_epoch", steps_per_epoch), ("batch_size", batch_size)):
-        # refused here, before any step: zero steps used to "train" nothing and save that model
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
-            raise ValueError(f"{what} must be a positive integer, got {value!r}")
-    if not (isinstance(lr, (int, float, np.floating)) and np.isfinite(lr) and lr > 0):
-        raise ValueError(f"lr (learning rate) must be a positive number, got {lr!r}")
+    check_schedule(epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)
     device = torch.device(device) if device is not None else default_device()
     model.to(device)

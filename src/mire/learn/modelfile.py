@@ -38,6 +38,11 @@ def save_model(path, model, metadata: dict, *, fmt: str) -> Path:
     from mire import __version__
 
     stem = model_stem(path)
+    # refused, not created, as the CLI's --out is: a mistyped folder would hide the model where
+    # the user does not look (and open()/np.save refuse a missing folder too)
+    parent = Path(stem).resolve().parent
+    if not parent.is_dir():
+        raise FileNotFoundError(f"cannot write model {path}: folder {parent} does not exist")
     state = {k: v.detach().cpu() for k, v in model.state_dict().items()}
     meta = dict(metadata, network=model.config, mire_version=__version__, weights_sha256=weights_digest(state))
     save_tensors(stem.with_name(stem.name + ".safetensors"), state, {"format": fmt})

@@ -235,6 +235,13 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         raise ValueError(f"read_noise must be >= 0, got {read_noise}")
     if gain is not None and not gain > 0:
         raise ValueError(f"gain must be > 0, got {gain}")
+    if not np.any(img) and not background and noise_model is None:
+        # no photons at all: the maximum-likelihood object is zero, as tv_deconvolve and wiener
+        # return; iterating would only leave the estimated noise floor's small constant
+        out = np.zeros(img.shape, dtype=np.float64 if img.dtype == np.float64 else np.float32)
+        info = dict(background=0.0, shift=0.0, gain=1.0, n_iter=0, iterations_run=0, stopped=False,
+                    tv_weight=0.0 if auto_tv else float(tv_weight), acceleration_factors=[])
+        return (out, info) if return_info else out
     plain_model = background is not None and read_noise is not None and float(read_noise) == 0
     start_value = None
     if noise_model is not None:  # e.g. a refit or a block: a model estimated before

@@ -419,8 +419,9 @@ def train_ffn(model, groups, *, delta, moves: int = 2, epochs: int = 10, steps_p
     ``epoch``, per-epoch ``loss``, ``best``, ``stopped``, ``seconds``, ``updates``).
     """
     from mire.learn.checkpoint import load_checkpoint, save_checkpoint
-    from mire.learn.loop import _progress
+    from mire.learn.loop import _progress, check_schedule
 
+    check_schedule(epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr)
     torch.manual_seed(seed)
     device = torch.device(device) if device is not None else torch.device("cpu")
     model.to(device)
@@ -576,6 +577,10 @@ class FloodFiller:
 
         See :func:`train_ffn`; ``moves`` FOV moves per episode after the first evaluation.
         """
+        from mire.learn.loop import check_schedule
+
+        # before the images are read: a schedule that cannot train is named first
+        check_schedule(epochs=epochs, steps_per_epoch=steps_per_epoch, batch_size=batch_size, lr=lr)
         imgs = list(images) if isinstance(images, (list, tuple)) else [images]
         labs = list(labels) if isinstance(labels, (list, tuple)) else [labels]
         if len(imgs) != len(labs):
