@@ -187,6 +187,6 @@ def test_model_files_from_before_the_block_option_load_unchanged(tmp_path):
     again = Segmenter.load(stem)
     assert again.model.config["block"] == "plain" and again.model.config["spacing"] is None
     np.testing.assert_array_equal(again.predict(image), affs)
-    # the shipped model (saved before the option) loads and keeps its plain levels
+    # the shipped model (since em_ship_ctl.md saved with the option) loads with its plain levels
     shipped = Segmenter.load("fibsem3d-affinity")
-    assert "block" not in shipped.metadata["network"] and shipped.model.config["block"] == "plain"
+    assert shipped.metadata["network"]["block"] == "plain" and shipped.model.config["block"] == "plain"
