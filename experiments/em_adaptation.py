@@ -386,7 +386,11 @@ def render(rows, record, *, total, argv, steps, out="em_adaptation"):
             "(its GT is 2D). `(seen)`: the shipped model was trained on that volume (not a held-out result). "
             f"Fine-tunes: painted slices left out of the score, {steps} steps of batch 2 (16x64x64), lr 3e-4, "
             "batch norm frozen, from the model of the row.", "",
-            "Models: `shipped` = fibsem3d-affinity (gala train; since this stop 2000 steps + 4000 fine-tuned with microscope-change augmentation; em_adaptation.md itself is from the 2000-step model); "
+            # name the model the `shipped` rows really ran (--model replaces it)
+            (f"Models: `shipped` rows = `{SHIPPED[0]}` (given by --model, not the shipped model); "
+             if SHIPPED[0] != "fibsem3d-affinity" else
+             "Models: `shipped` = fibsem3d-affinity (gala train, 2000 steps + 4000 fine-tuned with microscope-change "
+             "augmentation; the weights are the seed-1 retraining shipped after em_ship_ctl.md); ")
             + (f"`loo (gala-test)` = the same recipe on gala test, {_steps(loo.metadata['training'])} steps "
                "(scores gala train)." if loo is not None else "no leave-one-out model for gala train was trained."),
             "", "## Held-out volumes", "", summary(rows), "## All rows", "", table(rows), ""]
