@@ -373,3 +373,30 @@ def test_superres_refuses_a_z_stack_as_frames(tmp_path):
     line = _one_error_line(result)
     assert "has axes ZYX (shape (4, 8, 8)), a Z stack, not frames" in line and "axes TYX" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["zstack.tif"]
+
+
+def test_in_memory_affinities_read_the_channel_axis_from_the_file(tmp_path):
+    # before: without --block-size a file labelled ZYX was segmented as 8 channels of a 2D map (exit 0);
+    # the blockwise path already refused it. Both now share one check.
+    from mire.segment import affinities
+
+    lab = np.zeros((8, 32, 32), np.uint32)
+    lab[:, :, :16], lab[:, :, 16:] = 1, 2
+    affs, _ = affinities(lab)  # (3, 8, 32, 32), channels first
+    zyx = tmp_path / "zyx.tif"
+    imwrite(zyx, affs[0], axes="ZYX")
+    out = tmp_path / "seg.tif"
+    line = _one_error_line(runner.invoke(app, ["segment", str(zyx), str(out), "--affinities", "-t", "0.5"]))
+    assert "has axes ZYX: --affinities needs a channel axis" in line
+    assert not out.exists()
+    # a file that names its channel axis last is moved channel-first and segmented into the two halves
+    zyxc = tmp_path / "zyxc.tif"
+    imwrite(zyxc, np.moveaxis(affs, 0, -1), axes="ZYXC")
+    res = runner.invoke(app, ["segment", str(zyxc), str(out), "--affinities", "-t", "0.5"])
+    assert res.exit_code == 0, res.output
+    from mire.io import imread
+
+    seg = imread(out)
+    assert seg.shape == (8, 32, 32)
+    assert len(np.unique(seg[:, :, :15])) == 1 and len(np.unique(seg[:, :, 17:])) == 1
+    assert seg[0, 0, 0] != seg[0, 0, 31]

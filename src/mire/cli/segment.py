@@ -147,6 +147,23 @@ def _segment_model_blocks(image, out, *, model, block_size, halo, predict_halo, 
             console.print(f"threshold {_fmt(t)}: {n} segments in blocks of {block} -> {path}")
 
 
+def _affinity_channels(img, image):
+    """The affinity array of a read file, channel axis first, refused when its axes say it has no channels
+    (shared by the in-memory and the blockwise path, so a ZYX stack is never read as Z channels of a 2D map)."""
+    import numpy as np
+
+    data = img.data
+    if img.axes is not None:  # the file names its axes: the channel axis must be there
+        if "C" not in img.axes or "T" in img.axes:
+            raise ValueError(f"{image} has axes {img.axes}: --affinities needs a channel axis and no time, "
+                             "(C, Z, Y, X) or (C, Y, X); a map without channels is --boundaries")
+        data = np.moveaxis(data, img.axes.index("C"), 0)  # numpy or dask alike (NEP 18)
+    if data.ndim not in (3, 4):
+        raise ValueError(f"{image}: affinities must be (C, Y, X) or (C, Z, Y, X), channel axis first; got shape "
+                         f"{data.shape}")
+    return data
+
+
 def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch, workers, cluster, progress,
                              options):
     """Affinities, blockwise: converted to a boundary map block by block into a scratch zarr beside OUT
@@ -159,16 +176,7 @@ def _segment_affinity_blocks(image, out, *, block_size, halo, thresholds, stitch
     from mire.segment import segment_blockwise
     from mire.segment.affinity_blocks import boundary_scratch
 
-    img = read_image(image, lazy=True)  # dask: each block reads only its own window
-    data = img.data
-    if img.axes is not None:  # the file names its axes: the channel axis must be there
-        if "C" not in img.axes or "T" in img.axes:
-            raise ValueError(f"{image} has axes {img.axes}: --affinities needs a channel axis and no time, "
-                             "(C, Z, Y, X) or (C, Y, X); a map without channels is --boundaries")
-        data = da.moveaxis(data, img.axes.index("C"), 0)
-    if data.ndim not in (3, 4):
-        raise ValueError(f"{image}: affinities must be (C, Y, X) or (C, Z, Y, X), channel axis first; got shape "
-                         f"{data.shape}")
+    data = _affinity_channels(read_image(image, lazy=True), image)  # dask: each block reads only its window
     ndim = data.ndim - 1
     if block_size and len(block_size.split(",")) not in (1, ndim):
         raise ValueError(f"--block-size {block_size} has {len(block_size.split(','))} values, but {image} of shape "
@@ -333,7 +341,10 @@ def segment_cmd(
                               f"{path}")
             return
         thr = _thresholds(threshold or "0.5")
-        data = _as_probability(imread(image), invert=invert)
+        from mire.io import read_image
+
+        raw = imread(image) if boundaries else _affinity_channels(read_image(image), image)
+        data = _as_probability(raw, invert=invert)
         if boundaries:
             segs = segment_boundaries(data, threshold=thr, min_size=min_size, scoring=scoring or "mean",
                                       min_distance=min_distance, per_slice=per_slice)
