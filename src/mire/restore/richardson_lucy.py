@@ -546,7 +546,6 @@ class _BoxScale:
     """
 
     def __init__(self, small: torch.Tensor, index: list, device):
-        self.small, self.index, self.device = small, index, device
         self.box = []
         for ax, idx in enumerate(index):
             inner = np.flatnonzero(idx.numpy() == int(idx[idx.numel() // 2]))
