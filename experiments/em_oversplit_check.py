@@ -107,17 +107,22 @@ def indicators(seg, boundary_maps, raw, *, weak=0.5):
     return r
 
 
-def new_only_splits(old, new, boundary_maps, *, weak=0.5):
+def _hosts(seg, ref):
+    """The ``ref`` label each ``seg`` label overlaps most (0 where it overlaps only ref's 0)."""
+    ref = ref.astype(np.int64).ravel()
+    n_ref = int(ref.max()) + 1
+    cnt = np.bincount(seg.ravel() * n_ref + ref, minlength=(int(seg.max()) + 1) * n_ref).reshape(-1, n_ref)
+    cnt[:, 0] = 0
+    return cnt.argmax(1)
+
+
+def new_only_splits(old, new, boundary_maps, *, weak=0.5, gt=None):
     """Faces of the new segmentation inside one old segment: both new segments overlap that old segment most.
     Their count, contact area and boundary evidence (a voxel-level comparison would also count every face the
     new segmentation draws one voxel beside the old one)."""
-    old = old.astype(np.int64).ravel()
     new = new.astype(np.int64)
-    n_new, n_old = int(new.max()) + 1, int(old.max()) + 1
-    pair = new.ravel() * n_old + old
-    cnt = np.bincount(pair, minlength=n_new * n_old).reshape(n_new, n_old)
-    cnt[:, 0] = 0
-    host = cnt.argmax(1)  # the old segment each new one overlaps most (0: none)
+    host = _hosts(new, old)  # the old segment each new one overlaps most (0: none)
+    body = _hosts(new, gt) if gt is not None else None
     a, b = face_pairs(new)
     r = {}
     for name, bmap in boundary_maps.items():
@@ -129,6 +134,10 @@ def new_only_splits(old, new, boundary_maps, *, weak=0.5):
         r[f"new_only_median_boundary_{name}"] = float(np.median(med[inside])) if inside.any() else float("nan")
         r[f"new_only_weak_faces_{name}"] = int((inside & (med < weak)).sum())
         r[f"other_median_boundary_{name}"] = float(np.median(med[~inside])) if (~inside).any() else float("nan")
+        if body is not None:  # with labels: is a new-only face a false split (one GT body on both sides)?
+            false = (body[lo] == body[hi]) & (body[lo] > 0)
+            r.update(new_only_false_by_gt=int((inside & false).sum()), other_false_by_gt=int((~inside & false).sum()))
+            r[f"new_only_weak_false_by_gt_{name}"] = int((inside & false & (med < weak)).sum())
     return r
 
 
@@ -170,8 +179,8 @@ def main() -> int:
             r.update(arand=float(adapted_rand_error(gt, segs[tag])[0]), voi_split=float(sp), voi_merge=float(me))
         rec["models"][tag].update(r)
         print(tag, json.dumps(r), flush=True)
-    rec["new_vs_old"] = new_only_splits(segs["old"], segs["new"], bmaps)
-    rec["old_vs_new"] = new_only_splits(segs["new"], segs["old"], bmaps)  # the same the other way round
+    rec["new_vs_old"] = new_only_splits(segs["old"], segs["new"], bmaps, gt=gt)
+    rec["old_vs_new"] = new_only_splits(segs["new"], segs["old"], bmaps, gt=gt)  # the same the other way round
     print("new vs old", json.dumps(rec["new_vs_old"]), "\nold vs new", json.dumps(rec["old_vs_new"]), flush=True)
     rec["seconds"] = round(time.perf_counter() - t0, 1)
     rec["argv"] = " ".join(sys.argv)
