@@ -51,3 +51,15 @@ def test_readme_cli_examples_run(tmp_path):
         assert args[0] == "mire"
         proc = subprocess.run(mire + args[1:], cwd=tmp_path, capture_output=True, text=True, timeout=600)
         assert proc.returncode == 0, f"{line!r} failed:\n{proc.stdout}\n{proc.stderr}"
+
+
+def test_readme_napari_example_traces_a_tree(tmp_path, monkeypatch):
+    # before: the example restored only the first 8 slices, which hold the faintest neurites; the
+    # Wiener result was nearly flat and the example printed "no neurite found: the trace is empty"
+    pytest.importorskip("napari")
+    monkeypatch.chdir(tmp_path)
+    code = next(b for b in _blocks("python") if "trace_layer" in b)
+    ns = {"__name__": "__readme__"}
+    exec(compile(code, "README.md", "exec"), ns)
+    assert re.fullmatch(r"\d+ nodes in 1 tree", ns["tree"].metadata["message"]), ns["tree"].metadata["message"]
+    assert (tmp_path / "restored_tree.swc").stat().st_size > 0

@@ -400,3 +400,57 @@ def test_in_memory_affinities_read_the_channel_axis_from_the_file(tmp_path):
     assert seg.shape == (8, 32, 32)
     assert len(np.unique(seg[:, :, :15])) == 1 and len(np.unique(seg[:, :, 17:])) == 1
     assert seg[0, 0, 0] != seg[0, 0, 31]
+
+
+def test_superres_axes_names_an_unlabelled_stack(tmp_path):
+    # before: superres had no --axes, so a plain TIFF was always read time-first: frames saved
+    # time-last ran as 16 "frames" of 16 x 4 (exit 0, wrong image), and a plain Z stack could not be told apart
+    import tifffile
+
+    from mire.io import imread
+
+    frames = np.random.default_rng(0).random((4, 16, 16)).astype(np.float32)
+    tifffile.imwrite(tmp_path / "tyx.tif", frames, photometric="minisblack", metadata=None)
+    tifffile.imwrite(tmp_path / "yxt.tif", np.moveaxis(frames, 0, -1).copy(), photometric="minisblack",
+                     metadata=None)
+    opts = ["--factor", "2", "--method", "ml", "--n-iter", "3"]
+    res = runner.invoke(app, ["superres", str(tmp_path / "tyx.tif"), str(tmp_path / "a.tif"), *opts])
+    assert res.exit_code == 0, res.output
+    res = runner.invoke(app, ["superres", str(tmp_path / "yxt.tif"), str(tmp_path / "b.tif"), "--axes", "YXT", *opts])
+    assert res.exit_code == 0, res.output
+    a, b = imread(tmp_path / "a.tif"), imread(tmp_path / "b.tif")
+    assert a.shape == b.shape == (32, 32)
+    np.testing.assert_array_equal(a, b)
+
+    before = sorted(p.name for p in tmp_path.iterdir())
+    out = str(tmp_path / "c.tif")
+    line = _one_error_line(runner.invoke(app, ["superres", str(tmp_path / "tyx.tif"), out, "--axes", "ZYX", *opts]))
+    assert "--axes ZYX: superres needs frames along a T axis" in line
+    line = _one_error_line(runner.invoke(app, ["superres", str(tmp_path / "tyx.tif"), out, "--axes", "TZYX", *opts]))
+    assert "tyx.tif" in line and "has 4 letters but the data has 3 dimensions" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == before
+
+
+@pytest.mark.parametrize("blockwise", [False, True])
+def test_unlabelled_affinities_are_read_channel_first_and_a_note_says_so(tmp_path, blockwise):
+    # the convention is kept (other tools write (C, Z, Y, X) arrays without axes metadata), but a plain
+    # Z stack fits it too: before, it was segmented as Z channels of a 2D map with no word on how it was read
+    import tifffile
+
+    from mire.io import imread
+    from mire.segment import affinities
+
+    lab = np.zeros((32, 32), np.uint32)
+    lab[:, :16], lab[:, 16:] = 1, 2
+    affs, _ = affinities(lab)  # (2, 32, 32)
+    path = tmp_path / "affs.tif"
+    tifffile.imwrite(path, affs.astype(np.float32), photometric="minisblack", metadata=None)
+    out = tmp_path / ("seg.ome.zarr" if blockwise else "seg.tif")
+    argv = ["segment", str(path), str(out), "--affinities", "-t", "0.5"] + (["--block-size", "16"] if blockwise else [])
+    res = runner.invoke(app, argv)
+    assert res.exit_code == 0, res.output
+    assert "note: " + str(path) + " has no axes metadata; read as (C, Y, X) affinities, 2 channels over (32, 32)" \
+        in res.stderr
+    seg = np.asarray(imread(out))
+    assert seg.shape == (32, 32)
+    assert len(np.unique(seg[:, :15])) == 1 and len(np.unique(seg[:, 17:])) == 1 and seg[0, 0] != seg[0, 31]

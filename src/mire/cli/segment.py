@@ -161,6 +161,10 @@ def _affinity_channels(img, image):
     if data.ndim not in (3, 4):
         raise ValueError(f"{image}: affinities must be (C, Y, X) or (C, Z, Y, X), channel axis first; got shape "
                          f"{data.shape}")
+    if img.axes is None:
+        # the channel-first convention of affinity tools, but a plain Z stack fits it too: say how it was read
+        console.print(f"note: {image} has no axes metadata; read as {'(C, Y, X)' if data.ndim == 3 else '(C, Z, Y, X)'}"
+                      f" affinities, {data.shape[0]} channels over {tuple(data.shape[1:])} (channel axis first)")
     return data
 
 
@@ -245,7 +249,10 @@ def segment_cmd(
     out: Path = typer.Argument(..., help="Output labels (.tif, .ome.zarr, .zarr, file.h5:/dataset); with "
                                          "--block-size, .zarr / .ome.zarr are written block by block."),
     boundaries: bool = typer.Option(False, "--boundaries", help="IMAGE is a boundary probability map."),
-    affinities: bool = typer.Option(False, "--affinities", help="IMAGE is an affinity volume, channels first."),
+    affinities: bool = typer.Option(False, "--affinities", help="IMAGE is an affinity volume: a file that names "
+                                    "its axes needs a C axis (moved first); one without axes metadata (plain "
+                                    "TIFF, zarr, HDF5) is read channel first, (C, Y, X) if 3D, (C, Z, Y, X) if "
+                                    "4D, and a note says so."),
     model: str = typer.Option(None, "--model", "-m", help="IMAGE is raw EM: segment it with this shipped model "
                                                           "name or saved Segmenter path."),
     threshold: str = typer.Option(None, "--threshold", "-t",

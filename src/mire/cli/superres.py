@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Optional
 
 import typer
 
@@ -23,6 +24,9 @@ def superres(
     n_iter: int = typer.Option(None, help="Inner iterations (CG / L-BFGS)."),
     uncertainty: Path = typer.Option(None, "--uncertainty", help="Write the per-pixel posterior SD here (bayesian)."),
     reference: int = typer.Option(0, help="Frame whose coordinates the result uses."),
+    axes: Optional[str] = typer.Option(None, "--axes", help="Axes of the input, e.g. TYX, YXT or TZYX: names them "
+                                       "for a file without axes metadata (read as frames first, T(Z)YX, without "
+                                       "it), or reorders a file's own axes; needs a T axis"),
 ):
     """Reconstruct one high-resolution image from shifted / rotated low-resolution frames."""
     from mire.io import imwrite, read_image
@@ -31,7 +35,9 @@ def superres(
     with friendly_errors():
         if uncertainty is not None and method != "bayesian":
             raise ValueError("--uncertainty needs --method bayesian (the only method with a posterior SD)")
-        loaded = read_image(frames)
+        loaded = read_image(frames, axes=axes)
+        if axes is not None:
+            loaded = _frames_first(loaded, frames)
         check_output(out, inputs=(frames,))
         if uncertainty is not None:  # before the work, so a bad path leaves no result without its SD
             check_output(uncertainty, inputs=(frames, out))
@@ -47,7 +53,8 @@ def superres(
             # a Z stack is not a time series: its slices would be registered as shifted frames
             raise ValueError(f"{frames}: the file has axes {ax} (shape {stack.shape}), a Z stack, not frames; "
                              "superres needs frames along a first T axis: save them with axes TYX "
-                             "(e.g. mire.io.imwrite(path, frames, axes='TYX')) or TZYX for volumes")
+                             "(e.g. mire.io.imwrite(path, frames, axes='TYX')) or TZYX for volumes, "
+                             "or give --axes for a file without axes metadata")
         image, info = superresolve(stack, factor=factor, method=method, prior=prior, robust=robust,
                                    psf_sigma=psf_sigma, psf=psf, weight=weight, n_iter=n_iter,
                                    reference=reference, sd_distance=4 if uncertainty is not None else None,
@@ -59,6 +66,20 @@ def superres(
         console.print(f"mire superres: {stack.shape[0]} frames of {stack.shape[1:]}, x{factor}, {method}"
                       + (" (robust)" if robust else "") + f"; wrote {out} {image.shape}; noise SD {info['noise_sd']:.4g}"
                       + (f", posterior SD -> {uncertainty}" if uncertainty is not None else ""))
+
+
+def _frames_first(loaded, frames):
+    """The image of ``read_image(frames, axes=...)`` with T first and the spatial axes in Z, Y, X order;
+    ``--axes`` without T, or with channels, is refused rather than read as frames."""
+    from mire.io.image import Image
+
+    ax = loaded.axes
+    if "T" not in ax or set(ax) - set("TZYX"):
+        raise ValueError(f"--axes {ax}: superres needs frames along a T axis and only Z, Y, X besides "
+                         "(e.g. TYX or TZYX); a Z stack or channels are not frames")
+    want = "T" + "".join(a for a in "ZYX" if a in ax)
+    data = loaded.data.transpose([ax.index(a) for a in want]) if want != ax else loaded.data
+    return Image(data, want, loaded.pixel_size)
 
 
 def register(app: typer.Typer) -> None:
