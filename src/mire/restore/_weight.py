@@ -67,6 +67,9 @@ SEARCH_VOXELS = 240_000
 MARGIN_RADII = 1.0
 #: ADMM iterations per solve of a SURE trial (fixed: data and probe solves truncate alike).
 SEARCH_ITER = 40
+#: Whole-data weight over the half-data (checkerboard hold-out) weight of equal risk: ``1 / sqrt(q)``
+#: for the kept fraction ``q = 1/2`` (see :func:`choose_tv_weight`, ``"cv"``).
+HOLDOUT_CORRECTION = math.sqrt(2.0)
 
 
 def is_near_delta(psf) -> bool:
@@ -76,8 +79,12 @@ def is_near_delta(psf) -> bool:
 
 
 def auto_rule(psf, data_term: str = "l2") -> str:
-    """The rule ``method="auto"`` applies: ``"sure"`` for the L2 data term (any PSF), else ``"discrepancy"``."""
-    return "sure" if data_term == "l2" else "discrepancy"
+    """The rule ``method="auto"`` applies: for the L2 data term ``"cv"`` (checkerboard hold-out, one
+    solve per trial) where the PSF spreads light over its neighbours, ``"sure"`` where it is near-delta
+    (a held-out voxel is then measured by nothing the kept ones see); else ``"discrepancy"``."""
+    if data_term != "l2":
+        return "discrepancy"
+    return "sure" if is_near_delta(psf) else "cv"
 
 
 def _search_crop(image: np.ndarray, max_voxels: int) -> np.ndarray:
@@ -232,6 +239,49 @@ class _Sample:
             resid = float((t["inner"] * (hx - t["y"]) ** 2).sum())
             div = float((t["probe"] * (hxp - hx)).sum()) / _SURE_EPS
             total += t["w"] * (resid - t["var"] + 2.0 * div)
+        return total / self.n
+
+
+def checkerboard(shape) -> np.ndarray:
+    """The voxels of odd index sum: half of the voxels, each with all its face neighbours outside."""
+    idx = np.indices(shape).sum(0)
+    return (idx % 2).astype(bool)
+
+
+class _HoldoutSample:
+    """Hold-out prediction error of ``y -> H x`` on a weighted tile sample (see :func:`choose_tv_weight`).
+
+    Each tile's problem has its data term on the even voxels of the checkerboard (whole-image parity)
+    only; the score is the squared error of ``H x`` against ``y`` on the odd voxels of the tile itself
+    (not its margin), Horvitz-Thompson weighted as in :class:`_Sample`.
+    """
+
+    def __init__(self, image, psf, *, spacing, positivity, seed, device, max_voxels: int = SEARCH_VOXELS):
+        from mire.restore.tv import _make_problem
+
+        img = np.asarray(image, dtype=np.float32)
+        held_all = checkerboard(img.shape)
+        opts = dict(spacing=spacing, data_term="l2", positivity=positivity, dtype=torch.float32, device=device)
+        self.tiles = []
+        margin = _margin(np.shape(psf))
+        for sl, w in sample_tiles(img, max_voxels=max_voxels, psf_shape=np.shape(psf), seed=seed):
+            outer = tuple(slice(max(0, a.start - m), min(n, a.stop + m)) for a, m, n in zip(sl, margin, img.shape))
+            prob = _make_problem(img[outer], psf, holdout=held_all[outer], **opts)
+            score = torch.zeros_like(prob.y)
+            win = tuple(slice(o.start + a.start - b.start, o.start + a.stop - b.start)
+                        for o, a, b in zip(prob.domain.window, sl, outer))
+            score[win] = torch.as_tensor(held_all[sl], dtype=torch.float32, device=device)
+            self.tiles.append({"prob": prob, "score": score, "w": w})
+        self.n = sum(t["w"] * float(t["score"].sum()) for t in self.tiles)
+
+    def risk(self, xs) -> float:
+        """Mean squared hold-out prediction error per scored voxel (the noise variance included)."""
+        from mire.restore.tv import _blur
+
+        total = 0.0
+        for t, x in zip(self.tiles, xs):
+            p = t["prob"]
+            total += t["w"] * float((t["score"] * (_blur(p, x) - p.y) ** 2).sum())
         return total / self.n
 
 
@@ -417,8 +467,8 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
     from mire._torch import default_device
     from mire.restore.tv import SEARCH_ADAPT, SEARCH_RHO, _admm, _make_problem
 
-    if method not in ("auto", "jinv", "discrepancy", "sure"):
-        raise ValueError(f"weight search method must be 'auto', 'jinv', 'discrepancy' or 'sure', got {method!r}")
+    if method not in ("auto", "cv", "jinv", "discrepancy", "sure"):
+        raise ValueError(f"weight search method must be 'auto', 'cv', 'jinv', 'discrepancy' or 'sure', got {method!r}")
     if method == "auto":
         rule = auto_rule(psf, data_term)
         opts = dict(spacing=spacing, data_term=data_term, positivity=positivity, bounds=bounds, n_iter=n_iter,
@@ -460,6 +510,29 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
             return s
 
         best_w = _minimize_log_weight(sure_score, start=float(bounds[1]), lo=float(bounds[0]),
+                                      hi=100.0 * float(bounds[1]))
+        return (best_w, curve) if return_curve else best_w
+
+    if method == "cv":
+        if data_term != "l2":
+            raise ValueError("weight search 'cv' uses the L2 data term: use data_term='l2'")
+        sample = _HoldoutSample(img, psf, spacing=sp, positivity=positivity, seed=seed, device=device,
+                                max_voxels=max_voxels)
+        states = [None] * len(sample.tiles)
+        opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT, objective_every=0,
+                    log_change=False)
+
+        def cv_score(w: float) -> float:
+            # w is the whole-data weight; the half-data problem is solved at w / HOLDOUT_CORRECTION
+            xs = []
+            for i, t in enumerate(sample.tiles):
+                states[i], _ = _admm(t["prob"], w / HOLDOUT_CORRECTION, state=states[i], **opts)
+                xs.append(states[i].x)
+            s = sample.risk(xs)
+            curve.append((w, s))
+            return s
+
+        best_w = _minimize_log_weight(cv_score, start=float(bounds[1]), lo=float(bounds[0]),
                                       hi=100.0 * float(bounds[1]))
         return (best_w, curve) if return_curve else best_w
 
