@@ -31,6 +31,18 @@ the vertex of a parabola through the minimum and its neighbours.
 
 Other rules, kept for comparison and for the non-Gaussian data terms:
 
+* ``"cv"``: hold-out cross-validation on the same tile sample, **one solve per trial**: the data term
+  sees the even voxels of a checkerboard only, and ``H x`` is scored against ``y`` on the odd ones.
+  The noise of a held-out voxel is independent of the data the solve saw, so the mean squared error
+  there is an unbiased estimate of the prediction risk of the half-data estimate plus the (weight-
+  independent) noise variance: its argmin is the half-data problem's best weight. With a PSF that
+  spreads light (each ``x`` is seen through several voxels) the half-data problem behaves like the
+  whole-data problem with half its data term and twice its noise variance; the best TV weight grows
+  like the noise SD (TV shrinks gradients by a soft threshold), so the whole-data weight is the
+  half-data one times ``HOLDOUT_CORRECTION = 1 / sqrt(1/2)`` (checked against the truth:
+  tests/restore/test_tv.py, experiments/tv_holdout_correction.py). It halves the search's cost but
+  its score has about sqrt(2) times SURE's scatter; it was not adopted as the default
+  (experiments/results/tv_cv_route_b.md);
 * ``"jinv"``: J-invariant hold-out calibration (Noise2Self, Batson & Royer 2019) on one crop;
 * ``"discrepancy"``: Morozov's discrepancy principle on one crop (the residual equals the noise
   variance); ``"auto"`` uses it, times ``AUTO_FACTOR``, for the ``"l1"`` and ``"poisson"`` data terms,
@@ -79,12 +91,11 @@ def is_near_delta(psf) -> bool:
 
 
 def auto_rule(psf, data_term: str = "l2") -> str:
-    """The rule ``method="auto"`` applies: for the L2 data term ``"cv"`` (checkerboard hold-out, one
-    solve per trial) where the PSF spreads light over its neighbours, ``"sure"`` where it is near-delta
-    (a held-out voxel is then measured by nothing the kept ones see); else ``"discrepancy"``."""
-    if data_term != "l2":
-        return "discrepancy"
-    return "sure" if is_near_delta(psf) else "cv"
+    """The rule ``method="auto"`` applies: ``"sure"`` for the L2 data term (any PSF), else ``"discrepancy"``.
+
+    (``"cv"``, one solve per trial instead of SURE's two, was measured as the default and not adopted:
+    experiments/results/tv_cv_route_b.md.)"""
+    return "sure" if data_term == "l2" else "discrepancy"
 
 
 def _search_crop(image: np.ndarray, max_voxels: int) -> np.ndarray:
@@ -425,11 +436,13 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
         ``max(|image|)``); 2D or 3D.
     psf : ndarray
         Normalized PSF.
-    method : {"auto", "discrepancy", "jinv", "sure"}
+    method : {"auto", "cv", "discrepancy", "jinv", "sure"}
         ``"auto"`` (default): ``"sure"`` for the L2 data term, else the discrepancy weight times
         ``AUTO_FACTOR`` (see :func:`auto_rule` and the module docstring);
         ``"sure"``: Monte-Carlo SURE with a fitted Poisson-Gaussian noise model, summed over a
         stratified tile sample of the whole image (two solves per trial weight);
+        ``"cv"``: checkerboard hold-out prediction error on the same tile sample (one solve per trial
+        weight, see the module docstring), for a PSF that is not near-delta;
         ``"discrepancy"``: Morozov's rule on one crop; ``"jinv"``: J-invariant hold-out calibration on
         one crop.
     bounds : (float, float)
@@ -516,6 +529,10 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
     if method == "cv":
         if data_term != "l2":
             raise ValueError("weight search 'cv' uses the L2 data term: use data_term='l2'")
+        if is_near_delta(psf):
+            # a held-out voxel is then seen by none of the kept ones: the half-data problem is
+            # inpainting, not the whole-data problem at twice the noise (use "sure")
+            raise ValueError("weight search 'cv' needs a PSF that spreads light (not near-delta): use 'sure'")
         sample = _HoldoutSample(img, psf, spacing=sp, positivity=positivity, seed=seed, device=device,
                                 max_voxels=max_voxels)
         states = [None] * len(sample.tiles)
