@@ -481,7 +481,8 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
     from mire.restore.tv import SEARCH_ADAPT, SEARCH_RHO, _admm, _make_problem
 
     if method not in ("auto", "cv", "jinv", "discrepancy", "sure"):
-        raise ValueError(f"weight search method must be 'auto', 'cv', 'jinv', 'discrepancy' or 'sure', got {method!r}")
+        raise ValueError("weight search method must be 'auto', 'cv', 'jinv', 'discrepancy' or 'sure', "
+                         f"got {method!r}")
     if method == "auto":
         rule = auto_rule(psf, data_term)
         opts = dict(spacing=spacing, data_term=data_term, positivity=positivity, bounds=bounds, n_iter=n_iter,
