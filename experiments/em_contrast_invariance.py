@@ -44,12 +44,19 @@ def main() -> int:
     m = Segmenter.load(args.model)
     rows = []
     for name, img in vols.items():
-        a = m.segment(img)
-        r = {"volume": name, "threshold": float(m.last_settings["threshold"])}
+        a, pa = m.segment(img, return_probabilities=True)
+        r = {"volume": name, "threshold": float(m.last_settings["threshold"]), "segments": int(len(np.unique(a)) - 1)}
+        x = m._matched_input(img).astype(np.float64)
         for g in (0.5, 2.0):
-            b = m.segment(gamma(img, g))
+            b, pb = m.segment(gamma(img, g), return_probabilities=True)
             r[f"arand_gamma_{g}"] = float(adapted_rand_error(a, b)[0])
             r[f"threshold_gamma_{g}"] = float(m.last_settings["threshold"])
+            r[f"segments_gamma_{g}"] = int(len(np.unique(b)) - 1)
+            # where the difference comes from: the matched network input (uint8 levels that gamma merges cannot be
+            # told apart again) and the affinities
+            r[f"input_max_diff_gamma_{g}"] = float(np.abs(x - m._matched_input(gamma(img, g))).max())
+            d = np.abs(pa - pb)
+            r[f"affinity_max_diff_gamma_{g}"], r[f"affinity_mean_diff_gamma_{g}"] = float(d.max()), float(d.mean())
         rows.append(r)
         print(json.dumps(r), flush=True)
     if args.out:

@@ -69,6 +69,16 @@ def face_medians(seg, a, b, value):
     return counts, med, key[starts], int(flat.max()) + 1
 
 
+def face_contrast(lab, a, b, raw):
+    """Per face (in face_medians' order): the two segments' interior medians minus the face median of the lightly
+    smoothed raw image, in SDs of the volume (membranes are dark: a real face is positive)."""
+    sm = ndi.gaussian_filter(raw.astype(np.float32), 1.0)
+    interior = np.nan_to_num(np.asarray(ndi.median(sm, lab, index=np.arange(int(lab.max()) + 1)), np.float64))
+    _, med, keys, n = face_medians(lab, a, b, sm)
+    lo, hi = keys // n, keys % n
+    return (0.5 * (interior[lo] + interior[hi]) - med) / float(sm.std())
+
+
 def indicators(seg, boundary_maps, raw, *, weak=0.5):
     """The label-free indicators of one segmentation (see the module docstring)."""
     lab = seg.astype(np.int64)
@@ -95,13 +105,7 @@ def indicators(seg, boundary_maps, raw, *, weak=0.5):
         r[f"faces_{name}"] = int(counts.size)
         r[f"weak_face_fraction_{name}"] = float(np.mean(med < weak))  # of faces
         r[f"weak_area_fraction_{name}"] = float(counts[med < weak].sum() / counts.sum())  # of contact area
-    # raw contrast: the two segments' interior medians minus the face median, in SDs of the volume
-    sm = ndi.gaussian_filter(raw.astype(np.float32), 1.0)
-    interior = ndi.median(sm, lab, index=np.arange(int(lab.max()) + 1))
-    interior = np.nan_to_num(np.asarray(interior, np.float64))
-    counts, med, keys, n = face_medians(lab, a, b, sm)
-    lo, hi = keys // n, keys % n
-    contrast = (0.5 * (interior[lo] + interior[hi]) - med) / float(sm.std())
+    contrast = face_contrast(lab, a, b, raw)
     r["raw_contrast_median"] = float(np.median(contrast))
     r["raw_no_dark_face_fraction"] = float(np.mean(contrast <= 0))  # faces not darker than the two interiors
     return r
@@ -116,7 +120,7 @@ def _hosts(seg, ref):
     return cnt.argmax(1)
 
 
-def new_only_splits(old, new, boundary_maps, *, weak=0.5, gt=None):
+def new_only_splits(old, new, boundary_maps, *, weak=0.5, gt=None, raw=None):
     """Faces of the new segmentation inside one old segment: both new segments overlap that old segment most.
     Their count, contact area and boundary evidence (a voxel-level comparison would also count every face the
     new segmentation draws one voxel beside the old one)."""
@@ -138,6 +142,14 @@ def new_only_splits(old, new, boundary_maps, *, weak=0.5, gt=None):
             false = (body[lo] == body[hi]) & (body[lo] > 0)
             r.update(new_only_false_by_gt=int((inside & false).sum()), other_false_by_gt=int((~inside & false).sum()))
             r[f"new_only_weak_false_by_gt_{name}"] = int((inside & false & (med < weak)).sum())
+    if raw is not None:  # the same faces by the raw image, which no model shaped
+        c = face_contrast(new, a, b, raw)
+        r.update(new_only_raw_contrast_median=float(np.median(c[inside])) if inside.any() else float("nan"),
+                 other_raw_contrast_median=float(np.median(c[~inside])) if (~inside).any() else float("nan"),
+                 new_only_not_dark_faces=int((inside & (c <= 0)).sum()))
+        if body is not None:
+            r.update(false_by_gt_raw_contrast_median=float(np.median(c[false])) if false.any() else float("nan"),
+                     true_by_gt_raw_contrast_median=float(np.median(c[~false])) if (~false).any() else float("nan"))
     return r
 
 
@@ -179,8 +191,8 @@ def main() -> int:
             r.update(arand=float(adapted_rand_error(gt, segs[tag])[0]), voi_split=float(sp), voi_merge=float(me))
         rec["models"][tag].update(r)
         print(tag, json.dumps(r), flush=True)
-    rec["new_vs_old"] = new_only_splits(segs["old"], segs["new"], bmaps, gt=gt)
-    rec["old_vs_new"] = new_only_splits(segs["new"], segs["old"], bmaps, gt=gt)  # the same the other way round
+    rec["new_vs_old"] = new_only_splits(segs["old"], segs["new"], bmaps, gt=gt, raw=raw)
+    rec["old_vs_new"] = new_only_splits(segs["new"], segs["old"], bmaps, gt=gt, raw=raw)  # the same the other way round
     print("new vs old", json.dumps(rec["new_vs_old"]), "\nold vs new", json.dumps(rec["old_vs_new"]), flush=True)
     rec["seconds"] = round(time.perf_counter() - t0, 1)
     rec["argv"] = " ".join(sys.argv)

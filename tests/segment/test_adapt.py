@@ -215,6 +215,31 @@ def test_sparse_fine_tune_lowers_the_painted_slice_loss():
     assert hist["step"] == 25
 
 
+def test_sparse_membrane_label_is_learned_as_zero_affinity_and_unpainted_stays_masked():
+    # one painted slice (z = 1) of a 3x4x4 crop: bodies 1 and 2 with a painted membrane column (id 9) between them
+    lab = np.zeros((3, 4, 4), np.float32)
+    lab[1] = [[1, 9, 2, 2]] * 4
+    seg = _tiny()
+    _, y, mask = seg._make_example(0, False, background=9)([np.zeros_like(lab), lab], np.random.default_rng(0), 0)
+    # channel 2 relates (z, y, x) to (z, y, x - 1): x = 1 (9 | 1) and x = 2 (2 | 9) touch the membrane -> 0,
+    # x = 3 (2 | 2) -> 1; all three pairs in the loss, x = 0 has no left neighbour
+    np.testing.assert_array_equal(y[2, 1], [[0, 0, 0, 1]] * 4)
+    np.testing.assert_array_equal(mask[2, 1], [[0, 1, 1, 1]] * 4)
+    # channel 1 (y - 1): membrane to membrane is 0 too (as dense labels' 0), body to itself 1
+    np.testing.assert_array_equal(y[1, 1, 1:], [[1, 0, 1, 1]] * 3)
+    assert mask[0].sum() == 0 and mask[:, [0, 2]].sum() == 0  # z pairs and unpainted slices: no loss
+    # without the membrane id the same column would be a body of its own: faces only, the membrane's inside = 1
+    _, y0, _ = seg._make_example(0, False)([np.zeros_like(lab), lab], np.random.default_rng(0), 0)
+    np.testing.assert_array_equal(y0[1, 1, 1:], [[1, 1, 1, 1]] * 3)
+    image = np.random.default_rng(0).random((8, 32, 32)).astype(np.float32)
+    with pytest.raises(ValueError, match="sparse"):
+        seg.train(image, np.ones((8, 32, 32)), membrane_label=9, patch=(8, 32, 32), epochs=1, steps_per_epoch=1,
+                  progress=False)
+    with pytest.raises(ValueError, match="positive"):
+        seg.train(image, np.ones((8, 32, 32)), sparse=True, membrane_label=0, patch=(8, 32, 32), epochs=1,
+                  steps_per_epoch=1, progress=False)
+
+
 # ------------------------------------------------------------------ CLI
 def test_cli_adapt_and_fine_tune(tmp_path):
     runner = CliRunner()

@@ -415,6 +415,9 @@ def train_segment_cmd(
     sparse: bool = typer.Option(None, "--sparse/--dense",
                                 help="Sparse painted labels: 0 = unpainted, ignored by the loss (default with "
                                      "--from); --dense: 0 = membrane/background."),
+    membrane_label: int = typer.Option(None, "--membrane-label",
+                                       help="With --sparse: the painted id of membrane voxels (affinity 0 to "
+                                            "every neighbour, as dense labels' 0); paint thick membranes with it."),
     adapt: bool = typer.Option(True, "--adapt/--no-adapt",
                                help="With --from: adapt the model to the first --image before fine-tuning "
                                     "(Segmenter.adapt: histogram matching)."),
@@ -507,6 +510,7 @@ def train_segment_cmd(
             segmenter = Segmenter(network, ndim=ndim, target=target, offsets=offsets)
             segmenter.metadata["postprocess"]["threshold"] = threshold
         history = segmenter.train(raws, [imread(p) for p in labels], patch=patch_t, sparse=bool(sparse),
+                                  membrane_label=membrane_label,
                                   epochs=epochs, steps_per_epoch=steps, batch_size=batch_size, lr=lr,
                                   ignore_label=ignore_label, checkpoint_dir=checkpoints, seed=seed, progress=True)
         stem = segmenter.save(out)

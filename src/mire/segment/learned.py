@@ -185,7 +185,7 @@ class Segmenter:
         return self
 
     # ------------------------------------------------------------------ training
-    def _make_example(self, ignore_label, em_augment):
+    def _make_example(self, ignore_label, em_augment, background=0):
         from mire.segment.augment import blur_sections, contrast_jitter, microscope_change, misalign, missing_sections
 
         if em_augment not in (True, False, "microscope"):
@@ -206,18 +206,18 @@ class Segmenter:
                 if em_augment == "microscope":  # whole-volume blur, lost resolution, noise
                     img, _ = microscope_change(img, rng=rng)
             if self.target == "boundaries":
-                y = boundaries(lab, width=width, ignore_label=ignore_label)[None]
+                y = boundaries(lab, width=width, ignore_label=ignore_label, background=background)[None]
                 mask = None if ignore_label is None else ignore_mask(lab, ignore_label=ignore_label)[None]
                 mask = None if mask is None else mask.astype(np.float32)
             else:
-                y, mask = affinities(lab, offsets=self.offsets, ignore_label=ignore_label)
+                y, mask = affinities(lab, offsets=self.offsets, ignore_label=ignore_label, background=background)
             return img[None].astype(np.float32), y, mask
 
         return make
 
     def train(self, images, labels, *, patch=None, epochs: int = 10, steps_per_epoch: int = 100,
               batch_size: int = 4, lr: float = 1e-3, lr_decay: float = 0.9, ignore_label: int | None = None,
-              em_augment: bool = True, sparse: bool = False, freeze_norm=None, val=None, checkpoint_dir=None, resume: bool = True,
+              em_augment: bool = True, sparse: bool = False, membrane_label: int | None = None, freeze_norm=None, val=None, checkpoint_dir=None, resume: bool = True,
               seed: int = 0, device=None, progress: bool = True, callback=None, stop_event=None,
               long_range_weight=None) -> dict:
         """Train (or fine-tune) on images and their instance labels.
@@ -236,6 +236,12 @@ class Segmenter:
             and left out of the loss (``ignore_label=0``; every affinity touching an unpainted voxel
             is masked), and every patch is drawn to contain painted voxels. Paint each painted
             slice completely, one id per body: faces between two ids are the membranes learned.
+        membrane_label : int, optional
+            With ``sparse``: the painted id of membrane (boundary) voxels, learned as affinity 0
+            to every neighbour, the convention of dense labels' 0. Without it a painted slice
+            has membranes only as the faces between ids, so a model trained on dense labels
+            is taught that the voxels of a thick membrane (ssTEM) connect (see
+            experiments/results/em_isbi_finetune_diag.md).
         freeze_norm : bool, optional
             Keep the batch-norm statistics (see :func:`mire.learn.train`); default: with ``sparse``
             (a few-shot fine-tune's small batches would overwrite them).
@@ -286,6 +292,8 @@ class Segmenter:
             if ignore_label not in (None, 0):
                 raise ValueError(f"sparse labels ignore label 0 (unpainted); got ignore_label={ignore_label}")
             ignore_label = 0
+            if membrane_label is not None and int(membrane_label) <= 0:
+                raise ValueError(f"membrane_label must be a positive id (0 is unpainted), got {membrane_label}")
             if not any(np.any(g[1] > 0) for g in groups):
                 raise ValueError("sparse labels: nothing is painted (every label is 0)")
         pct = self.metadata["normalization"]["percentiles"]
@@ -299,8 +307,12 @@ class Segmenter:
         else:
             # images by their own percentiles; labels untouched (lo 0, hi 1 is the identity)
             ranges = [[percentile_range(g[0], percentiles=pct), (0.0, 1.0)] for g in groups]
+        if membrane_label is not None and not sparse:
+            raise ValueError("membrane_label is for sparse painted labels (dense labels' membrane is 0)")
+        background = int(membrane_label) if membrane_label is not None else 0
         # sparse: a patch is redrawn until it holds a painted voxel (label >= 1)
-        sampler = PatchSampler(groups, patch=patch, make_example=self._make_example(ignore_label, em_augment),
+        sampler = PatchSampler(groups, patch=patch,
+                               make_example=self._make_example(ignore_label, em_augment, background),
                                normalize=ranges, seed=seed, foreground=1.0 if sparse else 0.0,
                                foreground_level=1.0)
         loss = "bce"
@@ -316,7 +328,7 @@ class Segmenter:
         self.metadata["training"] = {
             "patch": list(patch), "epochs": epochs, "steps_per_epoch": steps_per_epoch, "batch_size": batch_size,
             "lr": lr, "lr_decay": lr_decay, "loss": "bce", "ignore_label": ignore_label, "em_augment": em_augment,
-            "sparse": bool(sparse), "freeze_norm": bool(sparse if freeze_norm is None else freeze_norm),
+            "sparse": bool(sparse), "membrane_label": membrane_label, "freeze_norm": bool(sparse if freeze_norm is None else freeze_norm),
             "painted_voxels": int(sum(np.count_nonzero(g[1]) for g in groups)) if sparse
             else None,
             "steps": history["step"], "final_loss": history["loss"][-1] if history["loss"] else None,
