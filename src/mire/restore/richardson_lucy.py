@@ -118,7 +118,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                     background=None, read_noise=None, gain=None, max_iter: int = 200, boundary: str = "valid",
                     eps: float = 1e-12, spacing=None, block_shape=None, halo=None, progress: bool = False,
                     refit: bool = True, device=None, return_info: bool = False, callback=None, noise_model=None,
-                    acceleration_factors=None, _point: bool = False):
+                    acceleration_factors=None, _point: bool = False, _op=None):
     """Richardson-Lucy deconvolution of a 2D or 3D image, with optional TV regularization.
 
     Each iteration multiplies the estimate by ``H^T (z / (H x + s)) / (H^T 1 + tv_weight * div(...))``
@@ -303,7 +303,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     # One FFT grid for the whole run, the shared Blur's, as small as the boundary allows (RL is
     # four FFTs per iteration and little else, so the grid size is the run time). x and the ratio
     # live in fixed regions of it (zero elsewhere), so an iteration has no padding copies or crops.
-    op = Blur(kernel, img.shape, boundary=boundary, dtype=dtype, device=device)
+    # a refit reuses the hold-out run's operator (the same kernel, shape, boundary, dtype and device): its OTF
+    op = _op if _op is not None else Blur(kernel, img.shape, boundary=boundary, dtype=dtype, device=device)
     grid, x_region, y_region = op.fft_shape, op.x_region, op.y_region
     dims = tuple(range(img.ndim))
     otf, otf_conj = op.otf, op.otf.conj().resolve_conj()
@@ -311,7 +312,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     # the start value is written over all of x below: only a grid larger than x needs zeroing
     covers = all(r.start in (0, None) and r.stop == n for r, n in zip(x_region, grid))
     x_full = (torch.empty if covers else torch.zeros)(grid, dtype=dtype, device=device)
-    r_full = torch.zeros(grid, dtype=dtype, device=device)
+    # the ratio's region is written before every transform that reads it: only the rest needs zeros
+    r_full = _zero_outside(torch.empty(grid, dtype=dtype, device=device), y_region)
     x = x_full[x_region]
     hold = fit = None
     if auto:
@@ -443,7 +445,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                 callback(done, _result(dst, offset, b, dtype))
     if auto and refit and best_it > 0:
         out = richardson_lucy(image, kernel, n_iter=best_it, acceleration=acceleration, tv_weight=tv_weight,
-                              boundary=boundary, eps=eps, spacing=spacing, device=device, _point=True,
+                              boundary=boundary, eps=eps, spacing=spacing, device=device, _point=True, _op=op,
                               noise_model=model)
     else:
         if auto:
@@ -587,6 +589,15 @@ def _expand(small: torch.Tensor, index: list, device) -> torch.Tensor:
     for ax in reversed(range(small.ndim)):  # the largest copy, along axis 0, is of whole planes
         out = torch.index_select(out, ax, index[ax])
     return out.to(device=device).contiguous()
+
+
+def _zero_outside(t: torch.Tensor, region) -> torch.Tensor:
+    """Zero ``t`` outside ``region`` (one slice per axis) in place: disjoint slabs, each voxel written once."""
+    for ax, r in enumerate(region):
+        for part in (slice(0, r.start or 0), slice(r.stop if r.stop is not None else t.shape[ax], t.shape[ax])):
+            if part.stop > part.start:
+                t[tuple(region[k] if k < ax else (part if k == ax else slice(None)) for k in range(t.ndim))] = 0
+    return t
 
 
 def _result(x, offset, b, dtype) -> np.ndarray:
