@@ -454,3 +454,20 @@ def test_unlabelled_affinities_are_read_channel_first_and_a_note_says_so(tmp_pat
     seg = np.asarray(imread(out))
     assert seg.shape == (32, 32)
     assert len(np.unique(seg[:, :15])) == 1 and len(np.unique(seg[:, 17:])) == 1 and seg[0, 0] != seg[0, 31]
+
+
+def test_superres_refuses_a_nan_or_infinite_weight(tmp_path):
+    # before: `--weight nan` passed the `weight < 0` check, and an all-NaN image was written (exit 0)
+    from mire.superres import superresolve
+
+    frames = np.random.default_rng(0).random((4, 8, 8))
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="weight must be a finite number >= 0"):
+            superresolve(frames, factor=2, method="map", weight=bad)
+    with pytest.raises(ValueError, match="nu must be > 0"):
+        superresolve(frames, factor=2, method="map", robust=True, nu=float("nan"))
+    path = tmp_path / "fr.tif"
+    imwrite(path, frames.astype(np.float32), axes="TYX")
+    line = _one_error_line(runner.invoke(app, ["superres", str(path), str(tmp_path / "o.tif"), "--weight", "nan"]))
+    assert "weight must be a finite number >= 0" in line and "nan" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fr.tif"]
