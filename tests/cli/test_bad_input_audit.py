@@ -471,3 +471,11 @@ def test_superres_refuses_a_nan_or_infinite_weight(tmp_path):
     line = _one_error_line(runner.invoke(app, ["superres", str(path), str(tmp_path / "o.tif"), "--weight", "nan"]))
     assert "weight must be a finite number >= 0" in line and "nan" in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["fr.tif"]
+
+
+def test_sample_em_refuses_labels_written_over_the_image(tmp_path):
+    # before: exit 0; the labels were written over the image just written, so the EM volume was lost
+    out = tmp_path / "em.tif"
+    line = _one_error_line(runner.invoke(app, ["sample", "em", str(out), "--shape", "8,32,32", "--labels", str(out)]))
+    assert f"--labels {out} is the image output {out}" in line
+    assert list(tmp_path.iterdir()) == []
