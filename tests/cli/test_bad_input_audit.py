@@ -479,3 +479,22 @@ def test_sample_em_refuses_labels_written_over_the_image(tmp_path):
     line = _one_error_line(runner.invoke(app, ["sample", "em", str(out), "--shape", "8,32,32", "--labels", str(out)]))
     assert f"--labels {out} is the image output {out}" in line
     assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_trace_refuses_a_nan_threshold(tmp_path):
+    # before: exit 0 with precision = recall = 0: NaN compares False with every voxel, so both regions were empty
+    from mire.trace import region_grow
+
+    img = np.zeros((8, 32, 32), np.float32)
+    img[4, 5, 4:12] = 1.0
+    swc = np.array([[1, 1, 5, 5, 4, 1, -1], [2, 1, 10, 5, 4, 1, 1]], float)
+    with pytest.raises(ValueError, match="threshold must be a finite intensity, got nan"):
+        region_grow(img, swc, threshold=float("nan"))
+    path, gold = tmp_path / "img.tif", tmp_path / "gold.swc"
+    imwrite(path, img, axes="ZYX")
+    gold.write_text("1 1 5 5 4 1 -1\n2 1 10 5 4 1 1\n")
+    line = _one_error_line(runner.invoke(app, ["evaluate-trace", str(path), str(gold), str(gold),
+                                               "--threshold", "nan"]))
+    assert "threshold must be a finite intensity, got nan" in line
+    res = runner.invoke(app, ["evaluate-trace", str(path), str(gold), str(gold), "--threshold", "0.5"])
+    assert res.exit_code == 0 and "recall          1.0000" in res.output, res.output
