@@ -498,3 +498,17 @@ def test_evaluate_trace_refuses_a_nan_threshold(tmp_path):
     assert "threshold must be a finite intensity, got nan" in line
     res = runner.invoke(app, ["evaluate-trace", str(path), str(gold), str(gold), "--threshold", "0.5"])
     assert res.exit_code == 0 and "recall          1.0000" in res.output, res.output
+
+
+def test_train_restore_refuses_pairs_of_different_shapes(inputs):
+    # before: "error: operands could not be broadcast together with shapes (1024,) (8192,)"
+    from mire.learn.examples import pairs_sampler
+
+    d, img2, raw3, lab2 = inputs
+    with pytest.raises(ValueError, match=r"noisy image 0 has shape \(32, 32\) but its clean partner \(16, 64, 64\)"):
+        pairs_sampler(img2, raw3, patch=(8, 8), align=True)
+    before = sorted(p.name for p in d.iterdir())
+    line = _one_error_line(runner.invoke(app, ["train-restore", "--noisy", img2, "--clean", raw3, "--out",
+                                               str(d / "m"), *TRAIN]))
+    assert "noisy image 0 has shape (32, 32) but its clean partner (16, 64, 64)" in line
+    assert sorted(p.name for p in d.iterdir()) == before
