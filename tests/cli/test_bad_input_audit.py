@@ -512,3 +512,22 @@ def test_train_restore_refuses_pairs_of_different_shapes(inputs):
                                                str(d / "m"), *TRAIN]))
     assert "noisy image 0 has shape (32, 32) but its clean partner (16, 64, 64)" in line
     assert sorted(p.name for p in d.iterdir()) == before
+
+
+@pytest.mark.parametrize("mode", ["--boundaries", "--affinities"])
+def test_blockwise_segment_of_a_refused_input_leaves_no_scratch_folder(tmp_path, mode):
+    # before: the refusal (a NaN, or affinities outside [0, 1]) came from a block, after the resumable
+    # scratch folder (.o.ome.zarr.stitch / .o.ome.zarr.boundary) was made, and the folder stayed
+    rng = np.random.default_rng(0)
+    if mode == "--boundaries":
+        data, axes, message = rng.random((8, 32, 32)).astype(np.float32), "ZYX", "contains 1 NaN or infinite values"
+        data[3, 20, 20] = np.nan
+    else:
+        data, axes, message = rng.random((3, 8, 32, 32)).astype(np.float32), "CZYX", "affinities must be in [0, 1]"
+        data[0, 3, 20, 20] = 3.0
+    path = tmp_path / "in.tif"
+    imwrite(path, data, axes=axes)
+    line = _one_error_line(runner.invoke(app, ["segment", str(path), str(tmp_path / "o.ome.zarr"), mode,
+                                               "--block-size", "16"]))
+    assert message in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
