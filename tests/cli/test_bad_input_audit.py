@@ -531,3 +531,20 @@ def test_blockwise_segment_of_a_refused_input_leaves_no_scratch_folder(tmp_path,
                                                "--block-size", "16"]))
     assert message in line
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_train_segment_refuses_a_threshold_outside_0_1_and_labels_that_are_all_0(inputs):
+    # before: both trained and saved a model (exit 0): --threshold 2 was stored with it, and all-zero
+    # dense labels gave a model that had seen no segment
+    d, img2, _, lab2 = inputs
+    opts = ["-o", str(d / "s"), "--epochs", "1", "--steps", "1", "--ndim", "2", "--patch", "16,16", "--batch-size", "1"]
+    before = sorted(p.name for p in d.iterdir())
+    for bad in ("2", "nan", "-0.1"):
+        line = _one_error_line(runner.invoke(app, ["train-segment", "-i", img2, "-l", lab2, *opts, "--threshold", bad]))
+        assert "--threshold must lie in [0, 1] (a boundary probability)" in line
+    zero = d / "zero.tif"
+    imwrite(zero, np.zeros((32, 32), np.uint16), axes="YX", labels=True)
+    before.append("zero.tif")
+    line = _one_error_line(runner.invoke(app, ["train-segment", "-i", img2, "-l", str(zero), *opts]))
+    assert "labels: every label is 0, so there is no segment to learn" in line
+    assert sorted(p.name for p in d.iterdir()) == sorted(before)
