@@ -548,3 +548,22 @@ def test_train_segment_refuses_a_threshold_outside_0_1_and_labels_that_are_all_0
     line = _one_error_line(runner.invoke(app, ["train-segment", "-i", img2, "-l", str(zero), *opts]))
     assert "labels: every label is 0, so there is no segment to learn" in line
     assert sorted(p.name for p in d.iterdir()) == sorted(before)
+
+
+def test_demo_refuses_a_file_or_a_missing_parent_as_its_folder(inputs):
+    # before: a missing parent was created (nested folders, exit 0), and a file gave "[Errno 17] File exists"
+    d, img2, _, _ = inputs
+    before = sorted(p.name for p in d.iterdir())
+    line = _one_error_line(runner.invoke(app, ["demo", "--out", img2, "--shape", "8,32,32"]))
+    assert f"--out {img2} is a file; the demo writes a folder of images" in line
+    line = _one_error_line(runner.invoke(app, ["demo", "--out", str(d / "nof" / "demo"), "--shape", "8,32,32"]))
+    assert f"folder {d / 'nof'} does not exist" in line
+    assert sorted(p.name for p in d.iterdir()) == before
+
+
+def test_simulate_names_the_seed_option_when_it_is_negative(inputs):
+    # before: "error: expected non-negative integer" (numpy's words, no option named)
+    d, img2, _, _ = inputs
+    line = _one_error_line(runner.invoke(app, ["simulate", img2, str(d / "o.tif"), "--seed", "-1"]))
+    assert "Invalid value for '--seed': Input should be greater than or equal to 0" in line
+    assert not (d / "o.tif").exists()
