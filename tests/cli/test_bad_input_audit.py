@@ -567,3 +567,13 @@ def test_simulate_names_the_seed_option_when_it_is_negative(inputs):
     line = _one_error_line(runner.invoke(app, ["simulate", img2, str(d / "o.tif"), "--seed", "-1"]))
     assert "Invalid value for '--seed': Input should be greater than or equal to 0" in line
     assert not (d / "o.tif").exists()
+
+
+def test_simulate_frames_of_an_image_smaller_than_the_factor_says_so():
+    # before: "... not divisible by the downsampling factor (2, 2); crop it to (0, 2) first", an empty crop
+    from mire.optics import simulate_frames
+
+    with pytest.raises(ValueError, match=r"image shape \(1, 4\) is smaller than the downsampling factor \(2, 2\)"):
+        simulate_frames(np.ones((1, 4)), n_frames=3, factor=2)
+    with pytest.raises(ValueError, match=r"crop it to \(4, 4\) first"):
+        simulate_frames(np.ones((5, 4)), n_frames=3, factor=2)
