@@ -60,6 +60,7 @@ def main(argv=None) -> None:
 
     W.estimate_noise_model = timed("noise model", W.estimate_noise_model)
     W._Sample.__init__ = timed("tile sample (incl. noise model)", W._Sample.__init__)
+    W._HoldoutSample.__init__ = timed("hold-out tile sample", W._HoldoutSample.__init__)
     admm = T._admm
     W_admm_calls = []
 

@@ -431,6 +431,8 @@ def main() -> int:
     p.add_argument("--render", action="store_true", help="rewrite OUT.md from OUT.json")
     p.add_argument("--model", default=None, help="run the 'shipped' rows with this model (name or path stem)")
     p.add_argument("--mws", action="store_true", help="only the mutex-watershed comparison (em_adaptation_mws.md)")
+    p.add_argument("--merge", default=None, help="write OUT.{md,json} from these earlier runs' JSON (comma-separated "
+                   "names in experiments/results; one run per volume checkpoints a long table)")
     args = p.parse_args()
     import torch
 
@@ -446,6 +448,20 @@ def main() -> int:
         (RESULTS / f"{args.out}.md").write_text(render(rec["rows"], extra, total=rec["seconds"],
                                                        argv=rec.get("argv", "experiments/em_adaptation.py"),
                                                        steps=rec.get("steps", args.fine_tune_steps),
+                                                       out=args.out))
+        return 0
+    if args.merge:  # one table from per-volume runs, in the order given
+        parts = [json.loads((RESULTS / f"{n}.json").read_text()) for n in args.merge.split(",")]
+        if len({p.get("steps", args.fine_tune_steps) for p in parts}) > 1:
+            raise SystemExit("--merge: the runs used different --fine-tune-steps")
+        rows = [r for p in parts for r in p["rows"]]
+        extra = {k: p[k] for p in parts for k in ("neuroproof",) if k in p}
+        total = sum(p["seconds"] for p in parts)
+        argv = "; ".join(p.get("argv", "experiments/em_adaptation.py") for p in parts)
+        steps = parts[0].get("steps", args.fine_tune_steps)
+        (RESULTS / f"{args.out}.json").write_text(json.dumps({"rows": rows, **extra, "seconds": total, "argv": argv,
+                                                              "steps": steps, "merged": args.merge}, indent=1))
+        (RESULTS / f"{args.out}.md").write_text(render(rows, extra, total=total, argv=argv, steps=steps,
                                                        out=args.out))
         return 0
     if args.mws:

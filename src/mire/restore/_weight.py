@@ -31,6 +31,18 @@ the vertex of a parabola through the minimum and its neighbours.
 
 Other rules, kept for comparison and for the non-Gaussian data terms:
 
+* ``"cv"``: hold-out cross-validation on the same tile sample, **one solve per trial**: the data term
+  sees the even voxels of a checkerboard only, and ``H x`` is scored against ``y`` on the odd ones.
+  The noise of a held-out voxel is independent of the data the solve saw, so the mean squared error
+  there is an unbiased estimate of the prediction risk of the half-data estimate plus the (weight-
+  independent) noise variance: its argmin is the half-data problem's best weight. With a PSF that
+  spreads light (each ``x`` is seen through several voxels) the half-data problem behaves like the
+  whole-data problem with half its data term and twice its noise variance; the best TV weight grows
+  like the noise SD (TV shrinks gradients by a soft threshold), so the whole-data weight is the
+  half-data one times ``HOLDOUT_CORRECTION = 1 / sqrt(1/2)`` (checked against the truth:
+  tests/restore/test_tv.py, experiments/tv_holdout_correction.py). It halves the search's cost but
+  its score has about sqrt(2) times SURE's scatter; it was not adopted as the default
+  (experiments/results/tv_cv_route_b.md);
 * ``"jinv"``: J-invariant hold-out calibration (Noise2Self, Batson & Royer 2019) on one crop;
 * ``"discrepancy"``: Morozov's discrepancy principle on one crop (the residual equals the noise
   variance); ``"auto"`` uses it, times ``AUTO_FACTOR``, for the ``"l1"`` and ``"poisson"`` data terms,
@@ -67,6 +79,9 @@ SEARCH_VOXELS = 240_000
 MARGIN_RADII = 1.0
 #: ADMM iterations per solve of a SURE trial (fixed: data and probe solves truncate alike).
 SEARCH_ITER = 40
+#: Whole-data weight over the half-data (checkerboard hold-out) weight of equal risk: ``1 / sqrt(q)``
+#: for the kept fraction ``q = 1/2`` (see :func:`choose_tv_weight`, ``"cv"``).
+HOLDOUT_CORRECTION = math.sqrt(2.0)
 
 
 def is_near_delta(psf) -> bool:
@@ -76,7 +91,10 @@ def is_near_delta(psf) -> bool:
 
 
 def auto_rule(psf, data_term: str = "l2") -> str:
-    """The rule ``method="auto"`` applies: ``"sure"`` for the L2 data term (any PSF), else ``"discrepancy"``."""
+    """The rule ``method="auto"`` applies: ``"sure"`` for the L2 data term (any PSF), else ``"discrepancy"``.
+
+    (``"cv"``, one solve per trial instead of SURE's two, was measured as the default and not adopted:
+    experiments/results/tv_cv_route_b.md.)"""
     return "sure" if data_term == "l2" else "discrepancy"
 
 
@@ -235,6 +253,49 @@ class _Sample:
         return total / self.n
 
 
+def checkerboard(shape) -> np.ndarray:
+    """The voxels of odd index sum: half of the voxels, each with all its face neighbours outside."""
+    idx = np.indices(shape).sum(0)
+    return (idx % 2).astype(bool)
+
+
+class _HoldoutSample:
+    """Hold-out prediction error of ``y -> H x`` on a weighted tile sample (see :func:`choose_tv_weight`).
+
+    Each tile's problem has its data term on the even voxels of the checkerboard (whole-image parity)
+    only; the score is the squared error of ``H x`` against ``y`` on the odd voxels of the tile itself
+    (not its margin), Horvitz-Thompson weighted as in :class:`_Sample`.
+    """
+
+    def __init__(self, image, psf, *, spacing, positivity, seed, device, max_voxels: int = SEARCH_VOXELS):
+        from mire.restore.tv import _make_problem
+
+        img = np.asarray(image, dtype=np.float32)
+        held_all = checkerboard(img.shape)
+        opts = dict(spacing=spacing, data_term="l2", positivity=positivity, dtype=torch.float32, device=device)
+        self.tiles = []
+        margin = _margin(np.shape(psf))
+        for sl, w in sample_tiles(img, max_voxels=max_voxels, psf_shape=np.shape(psf), seed=seed):
+            outer = tuple(slice(max(0, a.start - m), min(n, a.stop + m)) for a, m, n in zip(sl, margin, img.shape))
+            prob = _make_problem(img[outer], psf, holdout=held_all[outer], **opts)
+            score = torch.zeros_like(prob.y)
+            win = tuple(slice(o.start + a.start - b.start, o.start + a.stop - b.start)
+                        for o, a, b in zip(prob.domain.window, sl, outer))
+            score[win] = torch.as_tensor(held_all[sl], dtype=torch.float32, device=device)
+            self.tiles.append({"prob": prob, "score": score, "w": w})
+        self.n = sum(t["w"] * float(t["score"].sum()) for t in self.tiles)
+
+    def risk(self, xs) -> float:
+        """Mean squared hold-out prediction error per scored voxel (the noise variance included)."""
+        from mire.restore.tv import _blur
+
+        total = 0.0
+        for t, x in zip(self.tiles, xs):
+            p = t["prob"]
+            total += t["w"] * float((t["score"] * (_blur(p, x) - p.y) ** 2).sum())
+        return total / self.n
+
+
 def _minimize_log_weight(score, *, start: float = 0.3, lo: float = 1e-5, hi: float = 30.0,
                          factor: float = 2.0) -> float:
     """Minimize ``score(weight)`` over ``log(weight)``: descending grid, early stop, walk up, parabola."""
@@ -375,11 +436,13 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
         ``max(|image|)``); 2D or 3D.
     psf : ndarray
         Normalized PSF.
-    method : {"auto", "discrepancy", "jinv", "sure"}
+    method : {"auto", "cv", "discrepancy", "jinv", "sure"}
         ``"auto"`` (default): ``"sure"`` for the L2 data term, else the discrepancy weight times
         ``AUTO_FACTOR`` (see :func:`auto_rule` and the module docstring);
         ``"sure"``: Monte-Carlo SURE with a fitted Poisson-Gaussian noise model, summed over a
         stratified tile sample of the whole image (two solves per trial weight);
+        ``"cv"``: checkerboard hold-out prediction error on the same tile sample (one solve per trial
+        weight, see the module docstring), for a PSF that is not near-delta;
         ``"discrepancy"``: Morozov's rule on one crop; ``"jinv"``: J-invariant hold-out calibration on
         one crop.
     bounds : (float, float)
@@ -417,8 +480,9 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
     from mire._torch import default_device
     from mire.restore.tv import SEARCH_ADAPT, SEARCH_RHO, _admm, _make_problem
 
-    if method not in ("auto", "jinv", "discrepancy", "sure"):
-        raise ValueError(f"weight search method must be 'auto', 'jinv', 'discrepancy' or 'sure', got {method!r}")
+    if method not in ("auto", "cv", "jinv", "discrepancy", "sure"):
+        raise ValueError("weight search method must be 'auto', 'cv', 'jinv', 'discrepancy' or 'sure', "
+                         f"got {method!r}")
     if method == "auto":
         rule = auto_rule(psf, data_term)
         opts = dict(spacing=spacing, data_term=data_term, positivity=positivity, bounds=bounds, n_iter=n_iter,
@@ -460,6 +524,33 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
             return s
 
         best_w = _minimize_log_weight(sure_score, start=float(bounds[1]), lo=float(bounds[0]),
+                                      hi=100.0 * float(bounds[1]))
+        return (best_w, curve) if return_curve else best_w
+
+    if method == "cv":
+        if data_term != "l2":
+            raise ValueError("weight search 'cv' uses the L2 data term: use data_term='l2'")
+        if is_near_delta(psf):
+            # a held-out voxel is then seen by none of the kept ones: the half-data problem is
+            # inpainting, not the whole-data problem at twice the noise (use "sure")
+            raise ValueError("weight search 'cv' needs a PSF that spreads light (not near-delta): use 'sure'")
+        sample = _HoldoutSample(img, psf, spacing=sp, positivity=positivity, seed=seed, device=device,
+                                max_voxels=max_voxels)
+        states = [None] * len(sample.tiles)
+        opts = dict(n_iter=n_iter, tol=0, rho0=SEARCH_RHO, adapt_every=SEARCH_ADAPT, objective_every=0,
+                    log_change=False)
+
+        def cv_score(w: float) -> float:
+            # w is the whole-data weight; the half-data problem is solved at w / HOLDOUT_CORRECTION
+            xs = []
+            for i, t in enumerate(sample.tiles):
+                states[i], _ = _admm(t["prob"], w / HOLDOUT_CORRECTION, state=states[i], **opts)
+                xs.append(states[i].x)
+            s = sample.risk(xs)
+            curve.append((w, s))
+            return s
+
+        best_w = _minimize_log_weight(cv_score, start=float(bounds[1]), lo=float(bounds[0]),
                                       hi=100.0 * float(bounds[1]))
         return (best_w, curve) if return_curve else best_w
 

@@ -430,14 +430,16 @@ def tv_deconvolve(image, psf=None, *, weight=None, bregman: int | None = None, n
         Process the volume in blocks with a halo through :func:`mire.blockwise.map_blocks`
         (bounded memory). The weight is chosen once on the whole image (or a central crop) first,
         so all blocks use the same one. Default halo: 4 PSF radii per axis.
-    weight_search : {"auto", "discrepancy", "jinv", "sure"}
+    weight_search : {"auto", "cv", "discrepancy", "jinv", "sure"}
         Rule used when ``weight`` is None: ``"auto"`` (default, L2 data term) is SURE (Stein's
         unbiased risk estimate of ``H x``) with a Poisson-Gaussian noise model fitted to the image,
         summed over a stratified tile sample of the whole image, for any PSF; where the PSF is
         near-delta it is followed by the SURE choice of a (weight, Bregman refinements) pair, see
         ``bregman``. For the ``"l1"`` / ``"poisson"`` data terms it is the discrepancy-principle
         weight times 0.7. See :mod:`mire.restore._weight` and experiments/results/tv_weight_stress.md.
-        ``"discrepancy"`` is Morozov's rule as is; ``"sure"`` SURE as above; ``"jinv"`` the
+        ``"discrepancy"`` is Morozov's rule as is; ``"sure"`` SURE as above; ``"cv"`` checkerboard hold-out
+        on the same tile sample (one solve per trial instead of two, noisier; not for a near-delta PSF,
+        see :mod:`mire.restore._weight`); ``"jinv"`` the
         J-invariant hold-out rule, which collapses to a tiny weight at low noise and low blur (N1-B1),
         where held-out pixels are predicted well by interpolation alone
         (experiments/results/paper2020_classical.md).
