@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
+DATA = Path(os.environ.get("MIRE_DATA", Path(__file__).resolve().parents[1].parent / "shared" / "data"))
 FIBSEM = DATA / "neuroproof_fibsem_medulla_sample1_unlabeled" / "grayscale.tif"
 GALA = DATA / "gala_fibsem_neurons"
 

@@ -454,3 +454,126 @@ def test_unlabelled_affinities_are_read_channel_first_and_a_note_says_so(tmp_pat
     seg = np.asarray(imread(out))
     assert seg.shape == (32, 32)
     assert len(np.unique(seg[:, :15])) == 1 and len(np.unique(seg[:, 17:])) == 1 and seg[0, 0] != seg[0, 31]
+
+
+def test_superres_refuses_a_nan_or_infinite_weight(tmp_path):
+    # before: `--weight nan` passed the `weight < 0` check, and an all-NaN image was written (exit 0)
+    from mire.superres import superresolve
+
+    frames = np.random.default_rng(0).random((4, 8, 8))
+    for bad in (float("nan"), float("inf"), -1.0):
+        with pytest.raises(ValueError, match="weight must be a finite number >= 0"):
+            superresolve(frames, factor=2, method="map", weight=bad)
+    with pytest.raises(ValueError, match="nu must be > 0"):
+        superresolve(frames, factor=2, method="map", robust=True, nu=float("nan"))
+    path = tmp_path / "fr.tif"
+    imwrite(path, frames.astype(np.float32), axes="TYX")
+    line = _one_error_line(runner.invoke(app, ["superres", str(path), str(tmp_path / "o.tif"), "--weight", "nan"]))
+    assert "weight must be a finite number >= 0" in line and "nan" in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["fr.tif"]
+
+
+def test_sample_em_refuses_labels_written_over_the_image(tmp_path):
+    # before: exit 0; the labels were written over the image just written, so the EM volume was lost
+    out = tmp_path / "em.tif"
+    line = _one_error_line(runner.invoke(app, ["sample", "em", str(out), "--shape", "8,32,32", "--labels", str(out)]))
+    assert f"--labels {out} is the image output {out}" in line
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_evaluate_trace_refuses_a_nan_threshold(tmp_path):
+    # before: exit 0 with precision = recall = 0: NaN compares False with every voxel, so both regions were empty
+    from mire.trace import region_grow
+
+    img = np.zeros((8, 32, 32), np.float32)
+    img[4, 5, 4:12] = 1.0
+    swc = np.array([[1, 1, 5, 5, 4, 1, -1], [2, 1, 10, 5, 4, 1, 1]], float)
+    with pytest.raises(ValueError, match="threshold must be a finite intensity, got nan"):
+        region_grow(img, swc, threshold=float("nan"))
+    path, gold = tmp_path / "img.tif", tmp_path / "gold.swc"
+    imwrite(path, img, axes="ZYX")
+    gold.write_text("1 1 5 5 4 1 -1\n2 1 10 5 4 1 1\n")
+    line = _one_error_line(runner.invoke(app, ["evaluate-trace", str(path), str(gold), str(gold),
+                                               "--threshold", "nan"]))
+    assert "threshold must be a finite intensity, got nan" in line
+    res = runner.invoke(app, ["evaluate-trace", str(path), str(gold), str(gold), "--threshold", "0.5"])
+    assert res.exit_code == 0 and "recall          1.0000" in res.output, res.output
+
+
+def test_train_restore_refuses_pairs_of_different_shapes(inputs):
+    # before: "error: operands could not be broadcast together with shapes (1024,) (8192,)"
+    from mire.learn.examples import pairs_sampler
+
+    d, img2, raw3, lab2 = inputs
+    with pytest.raises(ValueError, match=r"noisy image 0 has shape \(32, 32\) but its clean partner \(16, 64, 64\)"):
+        pairs_sampler(img2, raw3, patch=(8, 8), align=True)
+    before = sorted(p.name for p in d.iterdir())
+    line = _one_error_line(runner.invoke(app, ["train-restore", "--noisy", img2, "--clean", raw3, "--out",
+                                               str(d / "m"), *TRAIN]))
+    assert "noisy image 0 has shape (32, 32) but its clean partner (16, 64, 64)" in line
+    assert sorted(p.name for p in d.iterdir()) == before
+
+
+@pytest.mark.parametrize("mode", ["--boundaries", "--affinities"])
+def test_blockwise_segment_of_a_refused_input_leaves_no_scratch_folder(tmp_path, mode):
+    # before: the refusal (a NaN, or affinities outside [0, 1]) came from a block, after the resumable
+    # scratch folder (.o.ome.zarr.stitch / .o.ome.zarr.boundary) was made, and the folder stayed
+    rng = np.random.default_rng(0)
+    if mode == "--boundaries":
+        data, axes, message = rng.random((8, 32, 32)).astype(np.float32), "ZYX", "contains 1 NaN or infinite values"
+        data[3, 20, 20] = np.nan
+    else:
+        data, axes, message = rng.random((3, 8, 32, 32)).astype(np.float32), "CZYX", "affinities must be in [0, 1]"
+        data[0, 3, 20, 20] = 3.0
+    path = tmp_path / "in.tif"
+    imwrite(path, data, axes=axes)
+    line = _one_error_line(runner.invoke(app, ["segment", str(path), str(tmp_path / "o.ome.zarr"), mode,
+                                               "--block-size", "16"]))
+    assert message in line
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.tif"]
+
+
+def test_train_segment_refuses_a_threshold_outside_0_1_and_labels_that_are_all_0(inputs):
+    # before: both trained and saved a model (exit 0): --threshold 2 was stored with it, and all-zero
+    # dense labels gave a model that had seen no segment
+    d, img2, _, lab2 = inputs
+    opts = ["-o", str(d / "s"), "--epochs", "1", "--steps", "1", "--ndim", "2", "--patch", "16,16", "--batch-size", "1"]
+    before = sorted(p.name for p in d.iterdir())
+    for bad in ("2", "nan", "-0.1"):
+        line = _one_error_line(runner.invoke(app, ["train-segment", "-i", img2, "-l", lab2, *opts, "--threshold", bad]))
+        assert "--threshold must lie in [0, 1] (a boundary probability)" in line
+    zero = d / "zero.tif"
+    imwrite(zero, np.zeros((32, 32), np.uint16), axes="YX", labels=True)
+    before.append("zero.tif")
+    line = _one_error_line(runner.invoke(app, ["train-segment", "-i", img2, "-l", str(zero), *opts]))
+    assert "labels: every label is 0, so there is no segment to learn" in line
+    assert sorted(p.name for p in d.iterdir()) == sorted(before)
+
+
+def test_demo_refuses_a_file_or_a_missing_parent_as_its_folder(inputs):
+    # before: a missing parent was created (nested folders, exit 0), and a file gave "[Errno 17] File exists"
+    d, img2, _, _ = inputs
+    before = sorted(p.name for p in d.iterdir())
+    line = _one_error_line(runner.invoke(app, ["demo", "--out", img2, "--shape", "8,32,32"]))
+    assert f"--out {img2} is a file; the demo writes a folder of images" in line
+    line = _one_error_line(runner.invoke(app, ["demo", "--out", str(d / "nof" / "demo"), "--shape", "8,32,32"]))
+    assert f"folder {d / 'nof'} does not exist" in line
+    assert sorted(p.name for p in d.iterdir()) == before
+
+
+def test_simulate_names_the_seed_option_when_it_is_negative(inputs):
+    # before: "error: expected non-negative integer" (numpy's words, no option named)
+    d, img2, _, _ = inputs
+    line = _one_error_line(runner.invoke(app, ["simulate", img2, str(d / "o.tif"), "--seed", "-1"]))
+    assert "Invalid value for '--seed': Input should be greater than or equal to 0" in line
+    assert not (d / "o.tif").exists()
+
+
+def test_simulate_frames_of_an_image_smaller_than_the_factor_says_so():
+    # before: "... not divisible by the downsampling factor (2, 2); crop it to (0, 2) first", an empty crop
+    from mire.optics import simulate_frames
+
+    with pytest.raises(ValueError, match=r"image shape \(1, 4\) is smaller than the downsampling factor \(2, 2\)"):
+        simulate_frames(np.ones((1, 4)), n_frames=3, factor=2)
+    with pytest.raises(ValueError, match=r"crop it to \(4, 4\) first"):
+        simulate_frames(np.ones((5, 4)), n_frames=3, factor=2)

@@ -160,3 +160,15 @@ def test_damaged_compressed_data(tmp_path, rng):
     (tmp_path / "bad.tif").write_bytes(bytes(raw))
     with pytest.raises(CorruptFileError, match=r"bad\.tif: TIFF file is truncated or damaged \("):
         imread(tmp_path / "bad.tif")
+
+
+@pytest.mark.parametrize("shape, axes", [((6, 1, 1), "TYX"), ((6, 4, 1), "ZYX"), ((5, 1), "YX")])
+def test_an_x_of_length_one_is_written_readably(tmp_path, shape, axes):
+    # before: the ImageJ writer took the length-1 X for a samples axis and stored one (6, 4) page of a
+    # (6, 4, 1) volume; reading it back failed with "TIFF file is truncated or damaged"
+    data = np.arange(np.prod(shape), dtype=np.float32).reshape(shape)
+    path = tmp_path / "thin.tif"
+    imwrite(path, data, axes=axes, pixel_size={"Y": 0.5, "X": 0.5})
+    image = read_image(path)
+    assert image.axes == axes and image.pixel_size == {"Y": 0.5, "X": 0.5}
+    np.testing.assert_array_equal(image.data, data)

@@ -30,6 +30,11 @@ def demo(
 
         check_shape(dims, bytes_per_voxel=256)  # every method's result and its working arrays
         parse_condition(condition)
+        # as every other output: a mistyped parent is refused, not created (before: made with parents=True)
+        if out.exists() and not out.is_dir():
+            raise FileExistsError(f"--out {out} is a file; the demo writes a folder of images: give a folder name")
+        if not out.resolve().parent.is_dir():
+            raise FileNotFoundError(f"cannot write {out}: folder {out.resolve().parent} does not exist")
         rows = run_demo(out, shape=dims, condition=condition, seed=seed, console=console)
     console.print(f"mire demo: synthetic neurites {dims}, condition {condition}")
     table = Table(title=f"Restoration of a simulated neurite stack ({condition})")

@@ -44,6 +44,9 @@ def sample(
         check_output(out)
         if labels is not None and kind == "em":
             check_output(labels)
+            if Path(labels).resolve() == Path(out).resolve():
+                # the labels would be written over the image just written (exit 0, image lost)
+                raise ValueError(f"--labels {labels} is the image output {out}: give the labels another name")
         if swc is not None and kind == "neurites":
             check_output(swc, swc=True)
         if kind == "neurites":

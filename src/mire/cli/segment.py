@@ -443,6 +443,8 @@ def train_segment_cmd(
         for p in list(images) + list(labels):
             if not p.exists():
                 raise FileNotFoundError(f"input not found: {p}")
+        if not 0 <= threshold <= 1:  # stored with the model, then every segment would merge (or none)
+            raise ValueError(f"--threshold must lie in [0, 1] (a boundary probability), got {threshold}")
         patch_t = None
         if patch:
             try:

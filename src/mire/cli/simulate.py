@@ -37,7 +37,7 @@ def simulate(
     dst: str = typer.Argument(..., metavar="OUT", help="Output path; the format follows the extension."),
     condition: str = typer.Option("N2-B2", "--condition", "-c",
                                   help="Paper-2020 condition N1-B1 .. N3-B3, or 'none' to give every parameter."),
-    seed: int = typer.Option(0, "--seed", help="Seed of the noise."),
+    seed: int = typer.Option(0, "--seed", min=0, help="Seed of the noise."),
     blur_sigma: str = typer.Option(None, "--blur-sigma",
                                    help="Gaussian PSF sigma in pixels, one value or one per axis (2,0.8,0.8); "
                                         "overrides the condition's blur; 0 turns it off."),

@@ -293,7 +293,9 @@ def write_tiff(path, data: np.ndarray, *, axes=None, pixel_size=None, compressio
         # tifffile's JSON description keeps the shape; nothing claims to know the axes.
         kind, meta = "plain", {}
     elif not is_ome_name(path) and data.dtype in IMAGEJ_DTYPES and _is_subsequence(axes, IMAGEJ_ORDER) \
-            and axes.endswith("YX"):
+            and axes.endswith("YX") and data.shape[-1] != 1:
+        # (an X of length 1 goes to OME: tifffile's ImageJ writer takes it for a samples axis and
+        # stores one page of (Z, Y), a file that cannot be read back)
         kind = "imagej"
         meta = {"axes": axes}
         if pixel_size:

@@ -41,14 +41,19 @@ def pairs_sampler(noisy, clean, *, patch, seed: int = 0, augment: bool = True, p
     clean = list(clean) if isinstance(clean, list) else [clean]
     if len(noisy) != len(clean):
         raise ValueError(f"got {len(noisy)} noisy images but {len(clean)} clean ones")
+    pairs = [(open_array(n), open_array(c)) for n, c in zip(noisy, clean)]
+    for i, (n, c) in enumerate(pairs):
+        # before: numpy's "operands could not be broadcast" from deep inside the alignment
+        if tuple(n.shape) != tuple(c.shape):
+            raise ValueError(f"noisy image {i} has shape {tuple(n.shape)} but its clean partner {tuple(c.shape)}: "
+                             "a training pair must be the same field of view, pixel for pixel")
     normalize = True
     if align:
         normalize = []
-        for n, c in zip(noisy, clean):
-            n, c = open_array(n), open_array(c)
+        for n, c in pairs:
             rn = percentile_range(n, percentiles=percentiles)
             normalize.append([rn, affine_aligned_range(n, c, rn, percentiles=percentiles)])
-    return PatchSampler(list(zip(noisy, clean)), patch=patch, seed=seed, augment=augment, percentiles=percentiles,
+    return PatchSampler(pairs, patch=patch, seed=seed, augment=augment, percentiles=percentiles,
                         normalize=normalize, foreground=foreground)
 
 

@@ -312,6 +312,9 @@ def simulate_frames(image, *, n_frames: int = 15, factor=4, shift=1.0, rotation=
     if np.any(fac < 1) or np.any(fac != np.round(fac)):
         raise ValueError(f"factor must be a positive integer per axis, got {factor}")
     fac = tuple(int(v) for v in fac)
+    if any(n < f for n, f in zip(img.shape, fac)):  # else the crop suggested below would be empty
+        raise ValueError(f"image shape {img.shape} is smaller than the downsampling factor {fac} on an axis: "
+                         "a frame would have no pixel")
     if any(n % f for n, f in zip(img.shape, fac)):
         raise ValueError(f"image shape {img.shape} is not divisible by the downsampling factor {fac}; "
                          f"crop it to {tuple(n - n % f for n, f in zip(img.shape, fac))} first")

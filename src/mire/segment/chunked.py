@@ -457,8 +457,8 @@ def _save_tables(core, final, folder) -> None:
 def scratch_folder(out, fingerprint: dict, *, resume: bool, suffix: str = "stitch"):
     """Scratch folder for a blockwise run's intermediate results; removed when the run completes.
 
-    Beside a path ``out`` (``.<name>.<suffix>``), kept when the run fails so that the next run
-    with the same ``fingerprint`` (a JSON-able dict of what is computed) resumes from it; a
+    Beside a path ``out`` (``.<name>.<suffix>``), kept when the run fails (other than by a
+    ``ValueError``, a refused input) so that the next run with the same ``fingerprint`` (a JSON-able dict of what is computed) resumes from it; a
     leftover with another fingerprint, or ``resume=False``, is cleared. Otherwise a temporary
     folder, always removed."""
     if isinstance(out, (str, os.PathLike)):
@@ -474,8 +474,10 @@ def scratch_folder(out, fingerprint: dict, *, resume: bool, suffix: str = "stitc
         root, keep_on_error = Path(tempfile.mkdtemp(prefix=f"mire-{suffix}-")), False
     try:
         yield root
-    except BaseException:
-        if not keep_on_error:
+    except BaseException as exc:
+        # a refused input (ValueError: NaN, values outside [0, 1], ...) fails the same way on every
+        # rerun, so there is nothing to resume: no folder is left behind for it
+        if not keep_on_error or isinstance(exc, ValueError):
             shutil.rmtree(root, ignore_errors=True)
         raise
     shutil.rmtree(root, ignore_errors=True)

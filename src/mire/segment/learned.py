@@ -296,6 +296,10 @@ class Segmenter:
                 raise ValueError(f"membrane_label must be a positive id (0 is unpainted), got {membrane_label}")
             if not any(np.any(g[1] > 0) for g in groups):
                 raise ValueError("sparse labels: nothing is painted (every label is 0)")
+        elif not any(np.any(g[1] > 0) for g in groups):
+            # before: trained and saved a model that had seen no segment at all (exit 0)
+            raise ValueError("labels: every label is 0, so there is no segment to learn (the wrong file, or "
+                             "sparse labels without --sparse?)")
         pct = self.metadata["normalization"]["percentiles"]
         if self.metadata["normalization"].get("reference") is None:
             self.metadata["normalization"]["reference"] = self.reference_statistics([g[0] for g in groups])

@@ -125,8 +125,11 @@ def superresolve(frames, *, factor, method: str = "map", prior: str | None = Non
     if not -n_t <= reference < n_t:
         raise ValueError(f"reference={reference} is not a frame index for {n_t} frames")
     reference %= n_t
-    if nu <= 0:
+    if not nu > 0:  # NaN too
         raise ValueError(f"nu must be > 0, got {nu}")
+    if weight is not None and not (math.isfinite(float(weight)) and float(weight) >= 0):
+        # a NaN weight passed `weight < 0` and gave an all-NaN image (exit 0, "noise SD nan")
+        raise ValueError(f"weight must be a finite number >= 0 (or None for the default), got {weight}")
     for name, value in (("n_iter", n_iter), ("n_outer", n_outer)):
         # None picks the method's default; 0 would too (``n_iter or 8``), silently
         if value is not None and not (float(value) == int(value) and int(value) >= 1):

@@ -133,6 +133,9 @@ def region_grow(image, swc, *, threshold=None, max_distance: float = MAX_DISTANC
         raise ValueError(f"max_distance must be positive, got {max_distance}")
     if not 0 <= snap_distance <= max_distance:
         raise ValueError(f"snap_distance must be in [0, max_distance], got {snap_distance}")
+    if threshold is not None and not np.isfinite(float(threshold)):
+        # NaN compares False with every voxel: both regions came out empty and scored 0
+        raise ValueError(f"threshold must be a finite intensity, got {threshold}")
     sp = normalized_spacing(spacing, img.ndim)
     out = np.zeros(img.shape, bool)
     idx = _trace_points(swc, img.shape, sp)
