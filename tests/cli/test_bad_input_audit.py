@@ -577,3 +577,22 @@ def test_simulate_frames_of_an_image_smaller_than_the_factor_says_so():
         simulate_frames(np.ones((1, 4)), n_frames=3, factor=2)
     with pytest.raises(ValueError, match=r"crop it to \(4, 4\) first"):
         simulate_frames(np.ones((5, 4)), n_frames=3, factor=2)
+
+
+def test_napari_save_trace_refuses_a_name_that_is_not_swc(tmp_path):
+    # before: the SWC text was written to "tree.txt" (or "tree") without a word; `mire trace` refuses it
+    pytest.importorskip("napari")
+    from mire._napari import _actions
+
+    img = np.zeros((8, 32, 32), np.float32)
+    img[4, 16, 4:28] = 1.0
+    (lines, kwargs, _), = _actions.trace_layer_data(img)
+
+    class Layer:  # what save_trace reads of a traced Shapes layer
+        metadata = kwargs["metadata"]
+
+    for name in ("tree.txt", "tree"):
+        with pytest.raises(ValueError, match="give a file name ending in .swc"):
+            _actions.save_trace(Layer(), tmp_path / name)
+    assert list(tmp_path.iterdir()) == []
+    assert _actions.save_trace(Layer(), tmp_path / "tree.swc").stat().st_size > 0

@@ -336,6 +336,8 @@ def save_trace(layer, path) -> Path:
     """Write the SWC stored in a traced Shapes layer's ``metadata["swc"]`` (atomically, via mire.io)."""
     from mire.io import write_swc
 
+    if not str(path).lower().endswith(".swc"):  # as `mire trace`: "tree" or "tree.txt" is no SWC file
+        raise ValueError(f"the trace is saved as SWC: give a file name ending in .swc, got {str(path)!r}")
     write_swc(path, _layer_swc(layer))
     return Path(path)
 
