@@ -127,14 +127,15 @@ def scores(gt, seg, per_slice):
     return {"arand": float(e), "voi_split": float(sp), "voi_merge": float(me)}
 
 
-def painted(gt, n):
-    """``n`` evenly spaced painted slices (every voxel of a slice one body) and the GT without them."""
+def painted(gt, n, membrane=None):
+    """``n`` evenly spaced painted slices (every voxel of a slice one body) and the GT without them.
+    ``membrane``: paint the GT's membrane voxels (0) with this id instead of giving them to the nearest body."""
     from skimage.segmentation import expand_labels
 
     zs = np.linspace(0, gt.shape[0] - 1, n + 2)[1:-1].round().astype(int)
     sparse = np.zeros_like(gt)
     for z in zs:
-        sparse[z] = expand_labels(gt[z], 10)
+        sparse[z] = expand_labels(gt[z], 10) if membrane is None else np.where(gt[z] > 0, gt[z], membrane)
     held = gt.copy()
     held[zs] = 0
     return sparse, held, zs.tolist()
@@ -192,6 +193,10 @@ def train_loo(minutes, microscope_minutes=0.0):
 
 
 # ------------------------------------------------------------------ rows
+#: --paint-membranes: the (c) rows paint membranes with their own id (Segmenter.train(membrane_label=...))
+PAINT_MEMBRANES = [False]
+
+
 def run_rows(name, vol, shift, *, model_fn, model_label, fine_tune_steps, fine_tune, log, only=None):
     from mire.segment import baseline_segmentation
 
@@ -230,13 +235,14 @@ def run_rows(name, vol, shift, *, model_fn, model_label, fine_tune_steps, fine_t
             {"zoom": m.metadata["adaptation"]["zoom"], "measured_zoom": m.metadata["adaptation"].get("measured_zoom")})
     if fine_tune:
         for n in (1, 3, 10):
-            sparse, held, zs = painted(gt, n)
-            label = f"(c) fine-tune {n} slice{'s' if n > 1 else ''}"
+            memb = int(gt.max()) + 1 if PAINT_MEMBRANES[0] else None
+            sparse, held, zs = painted(gt, n, memb)
+            label = f"(c) fine-tune {n} slice{'s' if n > 1 else ''}" + (", membranes painted" if memb else "")
             gt_eval[label] = held
             t0 = time.perf_counter()
             m = model_fn()
             patch = (16, 64, 64) if raw.shape[0] >= 16 else (8, 64, 64)
-            m.train(raw, sparse, sparse=True, patch=patch, epochs=1, steps_per_epoch=fine_tune_steps, batch_size=2,
+            m.train(raw, sparse, sparse=True, membrane_label=memb, patch=patch, epochs=1, steps_per_epoch=fine_tune_steps, batch_size=2,
                     lr=3e-4, lr_decay=1.0, progress=False, seed=0)
             train_s = time.perf_counter() - t0
             add(label, m.segment(raw), time.perf_counter() - t0, m, {"painted": zs, "train_seconds": round(train_s)})
@@ -431,6 +437,8 @@ def main() -> int:
     p.add_argument("--render", action="store_true", help="rewrite OUT.md from OUT.json")
     p.add_argument("--model", default=None, help="run the 'shipped' rows with this model (name or path stem)")
     p.add_argument("--mws", action="store_true", help="only the mutex-watershed comparison (em_adaptation_mws.md)")
+    p.add_argument("--paint-membranes", action="store_true", help="(c) rows: paint the GT's membrane voxels "
+                   "with their own id (--membrane-label) instead of giving them to the nearest body")
     p.add_argument("--merge", default=None, help="write OUT.{md,json} from these earlier runs' JSON (comma-separated "
                    "names in experiments/results; one run per volume checkpoints a long table)")
     args = p.parse_args()
@@ -439,6 +447,7 @@ def main() -> int:
     torch.set_num_threads(1)
     if args.model:
         SHIPPED[0] = args.model
+    PAINT_MEMBRANES[0] = args.paint_membranes
     if args.train_loo:
         train_loo(args.train_loo, args.loo_microscope)
         return 0
