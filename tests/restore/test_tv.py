@@ -517,7 +517,7 @@ def test_strata_of_equal_proxy_sum_are_hand_computed_and_never_empty():
 def test_equal_sum_strata_lower_the_draw_to_draw_spread_of_the_tile_estimate():
     # Faint neurites of varied brightness in a Poisson-noisy stack whose background brightens across
     # x. The Horvitz-Thompson estimate of the whole stack's signal energy must be unbiased under both
-    # designs, and the default strata of equal SD sums must scatter less over tile seeds than main's
+    # designs, and strata of equal SD sums (strata="cumulative") must scatter less over tile seeds than the default
     # strata of equal counts (which put bright and dark tiles in one stratum).
     from mire.restore._weight import sample_tiles
 
