@@ -52,7 +52,8 @@ def main():
         for label, (sig, rule) in DESIGNS.items():
             ws, losses = [], []
             for seed in range(200):
-                tl = sample_tiles(img_n, psf_shape=np.shape(psf), seed=seed, noise=noise if sig else None, strata=rule)
+                tl = sample_tiles(img_n, psf_shape=np.shape(psf), seed=seed, noise=noise if sig else None,
+                                  strata=rule)
                 est = sum(w * curves[key[repr(sl)]] for sl, w in tl) / sum(w * n[key[repr(sl)]] for sl, w in tl)
                 w = argmin_log(est)
                 ws.append(w)

@@ -81,7 +81,8 @@ def main():
     key = {repr(sl): i for i, sl in enumerate(tiles)}
     draws = {}
     for seed in range(6):
-        draws[seed] = [(key[repr(sl)], w) for sl, w in sample_tiles(img_n, psf_shape=np.shape(psf), seed=seed, strata="count")]  # main's draw
+        tl = sample_tiles(img_n, psf_shape=np.shape(psf), seed=seed, strata="count")  # main's draw
+        draws[seed] = [(key[repr(sl)], w) for sl, w in tl]
     # probe scatter: tiles of seeds 0 and 1 fixed, probe seeds 0..3 (the default uses probe = tile seed)
     probe = {}
     for seed in (0, 1):

@@ -183,7 +183,9 @@ def sample_tiles(image, *, max_voxels: int = SEARCH_VOXELS, n_tiles: int = 6, n_
     inclusion probability: Horvitz-Thompson). ``strata="cumulative"`` makes strata of equal SD sums
     instead (:func:`_strata`); ``noise`` ranks tiles by their signal SD (SD less the model's noise).
     Neither is the default: on fresh tile seeds the equal-sum strata improved the worst loss against
-    the best grid weight but not the mean (experiments/results/tv_tile_seed.md). An image of at most ``max_voxels`` voxels, or one whose
+    the best grid weight but not the mean (experiments/results/tv_tile_seed.md).
+
+    An image of at most ``max_voxels`` voxels, or one whose
     tiles would cost more to solve than the whole (with their context margins, :func:`_margin`, and
     PSF padding), is one tile of weight 1.
 
