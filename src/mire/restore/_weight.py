@@ -233,6 +233,17 @@ def sample_tiles(image, *, max_voxels: int = SEARCH_VOXELS, n_tiles: int = 6, n_
     return chosen
 
 
+def _with_margin(sl, margin, shape) -> tuple:
+    """The tile ``sl`` widened by ``margin`` on each side, within ``shape`` (the context it is solved with)."""
+    return tuple(slice(max(0, a.start - m), min(n, a.stop + m)) for a, m, n in zip(sl, margin, shape))
+
+
+def _tile_window(prob, sl, outer) -> tuple:
+    """Where the tile ``sl`` lies in the grid of ``prob``, the problem of its context ``outer``."""
+    return tuple(slice(o.start + a.start - b.start, o.start + a.stop - b.start)
+                 for o, a, b in zip(prob.domain.window, sl, outer))
+
+
 class _Sample:
     """SURE of ``y -> H x`` summed over a weighted tile sample (see the module docstring).
 
@@ -254,12 +265,11 @@ class _Sample:
             tiles = sample_tiles(img, max_voxels=max_voxels, psf_shape=np.shape(psf), seed=seed)
         for sl, w in tiles:
             # solve the tile with context around it, score only the tile itself
-            outer = tuple(slice(max(0, a.start - m), min(n, a.stop + m)) for a, m, n in zip(sl, margin, img.shape))
+            outer = _with_margin(sl, margin, img.shape)
             tile = img[outer]
             prob = _make_problem(tile, psf, **opts)
             inner = torch.zeros_like(prob.y)
-            win = tuple(slice(o.start + a.start - b.start, o.start + a.stop - b.start)
-                        for o, a, b in zip(prob.domain.window, sl, outer))
+            win = _tile_window(prob, sl, outer)
             inner[win] = 1.0
             var = self.noise.variance(ndimage.gaussian_filter(tile.astype(np.float64), 1.0)).astype(np.float32)
             sd = torch.zeros_like(prob.y)
@@ -314,11 +324,10 @@ class _HoldoutSample:
         self.tiles = []
         margin = _margin(np.shape(psf))
         for sl, w in sample_tiles(img, max_voxels=max_voxels, psf_shape=np.shape(psf), seed=seed):
-            outer = tuple(slice(max(0, a.start - m), min(n, a.stop + m)) for a, m, n in zip(sl, margin, img.shape))
+            outer = _with_margin(sl, margin, img.shape)
             prob = _make_problem(img[outer], psf, holdout=held_all[outer], **opts)
             score = torch.zeros_like(prob.y)
-            win = tuple(slice(o.start + a.start - b.start, o.start + a.stop - b.start)
-                        for o, a, b in zip(prob.domain.window, sl, outer))
+            win = _tile_window(prob, sl, outer)
             score[win] = torch.as_tensor(held_all[sl], dtype=torch.float32, device=device)
             self.tiles.append({"prob": prob, "score": score, "w": w})
         self.n = sum(t["w"] * float(t["score"].sum()) for t in self.tiles)
