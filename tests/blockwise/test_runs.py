@@ -180,3 +180,28 @@ def test_resume_of_a_run_killed_before_its_first_block(tmp_path):
     assert (tmp_path / ".out.zarr.mire-run").exists() and not out.exists()
     res = map_blocks(smooth, vol, block_shape=(4, 8, 8), halo=2, out=out, token="t")
     np.testing.assert_array_equal(res[:], map_blocks(smooth, vol, block_shape=(4, 8, 8), halo=2))
+
+
+
+def test_a_failed_threaded_run_raises_after_the_blocks_in_flight_finish(tmp_path):
+    # before: dask's threaded scheduler raised block 0's error while block 1 was still running, so a
+    # caller removing its scratch folder on the error raced with block 1 writing into it (a CI failure:
+    # `.o.ome.zarr.boundary` left behind after a refused input)
+    import threading
+
+    from mire.blockwise._schedule import run_tasks
+
+    started = threading.Event()
+
+    def task(i):
+        if i == 0:
+            started.wait(2.0)  # raise while block 1 runs (a timeout if dask put both in one thread)
+            raise ValueError("block 0 is refused")
+        started.set()
+        time.sleep(0.3)
+        (tmp_path / f"written-{i}").write_text("x")
+
+    with pytest.raises(ValueError, match="block 0 is refused"):
+        run_tasks(task, [0, 1], scheduler="threads", workers=2)
+    assert started.is_set()
+    assert (tmp_path / "written-1").exists()  # the block in flight ended before the error came back

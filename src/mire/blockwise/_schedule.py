@@ -80,8 +80,32 @@ def run_tasks(fn, items, *, scheduler=None, workers: int | None = None, progress
             from dask.diagnostics import ProgressBar
 
             bar = ProgressBar()
-        with bar:
+        with bar, _own_thread_pool(sched, workers) as pool:
+            if pool is not None:
+                opts["pool"] = pool
             return list(dask.compute(*tasks, **opts))
+
+
+@contextlib.contextmanager
+def _own_thread_pool(sched, workers):
+    """A thread pool for this run only, shut down (waiting) when the run ends.
+
+    dask's threaded scheduler raises a task's error at once while the other threads of its
+    shared pool still run their blocks; a caller that then removes a scratch folder would race
+    with blocks still writing into it. Waiting for the in-flight tasks (and cancelling the queued
+    ones) makes the error arrive after the last write. The process scheduler already waits.
+    """
+    if sched != "threads":
+        yield None
+        return
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(max_workers=int(workers) if workers is not None else (os.cpu_count() or 1))
+    try:
+        yield pool
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _run_on_client(client, fn, items, *, progress, description):
