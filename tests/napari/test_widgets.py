@@ -96,6 +96,17 @@ def test_errors_become_notifications_not_crashes(viewer, qtbot):
     qtbot.waitUntil(lambda: rest.run_button.enabled, timeout=10_000)  # ready for the next try
 
 
+
+def test_an_rgb_layer_is_refused_in_words(viewer, qtbot):
+    # before: restoring an RGB layer complained that the PSF (9, 9, 9) was larger than the image (64, 64, 3):
+    # the colour axis was read as a third spatial axis
+    viewer.add_image(np.random.default_rng(0).random((64, 64, 3)).astype(np.float32), name="colour", rgb=True)
+    rest = _dock(viewer, _widgets.RestoreWidget(viewer))
+    rest.image.value = viewer.layers["colour"]
+    rest._on_run()
+    assert rest.worker is None or rest.status.value.startswith("error")
+    assert "layer 'colour' is an RGB(A) image; mire works on one channel" in rest.status.value
+
 def test_segment_threshold_slider_relabels_without_repredicting(viewer, qtbot):
     from mire.data import em_cells
     from mire.segment import boundaries

@@ -469,4 +469,8 @@ def _model_name(choice: str, file_value) -> str | None:
 def _require(value, what: str):
     if value is None:
         raise ValueError(f"choose {what}")
+    if getattr(value, "rgb", False):
+        # napari keeps colour as a last axis of 3 or 4; mire's methods would read it as a third spatial axis
+        raise ValueError(f"layer {value.name!r} is an RGB(A) image; mire works on one channel: split it first "
+                         "(right-click the layer, Split RGB) and choose one channel")
     return value

@@ -99,7 +99,11 @@ def _own_thread_pool(sched, workers):
         yield None
         return
     import os
-    from concurrent.futures import ThreadPoolExecutor
+
+    try:  # dask's own pool class (it carries context variables into the tasks, as dask's default pool does)
+        from dask.threaded import ContextAwareThreadPoolExecutor as ThreadPoolExecutor
+    except ImportError:
+        from concurrent.futures import ThreadPoolExecutor
 
     pool = ThreadPoolExecutor(max_workers=int(workers) if workers is not None else (os.cpu_count() or 1))
     try:
