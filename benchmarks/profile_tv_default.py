@@ -14,7 +14,9 @@ only fewer of one of those (which changes the estimate and needs the design-stac
 After the tile margins went from two PSF radii to one (issue #20, experiments/results/tv_search_speed.md),
 measured 2026-12-07 under heavier load (load average 4): total 12.2 s, search 8.8 s (8 trials of ~1.05 s,
 tile grids 32..35 x 48 x 45..48), final solve 3.2 s. Fewer iterations per trial moved the chosen weight
-on the design stacks (up to -0.5 dB), so the final solve is now about a quarter of the call. Usage: ``PYTHONPATH=src python benchmarks/profile_tv_default.py [--stack OP_5] [--size 128]``
+on the design stacks (up to -0.5 dB), so the final solve is now about a quarter of the call. Quiet-machine split by stage and inside ADMM (FFTs / finite differences / other passes), 2026-12-07 22:03:
+experiments/tv_iter_split.py, experiments/results/tv_default_profile.md (search 9.6 of 12.9 s CPU, final solve 3.0 s).
+Usage: ``PYTHONPATH=src python benchmarks/profile_tv_default.py [--stack OP_5] [--size 128]``
 """
 
 from __future__ import annotations

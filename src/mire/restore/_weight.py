@@ -79,6 +79,11 @@ SEARCH_VOXELS = 240_000
 MARGIN_RADII = 1.0
 #: ADMM iterations per solve of a SURE trial (fixed: data and probe solves truncate alike).
 SEARCH_ITER = 40
+#: Under test (issue #20, not the default): when set to k, each SURE trial solves the data problem
+#: ``SEARCH_ITER`` iterations, then the probe problem k iterations from that state and the data problem the same
+#: k further (``SEARCH_ITER + 2k`` per tile instead of ``2 SEARCH_ITER``). ``None``: both solves run
+#: ``SEARCH_ITER`` from the previous trial's state (experiments/results/tv_probe_restart_gate.md).
+PROBE_RESTART = None
 #: Whole-data weight over the half-data (checkerboard hold-out) weight of equal risk: ``1 / sqrt(q)``
 #: for the kept fraction ``q = 1/2`` (see :func:`choose_tv_weight`, ``"cv"``).
 HOLDOUT_CORRECTION = math.sqrt(2.0)
@@ -561,8 +566,14 @@ def choose_tv_weight(image, psf, *, method: str = "auto", spacing=None, data_ter
                 # truncation errors largely cancel in the divergence difference
                 # (the data solve takes the stored state over: one copy per tile, not two)
                 start = states[i]
-                st_p, _ = _admm(t["prob_p"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
-                st, _ = _admm(t["prob"], w, state=start, **opts)
+                if PROBE_RESTART:
+                    k_opts = dict(opts, n_iter=int(PROBE_RESTART))
+                    st, _ = _admm(t["prob"], w, state=start, **opts)
+                    st_p, _ = _admm(t["prob_p"], w, state=copy.deepcopy(st), **k_opts)
+                    st, _ = _admm(t["prob"], w, state=st, **k_opts)
+                else:
+                    st_p, _ = _admm(t["prob_p"], w, state=copy.deepcopy(start) if start is not None else None, **opts)
+                    st, _ = _admm(t["prob"], w, state=start, **opts)
                 states[i] = st
                 xs.append(st.x)
                 xps.append(st_p.x)
