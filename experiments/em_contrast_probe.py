@@ -20,7 +20,9 @@ affs = {g: affinities(g) for g in (1.0, 0.5, 2.0)}
 configs = {"mean_md3": dict(scoring="mean", min_distance=3.0),
            "median_md5.4": dict(scoring="median", min_distance=5.4),
            "mean_md5.4": dict(scoring="mean", min_distance=5.4),
-           "median_md3_sigma2": dict(scoring="median", min_distance=3.0, sigma=2.0)}
+           "median_md3_sigma2": dict(scoring="median", min_distance=3.0, sigma=2.0),
+           "mean_md5.4_sigma2": dict(scoring="mean", min_distance=5.4, sigma=2.0),
+           "mean_md8": dict(scoring="mean", min_distance=8.0)}
 for name in sys.argv[1:]:
     kw = configs[name]; t = time.time(); segs = {}; thr = {}
     for g in affs:
