@@ -39,6 +39,13 @@ Three things make the default call need no tuning:
   (The discrepancy principle for Poisson data, Bertero et al. 2010, was tried first: near the
   optimum the deviance moves by < 1 % per iteration, so a 2-5 % error of the estimated noise
   level moved its stop by many iterations, and on some stacks it never stopped.)
+
+``HALF_RES_FIRST_STEP`` (off) takes the first, over-relaxed step's back-projection ``H^T z`` from the
+2^ndim block means of the data on a half-resolution grid (:func:`_half_res_backprojection`), normalized
+by the same approximation of ``H^T 1`` (:func:`_half_res_box_scale`): one 1/2^ndim-size transform
+pair instead of a full one. It is exact for block-constant data only; the block means and the linear
+interpolation blur the step, which cost up to 0.73 dB on the design stacks, so its gate failed
+(``benchmarks/results/rl_half_res_gate.md``) and main's exact step is the default.
 """
 
 from __future__ import annotations
