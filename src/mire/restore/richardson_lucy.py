@@ -39,6 +39,13 @@ Three things make the default call need no tuning:
   (The discrepancy principle for Poisson data, Bertero et al. 2010, was tried first: near the
   optimum the deviance moves by < 1 % per iteration, so a 2-5 % error of the estimated noise
   level moved its stop by many iterations, and on some stacks it never stopped.)
+
+``HALF_RES_FIRST_STEP`` (off) takes the first, over-relaxed step's back-projection ``H^T z`` from the
+2^ndim block means of the data on a half-resolution grid (:func:`_half_res_backprojection`), normalized
+by the same approximation of ``H^T 1`` (:func:`_half_res_box_scale`): one 1/2^ndim-size transform
+pair instead of a full one. It is exact for block-constant data only; the block means and the linear
+interpolation blur the step, which cost up to 0.73 dB on the design stacks, so its gate failed
+(``benchmarks/results/rl_half_res_gate.md``) and main's exact step is the default.
 """
 
 from __future__ import annotations
@@ -49,7 +56,7 @@ import numpy as np
 import torch
 
 from mire._torch import default_device, to_numpy, to_tensor
-from mire._fft import irfftn, rfftn
+from mire._fft import fast_len, irfftn, rfftn
 from mire._progress import progress_bar
 from mire.restore._common import check_inputs, compute_dtype, grad, grad_adjoint, normalize_spacing
 
@@ -58,6 +65,7 @@ ACCELERATIONS = (None, "biggs")
 HOLDOUT = 0.1  # fraction of the voxels the automatic stop holds out
 PATIENCE = 3  # iterations past the hold-out loss's minimum before the automatic stop ends
 FIRST_STEP = 2.0  # exponent of the accelerated run's first RL step (module docstring)
+HALF_RES_FIRST_STEP = False  # the accelerated run's first step on 2^ndim block means (module docstring)
 
 
 def poisson_model(image: np.ndarray, *, background=None, read_noise=None, gain=None) -> dict:
@@ -348,7 +356,8 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
         start = start if start > 0 else (0.5 if not (b or shift) else 1e-3 * max(shift, 1e-12))
         x.fill_(start)
         # every valid output sees the whole kernel (sum 1) over a constant unknown
-        flat_hx = float(torch.tensor(start, dtype=dtype)) * float(kernel.sum())
+        flat_x = float(torch.tensor(start, dtype=dtype))
+        flat_hx = flat_x * float(kernel.sum())
     else:
         x.fill_(0.5)  # scikit-image's start
     sp = normalize_spacing(spacing, img.ndim)
@@ -364,6 +373,11 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     alphas = [0.0]  # the factor of each iteration (none at the first)
     losses, done, stopped = [], 0, False
     best_loss, best_it, best_x = math.inf, 0, None
+    # the first step's back-projection from block means: the flat start's over-relaxed step of plain RL
+    # (no hold-out weights, no TV term) on a stack with at least 2 blocks per axis
+    half_first = (HALF_RES_FIRST_STEP and biggs and FIRST_STEP != 1 and flat_hx is not None and fit is None
+                  and tv_weight == 0 and (_point or total > 1) and min(img.shape) >= 4)
+    track0 = half_first and (total + (1 if _point else 0)) > 2 or (half_first and acceleration_factors is not None)
     with progress_bar(progress, total, "Richardson-Lucy") as bar:
         # the automatic stop scores the point each step starts from, and `_point` (its refit)
         # returns that point: one more pass through the loop's head
@@ -382,6 +396,23 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
                     x.copy_(cur)
             if _point and it == total:
                 break
+            if it == 0 and half_first:
+                # the over-relaxed first step from the flat start, its back-projection at half resolution
+                # (module docstring): no full-size transform
+                dst = torch.empty(x.shape, dtype=dtype, device=device) if track0 else x
+                _half_res_backprojection(y, kernel, y_region, out=dst, scale=1 / (flat_hx + shift + eps))
+                # normalized by the same approximation of H^T 1: its border error cancels (see the helper)
+                half_inv = _half_res_box_scale(kernel, img.shape, y_region, x.shape, dtype, device)
+                _scale_(dst, half_inv).clamp_min_(0).pow_(FIRST_STEP).mul_(flat_x)
+                if track0:
+                    g_prev = torch.sub(dst, x)
+                    prev, cur = cur, dst
+                x_old = track0
+                done = 1
+                bar.advance(1)
+                if callback is not None:
+                    callback(done, _result(dst, offset, b, dtype))
+                continue
             if it == 0 and flat_hx is not None:
                 # one value broadcast (stride 0): the ratio's pass reads no full-size array
                 hx = torch.full((), flat_hx + shift + eps, dtype=dtype, device=device).expand(y.shape)
@@ -532,6 +563,127 @@ def _box_adjoint(kernel: np.ndarray, shape, dtype) -> tuple[torch.Tensor, list]:
         a = torch.as_tensor(rows.astype(np.float64))
         out = torch.movedim(torch.tensordot(a, out, dims=([1], [ax])), 0, ax)
     return out.to(dtype=dtype).contiguous(), index
+
+
+def _half_res_backprojection(r: torch.Tensor, kernel: np.ndarray, y_region, *, out: torch.Tensor,
+                             scale: float = 1.0) -> torch.Tensor:
+    """``H^T (scale r)`` of the valid boundary (``out``: the unknown's shape) from the 2^ndim block means of ``r``.
+
+    ``r`` is taken as constant on each block (an odd axis's last voxel makes a block with itself), so
+    ``H^T`` of it, averaged over the unknown's blocks (aligned with the image's), is a correlation of
+    the block means with a half-resolution kernel: ``k_h[d] = 2^-ndim sum_{e in {0,1}^ndim}
+    sum_{j: floor((e + j - c) / 2) = d} k[j]``, one 0/1 matrix per axis as the sum over ``e`` factors.
+    It runs on a grid 2^ndim times smaller; the result is interpolated linearly between block centres
+    (weights 3/4, 1/4, the last axis first, so the largest pass writes whole planes into ``out``).
+    """
+    nd = r.ndim
+    dims = tuple(range(nd))
+    half = r
+    for ax in range(nd):  # block sums, pairwise along each axis
+        n = half.shape[ax]
+        a = half[(slice(None),) * ax + (slice(0, None, 2),)]
+        b = half[(slice(None),) * ax + (slice(1, None, 2),)]
+        if n % 2:
+            b = torch.cat([b, half.narrow(ax, n - 1, 1)], ax)
+        half = a + b
+    half = half.mul_(0.5 ** nd * scale)
+    kh_np, lo_d = _half_kernel(kernel)
+    kh = torch.as_tensor(kh_np)
+    # v[P] = sum_d k_h[d] r_h[P + d] for the block indices P the interpolation reads: image coordinate
+    # p = (unknown index) - y_region start, p in [-s, X - s); block P is centred at 2 P + 1/2
+    s0 = [int(reg.start) for reg in y_region]
+    need = [_half_blocks_needed(s, x) for s, x in zip(s0, out.shape)]
+    grid = [fast_len(max(nh + kh.shape[a], hi - lo + 1)) for a, (nh, (lo, hi)) in enumerate(zip(half.shape, need))]
+    kpad = torch.zeros(grid, dtype=torch.float64)
+    where = [torch.as_tensor((np.arange(kh.shape[a]) + lo_d[a]) % grid[a]) for a in range(nd)]
+    kpad[torch.meshgrid(*where, indexing="ij")] = kh
+    rpad = torch.zeros(grid, dtype=r.dtype, device=r.device)
+    rpad[tuple(slice(0, n) for n in half.shape)] = half
+    kf = rfftn(kpad.to(r.dtype).to(r.device), dim=dims, exact=True).conj()
+    v = irfftn(rfftn(rpad, dim=dims, exact=True).mul_(kf), s=grid, dim=dims)
+    for a, (lo, hi) in enumerate(need):  # P = lo..hi (negative P wrap to the grid's far end)
+        v = torch.index_select(v, a, torch.as_tensor(np.arange(lo, hi + 1) % grid[a], device=r.device))
+    for a in reversed(range(nd)):
+        s, x = s0[a], out.shape[a]
+        dst = out if a == 0 else torch.empty(v.shape[:a] + (x,) + v.shape[a + 1:], dtype=r.dtype, device=r.device)
+        lo = need[a][0]
+        # output t <-> p = t - s; p = 2P (even): v[P] + 1/4 (v[P-1] - v[P]); p = 2P + 1: v[P] + 1/4 (v[P+1] - v[P])
+        t_ev = s % 2  # first t with p even
+        n_ev = (x - t_ev + 1) // 2
+        p_ev = (t_ev - s) // 2 - lo  # local index of P for that t
+        t_od = 1 - t_ev
+        n_od = (x - t_od + 1) // 2
+        p_od = (t_od - s - 1) // 2 - lo
+        sl = lambda st, n: (slice(None),) * a + (slice(st, st + n),)  # noqa: E731
+        ss = lambda st, n: (slice(None),) * a + (slice(st, st + 2 * n - 1, 2),)  # noqa: E731
+        torch.lerp(v[sl(p_ev, n_ev)], v[sl(p_ev - 1, n_ev)], 0.25, out=dst[ss(t_ev, n_ev)])
+        torch.lerp(v[sl(p_od, n_od)], v[sl(p_od + 1, n_od)], 0.25, out=dst[ss(t_od, n_od)])
+        v = dst
+    return out
+
+def _half_kernel(kernel: np.ndarray) -> tuple[np.ndarray, list]:
+    """The half-resolution kernel ``k_h`` of :func:`_half_res_backprojection` (float64) and its first index per axis."""
+    k = np.asarray(kernel, dtype=np.float64)
+    kh = k
+    lo_d = []
+    for ax in reversed(range(k.ndim)):
+        kk, c = k.shape[ax], k.shape[ax] // 2
+        j = np.arange(kk)
+        d0 = (j - c) // 2  # e = 0
+        d1 = (1 + j - c) // 2  # e = 1
+        lo, hi = int(d0.min()), int(d1.max())
+        mat = np.zeros((hi - lo + 1, kk))
+        np.add.at(mat, (d0 - lo, j), 0.5)
+        np.add.at(mat, (d1 - lo, j), 0.5)
+        kh = np.moveaxis(np.tensordot(mat, kh, axes=([1], [ax])), 0, ax)
+        lo_d.insert(0, lo)
+    return kh, lo_d
+
+
+def _half_blocks_needed(s: int, x: int) -> tuple[int, int]:
+    """First and last block index ``P`` the interpolation onto ``x`` unknowns (image at offset ``s``) reads."""
+    return -(s // 2 + s % 2) - 1, (x - s + 1) // 2 + 1
+
+
+def _half_res_box_scale(kernel: np.ndarray, shape, y_region, x_shape, dtype, device) -> "_BoxScale":
+    """``1 / A(H^T 1)``, ``A`` the half-resolution back-projection of :func:`_half_res_backprojection`.
+
+    Dividing ``A(H^T r)`` by ``A(H^T 1)`` instead of the exact ``H^T 1`` cancels the approximation's
+    error at the borders of the valid domain to first order: there the linear interpolation between a
+    block inside the image and one outside it does not follow the edge of ``H^T r``, and ``A(H^T 1)``
+    misses it the same way (31-37 % off at the last voxels, < 1 % in the quotient). The image's
+    indicator is a product of 1D boxes, and ``A`` is, per axis, an interpolation matrix times a 0/1 box
+    matrix, so ``A(H^T 1)`` is ``k_h`` contracted with one small matrix per axis on its distinct rows
+    (as :func:`_box_adjoint`; no transform). Voxels the exact ``H^T 1`` gives (almost) nothing get 0,
+    as :func:`_inverse_norm` does, so the same unknowns are updated as by the exact step.
+    """
+    k = np.asarray(kernel, dtype=np.float64)
+    kh, lo_d = _half_kernel(k)
+    exact, approx, index = k, kh, []
+    for ax in reversed(range(len(shape))):
+        n, kk, x, s = shape[ax], k.shape[ax], x_shape[ax], int(y_region[ax].start)
+        m = np.arange(x)[:, None]
+        t = m + np.arange(kk)[None, :] - (kk - 1)  # as in _box_adjoint
+        rows_exact = ((t >= 0) & (t < n)).astype(np.float64)
+        lo, hi = _half_blocks_needed(s, x)
+        nh = (n + 1) // 2
+        blocks = np.arange(lo, hi + 1)[:, None] + np.arange(kh.shape[ax])[None, :] + lo_d[ax]
+        box = ((blocks >= 0) & (blocks < nh)).astype(np.float64)  # block P reads block P + d of the image
+        p = np.arange(x) - s  # image coordinate of each unknown; its block P = p // 2, the other P -+ 1
+        interp = np.zeros((x, hi - lo + 1))
+        big = p // 2 - lo
+        interp[np.arange(x), big] += 0.75
+        interp[np.arange(x), big + np.where(p % 2, 1, -1)] += 0.25
+        rows_approx = interp @ box
+        rows, inverse = np.unique(np.hstack([rows_exact, rows_approx]), axis=0, return_inverse=True)
+        index.insert(0, torch.as_tensor(inverse.ravel(), dtype=torch.int64))
+        exact = np.moveaxis(np.tensordot(rows[:, :kk], exact, axes=([1], [ax])), 0, ax)
+        approx = np.moveaxis(np.tensordot(rows[:, kk:], approx, axes=([1], [ax])), 0, ax)
+    # (the float64 exact value, cast as _box_adjoint casts it, decides which voxels get 0)
+    keep = torch.as_tensor(exact).to(dtype) > 1e-6
+    inv = torch.as_tensor(1 / np.maximum(approx, 1e-12)).to(dtype).masked_fill_(~keep, 0)
+    return _BoxScale(inv.contiguous(), index, device)
+
 
 
 def _inverse_norm(norm: torch.Tensor) -> torch.Tensor:
