@@ -14,7 +14,7 @@ from skimage.segmentation import watershed as _sk_watershed
 
 from mire._validate import check_image
 
-__all__ = ["distance_seeds", "seeded_watershed", "affinities_to_boundaries", "check_boundary_map"]
+__all__ = ["distance_seeds", "maxima_dynamics", "seeded_watershed", "affinities_to_boundaries", "check_boundary_map"]
 
 
 def check_boundary_map(boundary, *, name: str = "boundary map", ndim=(2, 3)) -> np.ndarray:
@@ -84,6 +84,109 @@ def _anisotropic_size(min_distance: float, sampling) -> tuple[int, ...]:
     return tuple(max(1, int(2 * np.floor(min_distance / s) + 1)) for s in sampling)
 
 
+def _offsets(ndim):
+    """The 3^ndim - 1 neighbour offsets (full connectivity, as the seed plateaus are labelled)."""
+    import itertools
+
+    return [o for o in itertools.product((-1, 0, 1), repeat=ndim) if any(o)]
+
+
+def _shift(o):
+    """``(src, dst)`` slices: voxel ``src`` and its neighbour ``src + o`` (``dst``) inside the array."""
+    src = tuple(slice(0, -1) if k == 1 else slice(1, None) if k == -1 else slice(None) for k in o)
+    dst = tuple(slice(1, None) if k == 1 else slice(0, -1) if k == -1 else slice(None) for k in o)
+    return src, dst
+
+
+def maxima_dynamics(values):
+    """Dynamic of every regional maximum: its height above the highest saddle to a higher maximum.
+
+    Exact and vectorized: each voxel points to its highest neighbour (ties by flat index), pointer
+    jumping gives every voxel the maximum its ascent ends on (a basin), the saddle between two
+    basins is the largest ``min(v(x), v(y))`` over their touching voxel pairs, and a maximum
+    spanning forest of the basin graph (Kruskal, highest saddle first) gives each maximum the
+    saddle at which it joins a higher one. Within a basin every voxel reaches its maximum without
+    going down, so this saddle is the one of the best voxel path (full connectivity).
+
+    Parameters
+    ----------
+    values : (Z, Y, X) or (Y, X) float array
+
+    Returns
+    -------
+    (roots, dynamics) : flat indices of the maxima (one voxel per maximum; a plateau's highest
+    flat index) and their dynamics (``inf`` for the highest of each connected image).
+
+    Examples
+    --------
+    >>> v = np.array([[0, 3, 1, 2, 0]], np.float32)
+    >>> roots, dyn = maxima_dynamics(v)
+    >>> roots.tolist(), dyn.tolist()
+    ([1, 3], [inf, 1.0])
+    """
+    v = np.asarray(values, dtype=np.float32)
+    n = v.size
+    idx = np.arange(n, dtype=np.int64).reshape(v.shape)
+    best_v, best_i = v.copy(), idx.copy()
+    for o in _offsets(v.ndim):
+        src, dst = _shift(o)
+        nv, ni, cv, ci = v[dst], idx[dst], best_v[src], best_i[src]
+        up = (nv > cv) | ((nv == cv) & (ni > ci))
+        cv[up] = nv[up]
+        ci[up] = ni[up]
+    parent = best_i.ravel()
+    while True:
+        nxt = parent[parent]
+        if np.array_equal(nxt, parent):
+            break
+        parent = nxt
+    roots = np.flatnonzero(parent == np.arange(n))
+    basin = np.searchsorted(roots, parent).reshape(v.shape)
+    m = roots.size
+    pair_list, pass_list = [], []
+    for o in _offsets(v.ndim):
+        if o <= tuple(0 for _ in o):    # each unordered neighbour pair once
+            continue
+        src, dst = _shift(o)
+        a, b = basin[src], basin[dst]
+        cut = a != b
+        if not cut.any():
+            continue
+        lo, hi = np.minimum(a[cut], b[cut]), np.maximum(a[cut], b[cut])
+        pair_list.append(lo.astype(np.int64) * m + hi)
+        pass_list.append(np.minimum(v[src][cut], v[dst][cut]))
+    dyn = np.full(m, np.inf)
+    if not pair_list:
+        return roots, dyn
+    pair, sad = np.concatenate(pair_list), np.concatenate(pass_list)
+    order = np.lexsort((-sad, pair))                    # per pair, its highest saddle first
+    pair, sad = pair[order], sad[order]
+    first = np.r_[True, pair[1:] != pair[:-1]]
+    pair, sad = pair[first], sad[first]
+    order = np.argsort(-sad, kind="stable")
+    top = v.ravel()[roots].astype(np.float64)
+    uf = np.arange(m)
+    peak = np.arange(m)                                 # each component's highest maximum
+
+    def find(i):
+        while uf[i] != i:
+            uf[i] = uf[uf[i]]
+            i = uf[i]
+        return i
+
+    for e in order:
+        i, j = find(pair[e] // m), find(pair[e] % m)
+        if i == j:
+            continue
+        pi, pj = peak[i], peak[j]
+        # the lower peak (ties: the lower root index, as the ascent broke them) meets a higher one here
+        low, high = (pi, pj) if (top[pi], roots[pi]) < (top[pj], roots[pj]) else (pj, pi)
+        dyn[low] = top[low] - float(sad[e])
+        uf[i] = j
+        peak[j] = high
+    return roots, dyn
+
+
 def _interior_distance(b, *, threshold, sigma, sampling, mask=None):
     """Interior (``b < threshold``, within ``mask``) and its smoothed distance transform (float32)."""
     interior = b < threshold
@@ -128,7 +231,7 @@ def _argmax_per_label(values, labels, which):
 
 
 def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.0, sigma: float = 1.0,
-                   sampling=None, mask=None):
+                   sampling=None, mask=None, dynamic_height: float = 1.0):
     """Seeds at the maxima of the distance transform of ``boundary < threshold``.
 
     Parameters
@@ -139,6 +242,14 @@ def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.
     min_distance : float
         Maxima closer than this (in ``sampling`` units) are merged: one seed per window of
         ``2 * min_distance + 1``. Larger values give fewer, bigger fragments.
+        ``"dynamic"``: no window; seeds are the regional maxima whose dynamic (height above the
+        highest saddle to a higher maximum, :func:`maxima_dynamics`) is at least ``dynamic_height``
+        voxels (in ``sampling`` units of the smallest spacing). The distance transform is quantized
+        to about a voxel, so a maximum rising less than that above its saddle is discretization
+        noise of the boundary, while a cell centre rises by about its radius; the seed set changes
+        one maximum at a time as the map changes, not all at once as a window's floor step does.
+    dynamic_height : float
+        ``h`` of ``min_distance="dynamic"``, in voxels of the smallest spacing (default 1).
     sigma : float
         Gaussian smoothing of the distance transform before finding maxima: removes the
         spurious ridges that a noisy boundary map creates. 0 to disable.
@@ -164,8 +275,13 @@ def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.
     if len(sampling) != b.ndim:
         raise ValueError(f"sampling has {len(sampling)} values for a {b.ndim}D boundary map")
     # out-of-range values ran silently: a negative spacing as 1 voxel, a threshold above 1 as "no membrane"
-    if not (np.isfinite(min_distance) and min_distance >= 0):
+    dynamic = isinstance(min_distance, str)
+    if dynamic and min_distance != "dynamic":
+        raise ValueError(f"min_distance must be a distance or 'dynamic', got {min_distance!r}")
+    if not dynamic and not (np.isfinite(min_distance) and min_distance >= 0):
         raise ValueError(f"min_distance must be a distance >= 0 in voxels, got {float(min_distance):g}")
+    if not (np.isfinite(dynamic_height) and dynamic_height > 0):
+        raise ValueError(f"dynamic_height must be > 0 voxels, got {float(dynamic_height):g}")
     if not (np.isfinite(sigma) and sigma >= 0):
         raise ValueError(f"sigma must be >= 0, got {float(sigma):g}")
     if not 0.0 <= threshold <= 1.0:
@@ -173,8 +289,19 @@ def distance_seeds(boundary, *, threshold: float = 0.5, min_distance: float = 3.
     interior, dist = _interior_distance(b, threshold=threshold, sigma=sigma, sampling=sampling, mask=mask)
     # Plateau maxima of a maximum filter: vectorized, and a flat ridge gives one connected seed
     # rather than many (what skimage's peak_local_max would need extra work for).
-    maxima = (dist == ndi.maximum_filter(dist, size=_anisotropic_size(min_distance, sampling))) & interior
-    maxima &= dist > 0
+    if dynamic:
+        # plateaus of local maxima that hold a maximum rising >= h above its saddle to a higher one
+        maxima = (dist == ndi.maximum_filter(dist, size=3)) & interior & (dist > 0)
+        plateaus, _ = ndi.label(maxima, structure=ndi.generate_binary_structure(b.ndim, b.ndim))
+        roots, dyn = maxima_dynamics(dist)
+        h = dynamic_height * min(sampling)
+        keep = np.zeros(int(plateaus.max()) + 1, dtype=bool)
+        keep[plateaus.ravel()[roots[dyn >= h * (1 - 1e-6)]]] = True
+        keep[0] = False
+        maxima = keep[plateaus]
+    else:
+        maxima = (dist == ndi.maximum_filter(dist, size=_anisotropic_size(min_distance, sampling))) & interior
+        maxima &= dist > 0
     # The window can hide a thin cell's maximum behind a fatter neighbour's: give every connected
     # piece of interior that got no seed one at its own distance maximum, so no cell is flooded
     # from a neighbour (a merge that no agglomeration can undo).
