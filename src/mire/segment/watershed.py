@@ -125,24 +125,32 @@ def maxima_dynamics(values):
     ([1, 3], [inf, 1.0])
     """
     v = np.asarray(values, dtype=np.float32)
-    n = v.size
-    idx = np.arange(n, dtype=np.int64).reshape(v.shape)
-    best_v, best_i = v.copy(), idx.copy()
-    for o in _offsets(v.ndim):
+    full = ndi.generate_binary_structure(v.ndim, v.ndim)
+    top3 = ndi.maximum_filter(v, footprint=full, mode="constant", cval=-np.inf)
+    # voxels with no higher neighbour; a connected plateau of them is one maximum (one basin)
+    flat, m = ndi.label(v == top3, structure=full)
+    basin = flat.astype(np.int64) - 1
+    todo = basin < 0
+    ptr = np.full(v.shape, -1, dtype=np.int64)
+    idx = np.arange(v.size, dtype=np.int64).reshape(v.shape)
+    for o in _offsets(v.ndim):                  # the first neighbour holding the highest value
         src, dst = _shift(o)
-        nv, ni, cv, ci = v[dst], idx[dst], best_v[src], best_i[src]
-        up = (nv > cv) | ((nv == cv) & (ni > ci))
-        cv[up] = nv[up]
-        ci[up] = ni[up]
-    parent = best_i.ravel()
-    while True:
+        hit = todo[src] & (v[dst] == top3[src])
+        ptr[src][hit] = idx[dst][hit]
+        todo[src] &= ~hit
+    del todo, idx
+    parent = np.where(basin.ravel() >= 0, np.arange(v.size), ptr.ravel())
+    del ptr
+    while True:                                 # pointer jumping to the plateau each ascent ends on
         nxt = parent[parent]
         if np.array_equal(nxt, parent):
             break
         parent = nxt
-    roots = np.flatnonzero(parent == np.arange(n))
-    basin = np.searchsorted(roots, parent).reshape(v.shape)
-    m = roots.size
+    basin = basin.ravel()[parent].reshape(v.shape)
+    del parent
+    on = np.flatnonzero(flat)
+    roots = np.zeros(m, dtype=np.int64)
+    np.maximum.at(roots, flat.ravel()[on] - 1, on)   # a plateau's voxel: its highest flat index
     pair_list, pass_list = [], []
     for o in _offsets(v.ndim):
         if o <= tuple(0 for _ in o):    # each unordered neighbour pair once
