@@ -4,6 +4,7 @@ scoring (and R0 = min_distance "dynamic" alone, reported). See experiments/resul
     PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python experiments/em_dynamic_seeds.py design-gala   # gala test
     PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python experiments/em_dynamic_seeds.py design-np     # neuroproof
     PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python experiments/em_dynamic_seeds.py gate          # gala train + snemi3d mini
+    PYTHONPATH=src OMP_NUM_THREADS=1 nice -n 10 python experiments/em_dynamic_seeds.py timing        # seed step, 250^3
 
 One JSON line per row, appended to experiments/results/em_dynamic_seeds.jsonl.
 """
@@ -77,6 +78,19 @@ def main() -> int:
 
         img = imread(DATA / "neuroproof_fibsem_medulla_sample1_unlabeled" / "grayscale.tif")
         model_volume("neuroproof", img, None, "design")
+    elif what == "timing":   # the seed step on a synthetic 250^3 map (cells: smoothed noise, 20 % membrane)
+        from scipy import ndimage as ndi
+
+        from mire.segment.watershed import distance_seeds
+
+        rng = np.random.default_rng(0)
+        b = ndi.gaussian_filter(rng.random((250, 250, 250)).astype(np.float32), 4)
+        b = (b > np.quantile(b, 0.8)).astype(np.float32)
+        for md in (3.0, "dynamic", 3.0, "dynamic"):
+            t = time.perf_counter()
+            seeds, _ = distance_seeds(b, min_distance=md)
+            emit({"phase": "gate", "volume": "synthetic-250", "min_distance": md,
+                  "seconds": round(time.perf_counter() - t, 2), "seeds": int(seeds.max())})
     elif what == "gate":
         v = load_volumes(["gala-train"])["gala-train"]
         model_volume("gala-train", v["raw"], v["gt"], "gate")

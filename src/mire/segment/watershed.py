@@ -129,25 +129,33 @@ def maxima_dynamics(values):
     top3 = ndi.maximum_filter(v, footprint=full, mode="constant", cval=-np.inf)
     # voxels with no higher neighbour; a connected plateau of them is one maximum (one basin)
     flat, m = ndi.label(v == top3, structure=full)
-    basin = flat.astype(np.int64) - 1
-    todo = basin < 0
-    ptr = np.full(v.shape, -1, dtype=np.int64)
-    idx = np.arange(v.size, dtype=np.int64).reshape(v.shape)
-    for o in _offsets(v.ndim):                  # the first neighbour holding the highest value
-        src, dst = _shift(o)
-        hit = todo[src] & (v[dst] == top3[src])
-        ptr[src][hit] = idx[dst][hit]
-        todo[src] &= ~hit
-    del todo, idx
-    parent = np.where(basin.ravel() >= 0, np.arange(v.size), ptr.ravel())
+    # every other voxel points to its first strictly higher neighbour (any rising neighbour keeps the
+    # ascent non-decreasing, which is all the basin argument needs, and most find one in the first few
+    # offsets, so the loop shrinks fast); a -inf frame makes flat neighbour offsets safe at the border
+    pad = np.pad(v, 1, constant_values=-np.inf)
+    pv = pad.ravel()
+    strides = np.array([int(np.prod(pad.shape[k + 1:])) for k in range(v.ndim)])
+    todo = np.flatnonzero(np.pad(flat == 0, 1, constant_values=False))
+    ptr = np.full(pv.size, -1, dtype=np.int64)
+    for o in _offsets(v.ndim):
+        if not todo.size:
+            break
+        nb = todo + int(np.dot(o, strides))
+        hit = pv[nb] > pv[todo]
+        ptr[todo[hit]] = nb[hit]
+        todo = todo[~hit]
+    lab = np.pad(flat.astype(np.int64) - 1, 1, constant_values=-1).ravel()
+    parent = np.where(lab >= 0, np.arange(pv.size), ptr)
+    parent[parent < 0] = np.arange(pv.size)[parent < 0]      # the frame points to itself
     del ptr
     while True:                                 # pointer jumping to the plateau each ascent ends on
         nxt = parent[parent]
         if np.array_equal(nxt, parent):
             break
         parent = nxt
-    basin = basin.ravel()[parent].reshape(v.shape)
-    del parent
+    inner = tuple(slice(1, -1) for _ in range(v.ndim))
+    basin = lab[parent].reshape(pad.shape)[inner]
+    del parent, lab
     on = np.flatnonzero(flat)
     roots = np.zeros(m, dtype=np.int64)
     np.maximum.at(roots, flat.ravel()[on] - 1, on)   # a plateau's voxel: its highest flat index
@@ -167,31 +175,34 @@ def maxima_dynamics(values):
     if not pair_list:
         return roots, dyn
     pair, sad = np.concatenate(pair_list), np.concatenate(pass_list)
-    order = np.lexsort((-sad, pair))                    # per pair, its highest saddle first
+    order = np.argsort(pair)                            # one key (lexsort of two is 3x slower here)
     pair, sad = pair[order], sad[order]
-    first = np.r_[True, pair[1:] != pair[:-1]]
-    pair, sad = pair[first], sad[first]
+    first = np.flatnonzero(np.r_[True, pair[1:] != pair[:-1]])
+    pair, sad = pair[first], np.maximum.reduceat(sad, first)   # each pair's highest saddle
     order = np.argsort(-sad, kind="stable")
-    top = v.ravel()[roots].astype(np.float64)
-    uf = np.arange(m)
-    peak = np.arange(m)                                 # each component's highest maximum
-
-    def find(i):
+    # Kruskal on plain Python lists (numpy scalar indexing is ~10x slower in this loop)
+    key = list(zip(v.ravel()[roots].tolist(), roots.tolist()))   # ties: the lower root index, as above
+    top = [k[0] for k in key]
+    lo_l, hi_l, sad_l = (pair[order] // m).tolist(), (pair[order] % m).tolist(), sad[order].tolist()
+    uf = list(range(m))
+    peak = list(range(m))                               # each component's highest maximum
+    out = [np.inf] * m
+    for i, j, s in zip(lo_l, hi_l, sad_l):
         while uf[i] != i:
             uf[i] = uf[uf[i]]
             i = uf[i]
-        return i
-
-    for e in order:
-        i, j = find(pair[e] // m), find(pair[e] % m)
+        while uf[j] != j:
+            uf[j] = uf[uf[j]]
+            j = uf[j]
         if i == j:
             continue
         pi, pj = peak[i], peak[j]
-        # the lower peak (ties: the lower root index, as the ascent broke them) meets a higher one here
-        low, high = (pi, pj) if (top[pi], roots[pi]) < (top[pj], roots[pj]) else (pj, pi)
-        dyn[low] = top[low] - float(sad[e])
+        # the lower peak meets a higher one at this saddle: its dynamic
+        low, high = (pi, pj) if key[pi] < key[pj] else (pj, pi)
+        out[low] = top[low] - s
         uf[i] = j
         peak[j] = high
+    dyn = np.asarray(out, dtype=np.float64)
     return roots, dyn
 
 
