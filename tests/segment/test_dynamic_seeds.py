@@ -80,3 +80,11 @@ def test_seed_set_changes_one_maximum_at_a_time_in_h():
 def test_dynamic_rejects_other_strings():
     with pytest.raises(ValueError, match="dynamic"):
         distance_seeds(np.zeros((8, 8), np.float32), min_distance="auto")
+
+
+def test_pipeline_accepts_dynamic():
+    # segment_boundaries passes it through seeded_watershed: the two touching disks stay two segments
+    from mire.segment.pipeline import segment_boundaries
+
+    seg = segment_boundaries(_two_disks(8, 14), threshold=0.5, min_distance="dynamic", sigma=0)
+    assert sorted(np.unique(seg[_two_disks(8, 14) == 0]).tolist()) == [1, 2]
