@@ -101,8 +101,8 @@ def _shift(o):
 def maxima_dynamics(values):
     """Dynamic of every regional maximum: its height above the highest saddle to a higher maximum.
 
-    Exact and vectorized: each voxel points to its highest neighbour (ties by flat index), pointer
-    jumping gives every voxel the maximum its ascent ends on (a basin), the saddle between two
+    Exact and vectorized: each voxel points to a strictly higher neighbour (a connected plateau
+    with none is one maximum), pointer jumping gives every voxel the maximum its ascent ends on (a basin), the saddle between two
     basins is the largest ``min(v(x), v(y))`` over their touching voxel pairs, and a maximum
     spanning forest of the basin graph (Kruskal, highest saddle first) gives each maximum the
     saddle at which it joins a higher one. Within a basin every voxel reaches its maximum without
