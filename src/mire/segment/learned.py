@@ -564,6 +564,8 @@ class Segmenter:
         the training data's (cells twice as large get seeds twice as far apart), in [1.5, 12]."""
         from mire.segment.adapt import correlation_length, is_auto
 
+        if isinstance(value, str) and value == "dynamic":    # seeds by their dynamic: no spacing to scale
+            return value
         if not is_auto(value):
             return float(value)
         ref = (self.metadata["normalization"].get("reference") or {}).get("correlation_length")
