@@ -88,3 +88,12 @@ def test_pipeline_accepts_dynamic():
 
     seg = segment_boundaries(_two_disks(8, 14), threshold=0.5, min_distance="dynamic", sigma=0)
     assert sorted(np.unique(seg[_two_disks(8, 14) == 0]).tolist()) == [1, 2]
+
+
+def test_blockwise_refuses_dynamic_in_words(tmp_path):
+    from mire.segment import segment_blockwise
+
+    b = np.zeros((8, 16, 16), np.float32)
+    with pytest.raises(ValueError, match="not available block by block"):
+        segment_blockwise(b, block_shape=(8, 8, 8), min_distance="dynamic", out=str(tmp_path / "s.zarr"))
+    assert not (tmp_path / "s.zarr").exists()

@@ -614,6 +614,10 @@ def segment_blockwise(boundary_map, *, block_shape, halo=16, threshold: float = 
         if tuple(affinities.shape[1:]) != shape or affinities.shape[0] < ndim:
             raise ValueError(f"affinities of shape {tuple(affinities.shape)} do not fit a boundary map of shape "
                              f"{shape}: expected (C, {', '.join(map(str, shape))}) with C >= {ndim}")
+    if isinstance(min_distance, str):
+        # a maximum's dynamic depends on saddles that can lie outside a block and its halo
+        raise ValueError(f"min_distance={min_distance!r} is not available block by block; give a spacing in "
+                         "voxels (e.g. 3) or segment the volume in memory")
     blockwise.check_workers(workers)  # before the scratch folder exists
     if isinstance(out, (str, os.PathLike)) and Path(out).exists():  # before any work, not after
         raise FileExistsError(f"output {out} exists; remove it or choose another name")
