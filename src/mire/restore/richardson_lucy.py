@@ -377,7 +377,7 @@ def richardson_lucy(image, psf, *, n_iter="auto", acceleration="biggs", tv_weigh
     # (no hold-out weights, no TV term) on a stack with at least 2 blocks per axis
     half_first = (HALF_RES_FIRST_STEP and biggs and FIRST_STEP != 1 and flat_hx is not None and fit is None
                   and tv_weight == 0 and (_point or total > 1) and min(img.shape) >= 4)
-    track0 = half_first and (total + (1 if _point else 0)) > 2 or (half_first and acceleration_factors is not None)
+    track0 = half_first and (total + (1 if _point else 0) > 2 or acceleration_factors is not None)
     with progress_bar(progress, total, "Richardson-Lucy") as bar:
         # the automatic stop scores the point each step starts from, and `_point` (its refit)
         # returns that point: one more pass through the loop's head
@@ -621,6 +621,7 @@ def _half_res_backprojection(r: torch.Tensor, kernel: np.ndarray, y_region, *, o
         v = dst
     return out
 
+
 def _half_kernel(kernel: np.ndarray) -> tuple[np.ndarray, list]:
     """The half-resolution kernel ``k_h`` of :func:`_half_res_backprojection` (float64) and its first index per axis."""
     k = np.asarray(kernel, dtype=np.float64)
@@ -683,7 +684,6 @@ def _half_res_box_scale(kernel: np.ndarray, shape, y_region, x_shape, dtype, dev
     keep = torch.as_tensor(exact).to(dtype) > 1e-6
     inv = torch.as_tensor(1 / np.maximum(approx, 1e-12)).to(dtype).masked_fill_(~keep, 0)
     return _BoxScale(inv.contiguous(), index, device)
-
 
 
 def _inverse_norm(norm: torch.Tensor) -> torch.Tensor:
